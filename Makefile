@@ -1,0 +1,39 @@
+# The two commands a newcomer needs: `make serve` and `make test`. Both create or refresh
+# the virtual environment first, so they work on a fresh machine with only Python 3.11.
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed-stamp
+ROOMS ?= rooms
+HOST ?= 127.0.0.1
+PORT ?= 8000
+DB ?= roomc.db
+
+.PHONY: install serve test lint compile bench clean
+
+$(STAMP): pyproject.toml
+	python3 -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip setuptools wheel
+	$(PY) -m pip install -q -e '.[test]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+serve: $(STAMP)
+	$(VENV)/bin/roomc lint $(ROOMS)
+	$(VENV)/bin/roomc compile $(ROOMS) -o build/routes.json
+	$(VENV)/bin/roomc serve build/routes.json --host $(HOST) --port $(PORT) --db $(DB)
+
+test: $(STAMP)
+	$(PY) -m pytest -q
+
+lint: $(STAMP)
+	$(VENV)/bin/roomc lint $(ROOMS)
+
+compile: $(STAMP)
+	$(VENV)/bin/roomc compile $(ROOMS) -o build/routes.json
+
+bench: $(STAMP)
+	bash bench/run.sh
+
+clean:
+	rm -rf build dist *.egg-info .pytest_cache .hypothesis

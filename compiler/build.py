@@ -1,0 +1,134 @@
+"""Passes 3 and 4: merge the files of one policy, then build the typed IR from the data."""
+from __future__ import annotations
+
+from typing import Any
+
+from .diagnostics import Diagnostic, Severity, Span
+from .ir import DEFAULT_STATUS_EVENTS, Action, Branch, Flow, Policy, Role, Room, Route, Server
+from .load import SourceFile
+
+SECTIONS = ("server", "defaults", "rooms", "flows", "routes")
+ROLE_ONLY = ("when", "say", "actions", "countsTowardCapacity")
+
+
+def merge(sources: list[SourceFile]) -> tuple[dict, dict, dict, list[Diagnostic]]:
+    """Merge files into one document; an id or key defined twice is an error naming both places."""
+    merged: dict[str, Any] = {"roomc": 1, "secrets": []}
+    spans: dict[tuple, Span] = {}
+    key_spans: dict[tuple, Span] = {}
+    found: list[Diagnostic] = []
+    for source in sources:
+        data = source.data if isinstance(source.data, dict) else {}
+        for path, span in source.value_spans.items():
+            if path[:1] != ("secrets",):
+                spans.setdefault(path, span)
+        for path, span in source.key_spans.items():
+            if path[:1] != ("secrets",):
+                key_spans.setdefault(path, span)
+        for index, name in enumerate(data.get("secrets") or []):
+            if name not in merged["secrets"]:
+                spans[("secrets", len(merged["secrets"]))] = source.span(("secrets", index))
+                merged["secrets"].append(name)
+        for section in SECTIONS:
+            entries = data.get(section)
+            if not isinstance(entries, dict):
+                continue
+            target = merged.setdefault(section, {})
+            for key, value in entries.items():
+                if key in target:
+                    first = key_spans[(section, key)]
+                    here = source.key_spans.get((section, key), source.span((section, key)))
+                    found.append(Diagnostic(
+                        "RC010", Severity.ERROR,
+                        f"'{section}.{key}' is defined twice: first at {first.file}:{first.line}:{first.column}",
+                        here, (section, key)))
+                    continue
+                target[key] = value
+                spans[(section, key)] = source.span((section, key))
+                for path, span in source.value_spans.items():
+                    if path[:2] == (section, key):
+                        spans[path] = span
+                for path, span in source.key_spans.items():
+                    if path[:2] == (section, key):
+                        key_spans[path] = span
+    return merged, spans, key_spans, found
+
+
+def _action(raw: dict, path: tuple, spans: dict) -> Action:
+    verb, value = next(iter(raw.items()))
+    span = spans.get(path + (verb,), spans.get(path, Span()))
+    if verb == "say":
+        args = {"text": value} if isinstance(value, str) else dict(value)
+    elif verb == "play":
+        args = {"url": value} if isinstance(value, str) else dict(value)
+    elif verb in ("hangup", "reject"):
+        args = dict(value or {})
+    elif verb == "redirect":
+        if isinstance(value, str):
+            args = {"route": value} if value.startswith("/") else {"url": value}
+        else:
+            args = dict(value)
+    elif verb == "join":
+        args = {"room": value} if isinstance(value, str) else dict(value)
+    else:
+        args = dict(value or {})
+    nested: tuple[Action, ...] = ()
+    if verb == "getDigits":
+        items = args.pop("nested", None) or []
+        nested = tuple(_action(item, path + (verb, "nested", i), spans) for i, item in enumerate(items))
+    return Action(verb, args, span, path + (verb,), nested)
+
+
+def _actions(raw: Any, path: tuple, spans: dict) -> tuple[Action, ...]:
+    return tuple(_action(item, path + (i,), spans) for i, item in enumerate(raw or []))
+
+
+def _role(role_id: str, raw: dict, room_params: dict, path: tuple, spans: dict) -> Role:
+    actions = list(_actions(raw.get("actions"), path + ("actions",), spans))
+    if raw.get("say") is not None:
+        actions.append(_action({"say": raw["say"]}, path, spans))
+    params = {**room_params, **{k: v for k, v in raw.items() if k not in ROLE_ONLY}}
+    return Role(role_id, raw.get("when"), tuple(actions), bool(raw.get("countsTowardCapacity", True)),
+                params, spans.get(path, Span()), path)
+
+
+def build(data: dict, spans: dict, key_spans: dict, files: tuple[str, ...]) -> Policy:
+    """Turn merged, schema-valid data into the typed IR."""
+    defaults = dict(data.get("defaults") or {})
+    defaults.setdefault("statusEvents", list(DEFAULT_STATUS_EVENTS))
+    rooms = {}
+    for room_id, raw in (data.get("rooms") or {}).items():
+        path = ("rooms", room_id)
+        params = {**defaults, **{k: v for k, v in raw.items() if k not in ("name", "roles", "whenFull", "extraSeats")}}
+        roles = tuple(_role(rid, rraw or {}, params, path + ("roles", rid), spans)
+                      for rid, rraw in (raw.get("roles") or {}).items())
+        extra = raw.get("extraSeats", 2 if any(not r.counts for r in roles) else 0)
+        rooms[room_id] = Room(room_id, raw["name"], params, roles,
+                              _actions(raw.get("whenFull"), path + ("whenFull",), spans), int(extra),
+                              spans.get(path, Span()), path)
+    flows = {}
+    for flow_id, raw in (data.get("flows") or {}).items():
+        path = ("flows", flow_id)
+        branches = tuple(
+            Branch(None if b.get("digits") is None else str(b["digits"]), b.get("match"), b.get("when"),
+                   _actions(b.get("actions"), path + ("onDigits", i, "actions"), spans),
+                   spans.get(path + ("onDigits", i), Span()), path + ("onDigits", i))
+            for i, b in enumerate(raw.get("onDigits") or []))
+        flows[flow_id] = Flow(flow_id, _actions(raw.get("actions"), path + ("actions",), spans), branches,
+                              _actions(raw.get("otherwise"), path + ("otherwise",), spans), spans.get(path, Span()), path)
+    routes = {}
+    for route_path, raw in (data.get("routes") or {}).items():
+        path = ("routes", route_path)
+        if raw == "events":
+            kind, target, role = "events", None, None
+        elif "join" in raw:
+            kind, target, role = "join", raw["join"], raw.get("role")
+        else:
+            kind, target, role = "flow", raw["flow"], None
+        routes[route_path] = Route(route_path, kind, target, role, key_spans.get(path, spans.get(path, Span())), path)
+    server_raw = data.get("server") or {}
+    server = Server(server_raw.get("publicUrl"), server_raw.get("signatureSecretEnv"),
+                    int(server_raw.get("reservationTtl", 60)),
+                    _actions(server_raw.get("fallback"), ("server", "fallback"), spans))
+    return Policy(int(data.get("roomc", 1)), server, tuple(data.get("secrets") or ()), rooms, flows, routes,
+                  files, dict(data.get("defaults") or {}), spans, key_spans)

@@ -1,0 +1,129 @@
+"""Pass 6, codegen: the IR becomes the route table, action templates in Sautikit's own JSON.
+
+Template strings become `{"$t": source}`; links to this policy's own routes become
+`{"$url": {"route": ..., "query": ...}}`, resolved by the runtime against its public URL
+(so one compiled table serves staging and production); a `join` inside an action list
+becomes `{"$join": {"room": ..., "role": ...}}`, expanded by the runtime with admission.
+Everything else is a constant the runtime emits as is.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from .ir import Action, Policy, Role, Room
+from .templates import is_template
+
+FULL_DEFAULT = ({"say": {"text": "Sorry, this meeting is full. Please try again later."}}, {"hangup": {}})
+FALLBACK_DEFAULT = ({"say": {"text": "Sorry, we could not connect your call. Please try again later."}},
+                    {"hangup": {}})
+# The order conference keys are written in; JSON order does not matter to Sautikit, sorting keeps output stable.
+CONFERENCE_KEYS = ("beep", "collectDigits", "digitsCallbackUrl", "endOnExit", "finishOnKey", "flags", "muted",
+                   "numDigits", "record", "startOnEnter", "statusEvents", "statusEventsCallbackUrl", "waitUrl")
+
+
+def value(text: Any) -> Any:
+    """A string as a constant, or marked as a template when it has template syntax."""
+    return {"$t": text} if is_template(text) else text
+
+
+def _redirect(args: dict) -> dict:
+    out: dict[str, Any] = {}
+    query = {k: value(str(v)) for k, v in sorted((args.get("query") or {}).items())}
+    if "route" in args:
+        out["url"] = {"$url": {"route": args["route"], "query": query}}
+    elif query:
+        out["url"] = {"$url": {"base": value(args["url"]), "query": query}}
+    else:
+        out["url"] = value(args["url"])
+    if "method" in args:
+        out["method"] = args["method"]
+    return {"redirect": out}
+
+
+def action(node: Action) -> dict:
+    """One IR action as its template."""
+    if node.verb == "redirect":
+        return _redirect(node.args)
+    if node.verb == "join":
+        return {"$join": {"room": node.args["room"], "role": node.args.get("role")}}
+    args = {k: value(v) if isinstance(v, str) else v for k, v in node.args.items()}
+    if node.verb == "getDigits" and node.nested:
+        args["nested"] = [action(n) for n in node.nested]
+    return {node.verb: args}
+
+
+def actions(nodes: tuple[Action, ...]) -> list[dict]:
+    """An action list as templates."""
+    return [action(n) for n in nodes]
+
+
+def conference(policy: Policy, room: Room, role: Role) -> dict:
+    """The conference verb a role joins with."""
+    params = role.params
+    out: dict[str, Any] = {"name": {"$t": "{{ room }}"}}
+    for key in CONFERENCE_KEYS:
+        if key not in params:
+            continue
+        raw = params[key]
+        out[key] = " ".join(raw) if key == "statusEvents" else value(raw) if isinstance(raw, str) else raw
+    if "statusEventsCallbackUrl" not in out and policy.events_route:
+        out["statusEventsCallbackUrl"] = {"$url": {"route": policy.events_route, "query": {}}}
+    if room.capacity:
+        # Uncounted roles (supervisors) get their own seats on top, so the platform never stalls them.
+        out["maxParticipants"] = room.capacity + room.extra_seats
+    return {"conference": dict(sorted(out.items()))}
+
+
+def _room(policy: Policy, room: Room) -> dict:
+    return {
+        "name": value(room.name),
+        "capacity": room.capacity,
+        "extraSeats": room.extra_seats,
+        "roles": [{
+            "id": role.id,
+            "when": role.when,
+            "counts": role.counts,
+            "muted": bool(role.params.get("muted", False)),
+            "actions": actions(role.actions) + [conference(policy, room, role)],
+        } for role in room.roles],
+        "whenFull": actions(room.when_full) if room.when_full else list(FULL_DEFAULT),
+    }
+
+
+def _flow(flow) -> dict:
+    return {
+        "actions": actions(flow.actions),
+        "branches": [{"digits": b.digits, "match": b.match, "when": b.when, "actions": actions(b.actions)}
+                     for b in flow.branches],
+        # No `otherwise`: ask again, which is what a caller who mistyped expects.
+        "otherwise": actions(flow.otherwise) if flow.otherwise else actions(flow.actions),
+    }
+
+
+def _route(route) -> dict:
+    out: dict[str, Any] = {"kind": route.kind, "methods": ["GET", "POST"]}
+    if route.kind == "join":
+        out.update(room=route.target, role=route.role)
+    elif route.kind == "flow":
+        out["flow"] = route.target
+    return out
+
+
+def codegen(policy: Policy, *, version: str, digest: str, sources: list[str]) -> dict:
+    """The whole route table for a linted policy."""
+    return {
+        "roomc": version,
+        "format": 1,
+        "digest": digest,
+        "sources": sorted(sources),
+        "server": {
+            "publicUrl": policy.server.public_url,
+            "signatureSecretEnv": policy.server.signature_secret_env,
+            "reservationTtl": policy.server.reservation_ttl,
+            "fallback": actions(policy.server.fallback) if policy.server.fallback else list(FALLBACK_DEFAULT),
+        },
+        "secrets": sorted(policy.secrets),
+        "routes": {path: _route(r) for path, r in sorted(policy.routes.items())},
+        "rooms": {rid: _room(policy, r) for rid, r in sorted(policy.rooms.items())},
+        "flows": {fid: _flow(f) for fid, f in sorted(policy.flows.items())},
+    }

@@ -1,0 +1,24 @@
+"""Codes produced outside the rule modules: file and YAML traps, schema, merging, suppressions."""
+from __future__ import annotations
+
+# code: (name, why it matters)
+CODES: dict[str, tuple[str, str]] = {
+    "RC000": ("unreadable-file", "The file could not be read at all (missing, a folder, no permission)."),
+    "RC001": ("yaml-syntax", "The file is not valid YAML; nothing in it can be checked until it parses."),
+    "RC002": ("duplicate-key", "YAML keeps only the last of two equal keys, silently dropping the first."),
+    "RC003": ("yaml11-boolean", "`yes`, `no`, `on`, `off` are booleans in YAML 1.1 but strings in YAML 1.2 editors."),
+    "RC004": ("multi-document", "Only the first document of a file is read; the rest would be silently ignored."),
+    "RC005": ("merge-key", "`<<` merge keys are YAML 1.1 only; other tools read them as a plain key."),
+    "RC006": ("tab-indent", "YAML forbids tabs in indentation; editors show them differently from parsers."),
+    "RC007": ("not-utf8", "Policies are UTF-8; other encodings garble spoken text."),
+    "RC008": ("empty-file", "An empty file defines nothing and is almost always a mistake."),
+    "RC009": ("alias-bomb", "A document that expands past the node limit (billion laughs) is refused, not loaded."),
+    "RC010": ("defined-twice", "An id or setting defined in two files; which one wins would depend on file order."),
+    "RC101": ("unknown-key", "A key the room language does not have; usually a typo, silently ignored by hand-written servers."),
+    "RC102": ("missing-key", "A required key is missing."),
+    "RC103": ("wrong-type", "A value of the wrong type (a string where a number belongs, ...)."),
+    "RC104": ("bad-value", "A value outside what is allowed (enum, pattern, range, id shape)."),
+    "RC105": ("one-verb", "An action has exactly one verb, as in Sautikit's own JSON."),
+    "RC404": ("refused-response", "A compiled response Sautikit's actions schema would refuse; checked with typed placeholders."),
+    "RC901": ("unused-suppression", "A `# roomc: ignore[...]` comment that suppresses nothing hides nothing but rots."),
+}

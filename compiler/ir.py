@@ -1,0 +1,132 @@
+"""The typed intermediate form: frozen nodes, each carrying its source span and JSON path."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from .diagnostics import Span
+
+STATUS_EVENTS = ("start", "end", "join", "leave", "mute", "unmute")
+DEFAULT_STATUS_EVENTS = STATUS_EVENTS
+# Verbs that hand the call to the caller or the room: a redirect cycle through one of these is not a busy loop.
+WAITING_VERBS = frozenset({"getDigits", "record", "dial", "join"})
+SPOKEN_VERBS = frozenset({"say"})
+
+
+@dataclass(frozen=True)
+class Action:
+    """One verb with normalised arguments (`say: text` becomes `{"text": text}`)."""
+
+    verb: str
+    args: dict[str, Any]
+    span: Span
+    path: tuple
+    nested: tuple["Action", ...] = ()
+
+
+@dataclass(frozen=True)
+class Role:
+    """A way into a room: its condition, greeting and conference parameters."""
+
+    id: str
+    when: str | None
+    actions: tuple[Action, ...]
+    counts: bool
+    params: dict[str, Any]
+    span: Span
+    path: tuple
+
+
+@dataclass(frozen=True)
+class Room:
+    """A conference room: a templated name, the shared parameters, roles and the full answer."""
+
+    id: str
+    name: str
+    params: dict[str, Any]
+    roles: tuple[Role, ...]
+    when_full: tuple[Action, ...]
+    extra_seats: int
+    span: Span
+    path: tuple
+
+    @property
+    def capacity(self) -> int:
+        return int(self.params.get("maxParticipants") or 0)
+
+
+@dataclass(frozen=True)
+class Branch:
+    """One `onDigits` branch: exact digits, a regex, or a condition."""
+
+    digits: str | None
+    match: str | None
+    when: str | None
+    actions: tuple[Action, ...]
+    span: Span
+    path: tuple
+
+
+@dataclass(frozen=True)
+class Flow:
+    """An IVR step: actions when no digits came, branches when they did."""
+
+    id: str
+    actions: tuple[Action, ...]
+    branches: tuple[Branch, ...]
+    otherwise: tuple[Action, ...]
+    span: Span
+    path: tuple
+
+
+@dataclass(frozen=True)
+class Route:
+    """A webhook path Sautikit calls, and what answers it."""
+
+    path: str
+    kind: str  # join | flow | events
+    target: str | None
+    role: str | None
+    span: Span
+    keypath: tuple
+
+
+@dataclass(frozen=True)
+class Server:
+    public_url: str | None = None
+    signature_secret_env: str | None = None
+    reservation_ttl: int = 60
+    fallback: tuple[Action, ...] = ()
+
+
+@dataclass(frozen=True)
+class Policy:
+    """A whole policy, merged from one or more files."""
+
+    version: int
+    server: Server
+    secrets: tuple[str, ...]
+    rooms: dict[str, Room]
+    flows: dict[str, Flow]
+    routes: dict[str, Route]
+    files: tuple[str, ...]
+    defaults: dict[str, Any] = field(default_factory=dict)
+    spans: dict[tuple, Span] = field(default_factory=dict, repr=False)
+    key_spans: dict[tuple, Span] = field(default_factory=dict, repr=False)
+
+    def span(self, path: tuple) -> Span:
+        """The span of the nearest node at or above `path`."""
+        path = tuple(path)
+        while path:
+            if path in self.spans:
+                return self.spans[path]
+            path = path[:-1]
+        return self.spans.get((), Span(self.files[0] if self.files else "", 1, 1))
+
+    def key_span(self, path: tuple) -> Span:
+        """The span of the key that names `path` (falls back to its value)."""
+        return self.key_spans.get(tuple(path)) or self.span(path)
+
+    @property
+    def events_route(self) -> str | None:
+        return next((r.path for r in self.routes.values() if r.kind == "events"), None)

@@ -1,0 +1,104 @@
+"""The compiler's passes, in order. Each stage reads what the one before it left in `Compilation`."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from importlib import metadata
+from typing import Callable
+
+from .build import build, merge
+from .codegen import codegen
+from .diagnostics import Diagnostic, Severity, sort_diagnostics
+from .emit import digest
+from .ir import Policy
+from .lint import apply_suppressions, lint
+from .load import SourceFile, discover, load_file
+from .validate import validate
+from .verify import verify
+
+try:
+    VERSION = metadata.version("roomc")
+except metadata.PackageNotFoundError:  # running from a source tree without an install
+    VERSION = "0.0.0"
+
+
+@dataclass
+class Compilation:
+    """What the passes know so far about one policy."""
+
+    paths: list[str]
+    sources: list[SourceFile] = field(default_factory=list)
+    diagnostics: list[Diagnostic] = field(default_factory=list)
+    policy: Policy | None = None
+    table: dict | None = None
+
+    @property
+    def has_errors(self) -> bool:
+        effective = apply_suppressions(self.diagnostics, self.sources, report_unused=False)
+        return any(d.severity is Severity.ERROR for d in effective)
+
+
+def _load(c: Compilation) -> Compilation:
+    c.sources = [load_file(p) for p in discover(c.paths)]
+    for source in c.sources:
+        c.diagnostics.extend(source.diagnostics)
+    return c
+
+
+def _validate(c: Compilation) -> Compilation:
+    for source in c.sources:
+        c.diagnostics.extend(validate(source))
+    return c
+
+
+def _build(c: Compilation) -> Compilation:
+    # Meaning rules need a well-formed document; schema errors come first.
+    if c.has_errors or not c.sources:
+        return c
+    data, spans, key_spans, found = merge(c.sources)
+    c.diagnostics.extend(found)
+    c.policy = build(data, spans, key_spans, tuple(s.path for s in c.sources))
+    return c
+
+
+def _lint(c: Compilation) -> Compilation:
+    if c.policy is not None:
+        c.diagnostics.extend(lint(c.policy))
+    return c
+
+
+def _codegen(c: Compilation) -> Compilation:
+    if c.policy is None or c.has_errors:
+        return c
+    c.table = codegen(c.policy, version=VERSION, digest=digest([s.path for s in c.sources]),
+                      sources=[s.path for s in c.sources])
+    return c
+
+
+def _verify(c: Compilation) -> Compilation:
+    if c.table is not None and c.policy is not None:
+        c.diagnostics.extend(verify(c.table, c.policy))
+        if c.has_errors:
+            c.table = None
+    return c
+
+
+PASSES: tuple[tuple[str, Callable[[Compilation], Compilation]], ...] = (
+    ("load", _load),
+    ("validate", _validate),
+    ("build", _build),
+    ("lint", _lint),
+    ("codegen", _codegen),
+    ("verify", _verify),
+)
+STAGES = tuple(name for name, _ in PASSES)
+
+
+def run(paths: list[str], until: str = "verify") -> Compilation:
+    """Run the passes up to and including `until`; findings are suppressed and sorted at the end."""
+    compilation = Compilation(paths=list(paths))
+    for name, step in PASSES:
+        compilation = step(compilation)
+        if name == until:
+            break
+    compilation.diagnostics = sort_diagnostics(apply_suppressions(compilation.diagnostics, compilation.sources))
+    return compilation

@@ -1,0 +1,28 @@
+"""The lint rules, one module each, in an explicit registry (the order findings are produced in)."""
+from __future__ import annotations
+
+from types import ModuleType
+
+from . import (capacity_events, end_without_start, insecure_url, record_without_end, redirect_loop,
+               room_never_starts, secret_spoken, shadowed_role, shared_room_name, status_event_name,
+               template_syntax, template_undefined, too_many_actions, undefined_reference, unreachable,
+               unsigned_roles)
+
+RULES: tuple[ModuleType, ...] = (
+    undefined_reference,
+    room_never_starts,
+    end_without_start,
+    shared_room_name,
+    record_without_end,
+    redirect_loop,
+    unreachable,
+    status_event_name,
+    capacity_events,
+    shadowed_role,
+    template_syntax,
+    template_undefined,
+    secret_spoken,
+    unsigned_roles,
+    insecure_url,
+    too_many_actions,
+)

@@ -1,0 +1,70 @@
+"""Walks shared by several rules: every action list, every action, every template string."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Iterator
+
+from ..ir import Action, Policy
+
+URL_FIELDS = {("play", "url"), ("record", "action"), ("record", "transcribeCallback"), ("redirect", "url"),
+              ("dial", "sip")}
+CONFERENCE_URL_PARAMS = ("waitUrl", "statusEventsCallbackUrl", "digitsCallbackUrl")
+
+
+@dataclass(frozen=True)
+class Site:
+    """One template-bearing string and what its context lacks there."""
+
+    path: tuple
+    source: str
+    expression: bool
+    unavailable: frozenset[str]
+    spoken: bool = False
+
+
+def action_lists(policy: Policy) -> Iterator[tuple[str, tuple[Action, ...], frozenset[str]]]:
+    """Every action list with its owner and the context names it cannot use."""
+    no_room = frozenset({"room", "role"})
+    for room in policy.rooms.values():
+        for role in room.roles:
+            yield f"room '{room.id}' role '{role.id}'", role.actions, frozenset()
+        yield f"room '{room.id}' whenFull", room.when_full, frozenset()
+    for flow in policy.flows.values():
+        yield f"flow '{flow.id}'", flow.actions, no_room
+        for branch in flow.branches:
+            yield f"flow '{flow.id}' branch", branch.actions, no_room
+        yield f"flow '{flow.id}' otherwise", flow.otherwise, no_room
+    yield "server.fallback", policy.server.fallback, frozenset({"room", "role", "secret"})
+
+
+def walk_actions(actions: tuple[Action, ...]) -> Iterator[Action]:
+    """Actions and the say/play nested in their getDigits."""
+    for action in actions:
+        yield action
+        yield from action.nested
+
+
+def sites(policy: Policy) -> Iterator[Site]:
+    """Every string that may hold a template, with what its context lacks there."""
+    for room in policy.rooms.values():
+        yield Site(room.path + ("name",), room.name, False, frozenset({"room", "role"}))
+        for key in CONFERENCE_URL_PARAMS + ("flags",):
+            if isinstance(room.params.get(key), str):
+                yield Site(room.path + (key,), room.params[key], False, frozenset({"role"}))
+        for role in room.roles:
+            if role.when:
+                yield Site(role.path + ("when",), role.when, True, frozenset({"role"}))
+    for flow in policy.flows.values():
+        for branch in flow.branches:
+            if branch.when:
+                yield Site(branch.path + ("when",), branch.when, True, frozenset({"room", "role"}))
+    for _, actions, unavailable in action_lists(policy):
+        for action in walk_actions(actions):
+            for key, value in action.args.items():
+                if isinstance(value, str):
+                    yield Site(action.path + (key,), value, False, unavailable,
+                               spoken=(action.verb == "say" and key == "text"))
+                elif isinstance(value, dict):
+                    for qkey, qvalue in value.items():
+                        if isinstance(qvalue, str):
+                            yield Site(action.path + (key, qkey), qvalue, False, unavailable)

@@ -1,0 +1,56 @@
+"""RC201 undefined-reference: a route, redirect or join names something the policy does not define.
+
+Sautikit would call a path roomc does not serve, and the caller would hear silence.
+
+Failing::
+
+    routes:
+      /join: {join: meting}        # no room 'meting'
+
+Passing::
+
+    routes:
+      /join: {join: meeting}
+"""
+from __future__ import annotations
+
+from typing import Iterator
+
+from ..diagnostics import Diagnostic, Severity
+from ..ir import Policy
+from ._sites import action_lists, walk_actions
+
+CODE = "RC201"
+NAME = "undefined-reference"
+SEVERITY = Severity.ERROR
+
+
+def _missing_role(policy: Policy, room_id: str, role: str | None) -> bool:
+    return role is not None and room_id in policy.rooms and role not in {r.id for r in policy.rooms[room_id].roles}
+
+
+def check(policy: Policy) -> Iterator[Diagnostic]:
+    for route in policy.routes.values():
+        if route.kind == "join" and route.target not in policy.rooms:
+            yield Diagnostic(CODE, SEVERITY, f"route '{route.path}' joins undefined room '{route.target}'",
+                             policy.span(route.keypath + ("join",)), route.keypath)
+        if route.kind == "join" and _missing_role(policy, route.target, route.role):
+            yield Diagnostic(CODE, SEVERITY, f"route '{route.path}' names undefined role '{route.role}'",
+                             policy.span(route.keypath + ("role",)), route.keypath)
+        if route.kind == "flow" and route.target not in policy.flows:
+            yield Diagnostic(CODE, SEVERITY, f"route '{route.path}' runs undefined flow '{route.target}'",
+                             policy.span(route.keypath + ("flow",)), route.keypath)
+    for owner, actions, _ in action_lists(policy):
+        for action in walk_actions(actions):
+            if action.verb == "redirect" and "route" in action.args and action.args["route"] not in policy.routes:
+                yield Diagnostic(CODE, SEVERITY,
+                                 f"{owner} redirects to undefined route '{action.args['route']}'"
+                                 " (a route path starts with '/'; an absolute URL starts with https://)",
+                                 action.span, action.path)
+            if action.verb == "join":
+                room_id = action.args["room"]
+                if room_id not in policy.rooms:
+                    yield Diagnostic(CODE, SEVERITY, f"{owner} joins undefined room '{room_id}'", action.span, action.path)
+                elif _missing_role(policy, room_id, action.args.get("role")):
+                    yield Diagnostic(CODE, SEVERITY, f"{owner} joins undefined role '{action.args['role']}' "
+                                     f"of room '{room_id}'", action.span, action.path)

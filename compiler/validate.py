@@ -1,0 +1,115 @@
+"""Pass 2, validate: the room-language schema, with findings at the offending key or value.
+
+jsonschema's raw errors point at instances, not source positions, and its
+oneOf/anyOf failures read as dumps; this pass turns each into one Diagnostic
+that names the key, says what was expected, and suggests a near spelling.
+"""
+from __future__ import annotations
+
+import difflib
+from typing import Iterator
+
+from jsonschema.exceptions import ValidationError, best_match
+
+from .diagnostics import Diagnostic, Severity
+from .load import SourceFile
+from .schemas import POLICY, validator
+
+TYPE_NAMES = {"object": "a mapping", "array": "a list", "string": "a string", "integer": "an integer",
+              "boolean": "true or false", "null": "nothing", "number": "a number"}
+
+
+def _describe(value: object) -> str:
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, dict):
+        return "a mapping"
+    if isinstance(value, list):
+        return "a list"
+    if value is None:
+        return "nothing (null)"
+    text = repr(value)
+    return text if len(text) < 40 else text[:37] + "...'"
+
+
+def _where(path: tuple) -> str:
+    return "the top level" if not path else "'" + ".".join(str(p) for p in path) + "'"
+
+
+def _types(schema: dict) -> list[str]:
+    if "type" in schema:
+        kinds = schema["type"] if isinstance(schema["type"], list) else [schema["type"]]
+        return [TYPE_NAMES.get(k, k) for k in kinds]
+    if "const" in schema:
+        return [repr(schema["const"])]
+    return []
+
+
+def _convert(error: ValidationError, source: SourceFile) -> Iterator[Diagnostic]:
+    path = tuple(error.absolute_path)
+    kind = error.validator
+    if kind == "additionalProperties" and isinstance(error.instance, dict):
+        allowed = sorted(error.schema.get("properties", {}))
+        for key in error.instance:
+            if key in allowed:
+                continue
+            near = difflib.get_close_matches(key, allowed, n=1)
+            hint = f"; did you mean '{near[0]}'?" if near else (
+                f"; expected one of: {', '.join(allowed)}" if allowed else "")
+            yield Diagnostic("RC101", Severity.ERROR, f"unknown key '{key}' in {_where(path)}{hint}",
+                             source.key_spans.get(path + (key,), source.span(path + (key,))), path + (key,))
+        return
+    if kind == "required":
+        missing = [k for k in error.validator_value if k not in error.instance]
+        for key in missing:
+            yield Diagnostic("RC102", Severity.ERROR, f"missing required key '{key}' in {_where(path)}",
+                             source.key_spans.get(path, source.span(path)), path)
+        return
+    if kind in ("oneOf", "anyOf") and error.context:
+        shallow = [e for e in error.context if tuple(e.absolute_path) == path and e.validator in ("type", "const")]
+        if len(shallow) == len(error.context):
+            expected = []
+            for sub in error.schema[kind]:
+                expected.extend(t for t in _types(sub) if t not in expected)
+            yield Diagnostic("RC103", Severity.ERROR,
+                             f"{_where(path)} should be {' or '.join(expected)}, not {_describe(error.instance)}",
+                             source.span(path), path)
+            return
+        deeper = [e for e in error.context if not (tuple(e.absolute_path) == path and e.validator in ("type", "const"))]
+        yield from _convert(best_match(deeper), source)
+        return
+    if kind == "type":
+        yield Diagnostic("RC103", Severity.ERROR,
+                         f"{_where(path)} should be {' or '.join(_types(error.schema))}, not {_describe(error.instance)}",
+                         source.span(path), path)
+        return
+    if kind in ("minProperties", "maxProperties") and "say" in error.schema.get("properties", {}):
+        verbs = ", ".join(error.instance) or "none"
+        yield Diagnostic("RC105", Severity.ERROR,
+                         f"an action has exactly one verb (found: {verbs})", source.span(path), path)
+        return
+    if kind == "propertyNames":
+        key = error.instance
+        yield Diagnostic("RC104", Severity.ERROR, f"'{key}' is not a valid id here: {error.message}",
+                         source.key_spans.get(path + (key,), source.span(path)), path + (key,))
+        return
+    if kind == "enum":
+        choices = ", ".join(repr(c) for c in error.validator_value)
+        message = f"{_where(path)} is {_describe(error.instance)}; expected one of {choices}"
+    elif kind == "const":
+        message = f"{_where(path)} must be {error.validator_value!r}, not {_describe(error.instance)}"
+    elif kind == "pattern":
+        message = f"{_where(path)} value {_describe(error.instance)} does not match {error.validator_value}"
+    else:
+        message = f"{_where(path)}: {error.message}"
+    yield Diagnostic("RC104", Severity.ERROR, message, source.span(path), path)
+
+
+def validate(source: SourceFile) -> list[Diagnostic]:
+    """Check one loaded file against the room-language schema."""
+    if source.data is None:
+        return []
+    found: list[Diagnostic] = []
+    for error in validator(POLICY).iter_errors(source.data):
+        found.extend(_convert(error, source))
+    return found

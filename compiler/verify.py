@@ -1,0 +1,77 @@
+"""Pass 7, verify: every response the table can produce is checked against Sautikit's actions schema.
+
+Template slots are filled with typed placeholders (a number where a number belongs,
+an https URL where a URL does), joins are expanded to the longest thing they can become,
+so a table that passes cannot make Sautikit refuse a response.
+"""
+from __future__ import annotations
+
+from typing import Any, Iterator
+
+from .diagnostics import Diagnostic, Severity
+from .ir import Policy
+from .schemas import ACTIONS, validator
+
+PLACEHOLDERS = {"number": "+254700000000", "numbers": "+254700000000", "sip": "sip:placeholder@example.invalid",
+                "name": "room-placeholder", "finishOnKey": "#"}
+URL_PLACEHOLDER = "https://placeholder.invalid/route"
+
+
+def fill(node: Any, key: str = "") -> Any:
+    """A template tree with every slot replaced by a value of the type its field expects."""
+    if isinstance(node, dict):
+        if "$t" in node:
+            return PLACEHOLDERS.get(key, "x")
+        if "$url" in node:
+            return URL_PLACEHOLDER
+        return {k: fill(v, k) for k, v in node.items()}
+    if isinstance(node, list):
+        return [fill(v, key) for v in node]
+    return node
+
+
+def expand(table: dict, actions: list, visiting: frozenset = frozenset()) -> list:
+    """Joins replaced by the longest response their room can give."""
+    out: list = []
+    for item in actions:
+        if "$join" not in item:
+            out.append(item)
+            continue
+        room_id = item["$join"]["room"]
+        room = table["rooms"].get(room_id)
+        if room is None or room_id in visiting:
+            out.append({"hangup": {}})
+            continue
+        wanted = item["$join"].get("role")
+        variants = [r["actions"] for r in room["roles"] if wanted in (None, r["id"])]
+        variants.append(expand(table, room["whenFull"], visiting | {room_id}))
+        out.extend(max(variants, key=len))
+    return out
+
+
+def responses(table: dict) -> Iterator[tuple[tuple, list]]:
+    """Every action list of the table, with the IR path it came from."""
+    for room_id, room in table["rooms"].items():
+        for role in room["roles"]:
+            yield ("rooms", room_id, "roles", role["id"]), role["actions"]
+        yield ("rooms", room_id, "whenFull"), room["whenFull"]
+    for flow_id, flow in table["flows"].items():
+        yield ("flows", flow_id, "actions"), flow["actions"]
+        for index, branch in enumerate(flow["branches"]):
+            yield ("flows", flow_id, "onDigits", index), branch["actions"]
+        yield ("flows", flow_id, "otherwise"), flow["otherwise"]
+    yield ("server", "fallback"), table["server"]["fallback"]
+
+
+def verify(table: dict, policy: Policy) -> list[Diagnostic]:
+    """Findings (RC404) for any response Sautikit would refuse."""
+    found = []
+    check = validator(ACTIONS)
+    for path, actions in responses(table):
+        envelope = {"actions": fill(expand(table, actions))}
+        for error in check.iter_errors(envelope):
+            where = ".".join(str(p) for p in error.absolute_path)
+            found.append(Diagnostic("RC404", Severity.ERROR,
+                                    f"this response would be refused by Sautikit ({where}: {error.message})",
+                                    policy.span(path), path))
+    return found

@@ -1,0 +1,1 @@
+"""JSON Schemas shipped with roomc (package data): the room language, Sautikit actions, the route table."""

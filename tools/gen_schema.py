@@ -1,0 +1,256 @@
+"""Generate schema/roomc.schema.json, the room-language schema editors and `roomc lint` use.
+
+Written as code so that every property gets its title, description and
+markdownDescription without hand-copying; tests check the committed JSON
+equals this script's output (`python tools/gen_schema.py --check`).
+"""
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+OUT = Path(__file__).resolve().parent.parent / "schema" / "roomc.schema.json"
+STATUS_EVENTS = ["start", "end", "join", "leave", "mute", "unmute"]
+ENV_NAME = {"type": "string", "pattern": "^[A-Z_][A-Z0-9_]*$"}
+TEMPLATE_NOTE = " May contain `{{ ... }}` templates over the request (see docs/language.md#template-context)."
+
+
+def p(title: str, description: str, schema: dict | None = None, **extra) -> dict:
+    """One documented property."""
+    out = {"title": title, "description": description, "markdownDescription": description}
+    out.update(schema or {})
+    out.update(extra)
+    return out
+
+
+def string(title: str, description: str, **extra) -> dict:
+    return p(title, description, {"type": "string", "minLength": 1}, **extra)
+
+
+def boolean(title: str, description: str, default: bool | None = None) -> dict:
+    extra = {} if default is None else {"default": default}
+    return p(title, description, {"type": "boolean"}, **extra)
+
+
+def integer(title: str, description: str, minimum: int = 0, **extra) -> dict:
+    return p(title, description, {"type": "integer", "minimum": minimum}, **extra)
+
+
+def ref(name: str, title: str, description: str, **extra) -> dict:
+    return p(title, description, {"$ref": f"#/$defs/{name}"}, **extra)
+
+
+CONFERENCE_PARAMS = {
+    "maxParticipants": integer(
+        "Capacity", "Most callers admitted to the room at once (roles with `countsTowardCapacity: false` excluded). "
+        "roomc counts seats itself and answers `whenFull` instead of letting the platform stall the caller. "
+        "0 leaves the cap to the PBX.", examples=[10]),
+    "beep": boolean("Entry/exit beep", "Play a tone when this participant joins or leaves.", False),
+    "muted": boolean("Muted (listen-only)", "The participant hears the room but cannot be heard, e.g. a supervisor.", False),
+    "startOnEnter": boolean(
+        "Start on enter", "The room starts when a participant with this set joins; others hear `waitUrl` until then. "
+        "Left unset, the PBX default applies."),
+    "endOnExit": boolean("End on exit", "When this participant leaves, the room ends and everyone is disconnected.", False),
+    "waitUrl": string("Hold music URL", "Audio played to participants waiting for the room to start. Use https." + TEMPLATE_NOTE,
+                      examples=["https://cdn.example.com/hold-music.mp3"]),
+    "record": boolean("Record the room", "Record the whole room session; the recording URL arrives with the `end` status event.", False),
+    "statusEventsCallbackUrl": string(
+        "Status events URL", "Where the PBX posts conference status events. Left out, it points at this policy's "
+        "`events` route under `server.publicUrl`." + TEMPLATE_NOTE),
+    "statusEvents": p("Status events", "Which conference events to receive; a list here, a space-separated string on the wire.",
+                      {"type": "array", "items": {"type": "string", "minLength": 1,
+                                                  "anyOf": [{"enum": STATUS_EVENTS}, {"type": "string"}]},
+                       "uniqueItems": True}, examples=[STATUS_EVENTS]),
+    "flags": string("FreeSWITCH flags", "Raw `mod_conference` flags, forwarded verbatim."),
+    "collectDigits": boolean("Collect digits in the room", "Collect DTMF while in the conference.", False),
+    "finishOnKey": p("Finish key", "Key that submits digits early when `collectDigits` is on.",
+                     {"type": "string", "pattern": "^[0-9#*]?$"}, default="#"),
+    "numDigits": integer("Digits to collect", "Exact number of in-room digits to collect; 0 = unlimited.", default=0),
+    "digitsCallbackUrl": string("Digits URL", "Receives the `DigitsCollected` event for in-room digits." + TEMPLATE_NOTE),
+}
+
+SAY_OBJECT = {"type": "object", "additionalProperties": False, "required": ["text"], "properties": {
+    "text": string("Text", "What is spoken." + TEMPLATE_NOTE),
+    "voice": string("Voice", "Voice name, e.g. `alice`, `man`, `woman`; PBX default when left out."),
+    "language": string("Language", "BCP-47 tag such as `en-KE` or `sw-KE`.", examples=["en-KE", "sw-KE"]),
+    "loop": integer("Loop", "Times to repeat; 0 = once."),
+}}
+PLAY_OBJECT = {"type": "object", "additionalProperties": False, "required": ["url"], "properties": {
+    "url": string("Audio URL", "Audio file to play; must be on the workspace CDN allow-list." + TEMPLATE_NOTE),
+    "loop": integer("Loop", "Times to repeat; 0 = once."),
+}}
+SAY = p("say", "Speak text: a string, or an object with `text`, `voice`, `language`, `loop`.",
+        {"oneOf": [{"type": "string", "minLength": 1}, SAY_OBJECT]}, examples=["Welcome to the meeting."])
+PLAY = p("play", "Play audio: a URL, or an object with `url` and `loop`.",
+         {"oneOf": [{"type": "string", "minLength": 1}, PLAY_OBJECT]})
+EMPTY = {"oneOf": [{"type": "null"}, {"type": "object", "additionalProperties": False, "maxProperties": 0}]}
+
+VERBS = {
+    "say": SAY,
+    "play": PLAY,
+    "getDigits": p("getDigits", "Collect keypad digits; Sautikit posts them back as `Digits` to the same URL, "
+                   "where the flow's `onDigits` branches choose what happens next.", {
+        "type": "object", "additionalProperties": False, "properties": {
+            "timeout": integer("Timeout", "Seconds to wait after the prompt."),
+            "numDigits": integer("Digits", "Exact count to collect; 0 = unlimited."),
+            "finishOnKey": p("Finish key", "Key that ends input.", {"type": "string", "pattern": "^[0-9#*]?$"}, default="#"),
+            "nested": p("Prompt", "What is played while waiting: only `say` and `play`.", {
+                "type": "array", "items": {"type": "object", "minProperties": 1, "maxProperties": 1,
+                                           "additionalProperties": False,
+                                           "properties": {"say": SAY, "play": PLAY}}}),
+        }}),
+    "dial": p("dial", "Connect the caller to a number or SIP URI.", {
+        "type": "object", "additionalProperties": False, "minProperties": 1, "properties": {
+            "number": string("Number", "E.164 number to dial." + TEMPLATE_NOTE, examples=["+254733000001"]),
+            "numbers": p("Numbers", "Several E.164 numbers dialled at once (first to answer wins).",
+                         {"type": "array", "minItems": 1, "items": {"type": "string", "minLength": 1}}),
+            "sip": string("SIP URI", "SIP destination; must be on the allow-list." + TEMPLATE_NOTE),
+            "callerId": string("Caller ID", "Number shown to the callee; must be one you own."),
+            "timeout": integer("Ring timeout", "Seconds to ring."),
+            "record": p("Record", "Record the dialled leg.", {"enum": ["record-from-answer", "record-from-ringing"]}),
+        }}),
+    "record": p("record", "Record the caller (voicemail style).", {
+        "type": "object", "additionalProperties": False, "properties": {
+            "action": string("Action URL", "Where recording metadata is posted." + TEMPLATE_NOTE),
+            "method": p("Method", "HTTP method for `action`.", {"enum": ["GET", "POST"]}, default="POST"),
+            "timeout": integer("Silence timeout", "Seconds of silence that end the recording."),
+            "maxLength": integer("Max length", "Longest recording in seconds."),
+            "finishOnKey": p("Finish key", "Key that ends the recording.", {"type": "string", "pattern": "^[0-9#*]?$"}),
+            "transcribe": boolean("Transcribe", "Ask for a transcription.", False),
+            "transcribeCallback": string("Transcription URL", "Where the transcription is posted." + TEMPLATE_NOTE),
+        }}),
+    "redirect": p("redirect", "Continue the call at another route of this policy (`/lobby`) or an absolute URL; "
+                  "an object adds `query` values and `method`.", {"oneOf": [
+                      {"type": "string", "minLength": 1},
+                      {"type": "object", "additionalProperties": False, "minProperties": 1, "properties": {
+                          "route": string("Route", "A route path of this policy, e.g. `/pin`."),
+                          "url": string("URL", "An absolute https URL." + TEMPLATE_NOTE),
+                          "query": p("Query", "Query values added to the URL; values may be templates.",
+                                     {"type": "object", "additionalProperties": {"type": ["string", "integer"]}}),
+                          "method": p("Method", "HTTP method Sautikit uses.", {"enum": ["GET", "POST"]}, default="POST"),
+                      }}]}),
+    "reject": p("reject", "Refuse the call without answering.", {"oneOf": [
+        {"type": "null"}, {"type": "object", "additionalProperties": False, "properties": {
+            "reason": p("Reason", "What the caller hears as the signal.", {"enum": ["rejected", "busy"]}, default="rejected")}}]}),
+    "hangup": p("hangup", "End the call. Write `hangup: {}`.", EMPTY),
+    "join": p("join", "Put the caller into a room of this policy, choosing the role by its `when` conditions, "
+              "or a fixed `role`. Capacity is checked exactly as on a join route.", {"oneOf": [
+                  {"type": "string", "minLength": 1},
+                  {"type": "object", "additionalProperties": False, "required": ["room"], "properties": {
+                      "room": string("Room", "Room id under `rooms`."),
+                      "role": string("Role", "Role id of that room; skips role selection."),
+                  }}]}),
+}
+
+ACTION = {"type": "object", "minProperties": 1, "maxProperties": 1, "additionalProperties": False,
+          "properties": VERBS, "description": "One verb: exactly one key."}
+
+ROLE = {"type": "object", "additionalProperties": False, "properties": {
+    "when": string("Condition", "A Jinja expression over the template context; the first role whose condition holds wins. "
+                   "No `when` = the default role.", examples=["query.host == '1'", "call.from in ['+254700000009']"]),
+    "say": ref("say", "Greeting", "Spoken before the caller joins." + TEMPLATE_NOTE),
+    "actions": ref("actions", "Actions before joining", "Extra actions run before the greeting and the conference."),
+    "countsTowardCapacity": boolean("Counts toward capacity", "Whether this role takes a seat under `maxParticipants`. "
+                                    "Supervisors usually do not.", True),
+    **{k: v for k, v in CONFERENCE_PARAMS.items() if k not in ("maxParticipants",)},
+}}
+
+ROOM = {"type": "object", "additionalProperties": False, "required": ["name", "roles"], "properties": {
+    "name": string("Room name", "The Sautikit room name: a template over the request, so each meeting gets its own room. "
+                   "Rendered names must match `^[A-Za-z0-9._-]{1,64}$`.", examples=["meeting-{{ query.room }}"]),
+    "whenFull": ref("actions", "When full", "Answered instead of a conference when every counted seat is taken "
+                    "(the platform would otherwise stall the caller silently)."),
+    "roles": p("Roles", "Who the caller is, tried in order: the first whose `when` holds wins.", {
+        "type": "object", "minProperties": 1,
+        "propertyNames": {"pattern": "^[A-Za-z][A-Za-z0-9_-]*$"},
+        "additionalProperties": {"$ref": "#/$defs/role"}}),
+    "extraSeats": integer(
+        "Seats for uncounted roles", "Seats beyond `maxParticipants` for roles with `countsTowardCapacity: false` "
+        "(supervisors). roomc admits at most this many of them at once and emits `maxParticipants + extraSeats`, "
+        "so the platform never stalls a caller roomc admitted. Default: 2 when such a role exists, else 0."),
+    **CONFERENCE_PARAMS,
+}}
+
+BRANCH = {"type": "object", "additionalProperties": False, "required": ["actions"], "properties": {
+    "digits": p("Digits", "Matches when the collected digits equal this exactly.", {"type": ["string", "integer"]}),
+    "match": string("Pattern", "Matches when the digits fully match this regular expression.", examples=["^[0-9]{6}$"]),
+    "when": string("Condition", "A Jinja expression over the template context.", examples=["call.digits == secret.HOST_PIN"]),
+    "actions": ref("actions", "Actions", "What happens when this branch matches."),
+}}
+
+FLOW = {"type": "object", "additionalProperties": False, "required": ["actions"], "properties": {
+    "actions": ref("actions", "Actions", "Answered when the request carries no `Digits`: usually a `getDigits` prompt."),
+    "onDigits": p("On digits", "Tried in order when Sautikit posts back `Digits`; the first matching branch answers.",
+                  {"type": "array", "items": {"$ref": "#/$defs/branch"}}),
+    "otherwise": ref("actions", "Otherwise", "Answered when digits arrive and no branch matches."),
+}}
+
+ROUTE = {"oneOf": [
+    {"const": "events", "description": "The conference status-events sink."},
+    {"type": "object", "additionalProperties": False, "required": ["join"], "properties": {
+        "join": string("Join room", "Room id to join."),
+        "role": string("Fixed role", "Role id; skips role selection.")}},
+    {"type": "object", "additionalProperties": False, "required": ["flow"], "properties": {
+        "flow": string("Flow", "Flow id to run.")}},
+]}
+
+SCHEMA = {
+    "$schema": "https://json-schema.org/draft/2020-12/schema",
+    "$id": "https://roomc.dev/schema/roomc.schema.json",
+    "title": "roomc room policy",
+    "description": "Conference rooms, lobbies and routes for Sautikit voice webhooks. See docs/language.md.",
+    "type": "object",
+    "additionalProperties": False,
+    "required": ["roomc"],
+    "properties": {
+        "roomc": p("Format version", "The room-language version; always 1 for now.", {"const": 1}),
+        "server": p("Server", "Settings for the webhook server.", {
+            "type": "object", "additionalProperties": False, "properties": {
+                "publicUrl": p("Public URL", "Base of every callback URL roomc emits; env `ROOMC_PUBLIC_URL` overrides.",
+                               {"type": "string", "pattern": "^https?://[^\\s/]+(/[^\\s]*)?$"},
+                               examples=["https://rooms.example.com"]),
+                "signatureSecretEnv": p("Signature secret variable", "Env var holding the Sautikit signing secret; "
+                                        "with it set, unsigned requests are refused.", ENV_NAME,
+                                        examples=["SAUTIKIT_VOICE_SECRET"]),
+                "reservationTtl": integer("Seat reservation TTL", "Seconds a seat stays reserved for a caller whose "
+                                          "`join` event has not arrived.", 1, default=60),
+                "fallback": ref("actions", "Fallback actions", "Answered when anything fails while answering a voice "
+                                "route; default: a short apology and hangup."),
+            }}),
+        "secrets": p("Secrets", "Env vars templates may read as `secret.NAME`; never spoken, never emitted.",
+                     {"type": "array", "items": ENV_NAME, "uniqueItems": True}, examples=[["HOST_PIN"]]),
+        "defaults": p("Defaults", "Conference parameters merged into every room (a room's own values win).", {
+            "type": "object", "additionalProperties": False, "properties": CONFERENCE_PARAMS}),
+        "rooms": p("Rooms", "Conference rooms by id.", {
+            "type": "object", "propertyNames": {"pattern": "^[A-Za-z][A-Za-z0-9_-]*$"},
+            "additionalProperties": {"$ref": "#/$defs/room"}}),
+        "flows": p("Flows", "IVR steps by id: actions, then branches on the digits Sautikit sends back.", {
+            "type": "object", "propertyNames": {"pattern": "^[A-Za-z][A-Za-z0-9_-]*$"},
+            "additionalProperties": {"$ref": "#/$defs/flow"}}),
+        "routes": p("Routes", "The webhook paths Sautikit calls: `{join: room}`, `{flow: id}` or `events`.", {
+            "type": "object", "propertyNames": {"pattern": "^/[A-Za-z0-9._~/-]*$"},
+            "additionalProperties": {"$ref": "#/$defs/route"}}),
+    },
+    "$defs": {
+        "say": SAY,
+        "actions": {"type": "array", "items": {"$ref": "#/$defs/action"}},
+        "action": ACTION,
+        "role": ROLE,
+        "room": ROOM,
+        "branch": BRANCH,
+        "flow": FLOW,
+        "route": ROUTE,
+    },
+}
+
+
+def render() -> str:
+    return json.dumps(SCHEMA, indent=2, sort_keys=False) + "\n"
+
+
+if __name__ == "__main__":
+    text = render()
+    if "--check" in sys.argv:
+        sys.exit(0 if OUT.read_text() == text else "schema/roomc.schema.json is stale: run python tools/gen_schema.py")
+    OUT.write_text(text)
