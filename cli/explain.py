@@ -1,0 +1,114 @@
+"""`roomc explain` and `roomc graph`: see what a caller gets, and a whole policy at a glance."""
+from __future__ import annotations
+
+import json
+
+import click
+
+from roomc.runtime.normalise import call_fields, has_digits
+from roomc.runtime.render import CompiledRole, Responder
+
+from .main import Failure, load_table, main
+
+
+def _pairs(values: tuple[str, ...], option: str) -> dict[str, str]:
+    out = {}
+    for item in values:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise Failure(f"{option} takes KEY=VALUE, not {item!r}")
+        out[key] = value
+    return out
+
+
+@main.command()
+@click.argument("paths", nargs=-1, type=click.Path())
+@click.option("--route", "route_path", required=True, help="Route path, e.g. /conference/join.")
+@click.option("--query", "queries", multiple=True, metavar="KEY=VALUE", help="Query-string value (repeatable).")
+@click.option("--form", "forms", multiple=True, metavar="KEY=VALUE", help="Voice-callback field, e.g. From=+2547...")
+@click.option("--participants", default=0, show_default=True, type=int,
+              help="Seats already taken in the room, to see the answer when it is full.")
+@click.option("--secret", "secrets", multiple=True, metavar="NAME=VALUE", help="Value for a declared secret.")
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True,
+              help="json prints only the response.")
+def explain(paths: tuple[str, ...], route_path: str, queries: tuple[str, ...], forms: tuple[str, ...],
+            participants: int, secrets: tuple[str, ...], fmt: str) -> None:
+    """Print the exact JSON the server would answer for a request, and (on stderr) why."""
+    table = load_table(paths)
+    if route_path not in table["routes"]:
+        raise Failure(f"no route {route_path!r}; routes: {', '.join(sorted(table['routes']))}")
+    if table["routes"][route_path]["kind"] == "events":
+        raise Failure(f"{route_path} is the status-events sink; it answers no actions")
+    fields = _pairs(forms, "--form")
+    responder = Responder(table, secrets=_pairs(secrets, "--secret"))
+
+    def seats(room: str, role: CompiledRole, limit: int) -> tuple[bool, str]:
+        taken = participants if role.counts else 0
+        pool = "seats" if role.counts else "uncounted seats"
+        if taken < limit:
+            return True, f"admitted: {taken + 1} of {limit} {pool} would be taken"
+        return False, f"full: {taken} of {limit} {pool} taken, so the room's whenFull actions answer"
+
+    answer = responder.answer(route_path, _pairs(queries, "--query"), call_fields(fields),
+                              digits_sent=has_digits(fields), seats=seats)
+    click.echo(json.dumps({"actions": answer.actions}, indent=2, ensure_ascii=False))
+    if fmt == "text":
+        for line in answer.trace:
+            click.echo(f"# {line}", err=True)
+
+
+def _graph_edges(table: dict) -> tuple[list[tuple[str, str, str]], dict[str, str]]:
+    nodes: dict[str, str] = {}
+    edges: list[tuple[str, str, str]] = []
+
+    def node(kind: str, name: str) -> str:
+        key = f"{kind}_{''.join(c if c.isalnum() else '_' for c in name)}"
+        nodes[key] = f"{kind} {name}"
+        return key
+
+    def scan(owner: str, actions: list, label: str = "") -> None:
+        for item in actions:
+            if "$join" in item:
+                role = item["$join"].get("role")
+                edges.append((owner, node("room", item["$join"]["room"]), label + (f"join as {role}" if role else "join")))
+            url = item.get("redirect", {}).get("url") if "redirect" in item else None
+            if isinstance(url, dict) and "$url" in url and "route" in url["$url"]:
+                edges.append((owner, node("route", url["$url"]["route"]), label + "redirect"))
+
+    for path, route in sorted(table["routes"].items()):
+        src = node("route", path)
+        if route["kind"] == "join":
+            edges.append((src, node("room", route["room"]), "join"))
+        elif route["kind"] == "flow":
+            edges.append((src, node("flow", route["flow"]), "flow"))
+    for fid, flow in sorted(table["flows"].items()):
+        src = node("flow", fid)
+        scan(src, flow["actions"])
+        for branch in flow["branches"]:
+            scan(src, branch["actions"], "digits: ")
+        scan(src, flow["otherwise"], "otherwise: ")
+    for rid, room in sorted(table["rooms"].items()):
+        scan(node("room", rid), room["whenFull"], "when full: ")
+    return edges, nodes
+
+
+@main.command()
+@click.argument("paths", nargs=-1, type=click.Path())
+@click.option("--format", "fmt", type=click.Choice(["mermaid", "dot"]), default="mermaid", show_default=True)
+def graph(paths: tuple[str, ...], fmt: str) -> None:
+    """Routes, rooms and flows with their joins and redirects, as a Mermaid or Graphviz graph."""
+    edges, nodes = _graph_edges(load_table(paths))
+    if fmt == "mermaid":
+        lines = ["flowchart LR"]
+        for key, label in sorted(nodes.items()):
+            shape = ("([", "])") if label.startswith("route") else ("[[", "]]") if label.startswith("flow") else ("[", "]")
+            lines.append(f'  {key}{shape[0]}"{label}"{shape[1]}')
+        lines += [f"  {a} -->|{label}| {b}" for a, b, label in edges]
+    else:
+        lines = ["digraph roomc {", "  rankdir=LR;"]
+        for key, label in sorted(nodes.items()):
+            shape = "oval" if label.startswith("route") else "box3d" if label.startswith("flow") else "box"
+            lines.append(f'  {key} [label="{label}", shape={shape}];')
+        lines += [f'  {a} -> {b} [label="{label}"];' for a, b, label in edges]
+        lines.append("}")
+    click.echo("\n".join(lines))

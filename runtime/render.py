@@ -1,0 +1,239 @@
+"""Rendering: a route table compiled once into functions that answer a request with actions.
+
+`roomc explain` and the server both answer through `Responder.answer`, so what an
+operator previews is exactly what a caller gets.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any, Callable, Protocol
+from urllib.parse import urlencode
+
+from jinja2.exceptions import TemplateError
+
+from roomc.compiler.templates import compile_condition, compile_text
+
+ROOM_NAME = re.compile(r"[A-Za-z0-9._-]{1,64}")
+E164 = re.compile(r"\+[1-9][0-9]{6,14}")
+MAX_JOIN_DEPTH = 4
+BAD_ROOM = [{"say": {"text": "Sorry, that meeting number is not valid."}}, {"hangup": {}}]
+NO_ROLE = [{"say": {"text": "Sorry, you cannot join this meeting."}}, {"hangup": {}}]
+
+
+class RenderError(Exception):
+    """A template could not produce a value Sautikit would accept; the caller gets the fallback."""
+
+
+class Seats(Protocol):
+    def __call__(self, room: str, role: "CompiledRole", counted_limit: int, extra_limit: int) -> tuple[bool, str]: ...
+
+
+def _checked(field_name: str, render: Callable[[dict], str]) -> Callable[[dict], str]:
+    """Wrap a template so its output is always a value the actions schema accepts for that field."""
+    def run(context: dict) -> str:
+        try:
+            out = render(context)
+        except TemplateError as exc:
+            raise RenderError(f"{field_name}: {exc}") from None
+        except Exception as exc:  # e.g. a filter given a hostile value; the caller must still hear something
+            raise RenderError(f"{field_name}: {type(exc).__name__}: {exc}") from None
+        if not out:
+            raise RenderError(f"{field_name} rendered empty")
+        if field_name in ("number", "numbers") and not E164.fullmatch(out):
+            raise RenderError(f"{field_name} rendered {out[:32]!r}, not an E.164 number")
+        if field_name == "sip" and not out.startswith(("sip:", "sips:")):
+            raise RenderError(f"sip rendered {out[:32]!r}, not a SIP URI")
+        return out
+    return run
+
+
+Node = Callable[[dict], Any]
+
+
+class Responder:
+    """A compiled route table: give it a route and a request context, get the actions."""
+
+    def __init__(self, table: dict, *, public_url: str | None = None, secrets: dict[str, str] | None = None):
+        self.table = table
+        self.public_url = (public_url or table["server"].get("publicUrl") or "").rstrip("/")
+        self.secrets = dict(secrets or {})
+        self.routes = table["routes"]
+        self.rooms = {rid: CompiledRoom(self, rid, room) for rid, room in table["rooms"].items()}
+        self.flows = {fid: CompiledFlow(self, flow) for fid, flow in table["flows"].items()}
+        self.fallback_template = self.actions(table["server"]["fallback"])
+
+    # -- compiling templates -------------------------------------------------
+    def node(self, template: Any, field_name: str = "") -> tuple[bool, Any]:
+        """(is_constant, value or function of the context) for one template tree."""
+        if isinstance(template, dict):
+            if "$t" in template:
+                return False, _checked(field_name, compile_text(template["$t"]))
+            if "$url" in template:
+                return False, self._url(template["$url"])
+            parts = [(key, *self.node(value, key)) for key, value in template.items()]
+            if all(constant for _, constant, _ in parts):
+                return True, template
+            return False, lambda context: {k: (v if c else v(context)) for k, c, v in parts}
+        if isinstance(template, list):
+            items = [self.node(v, field_name) for v in template]
+            if all(constant for constant, _ in items):
+                return True, template
+            return False, lambda context: [v if c else v(context) for c, v in items]
+        return True, template
+
+    def _url(self, spec: dict) -> Node:
+        base_constant, base = self.node(spec.get("base", ""), "url") if "base" in spec else (True, None)
+        route = spec.get("route")
+        query = [(k, *self.node(v, "query")) for k, v in spec.get("query", {}).items()]
+
+        def render(context: dict) -> str:
+            url = self.public_url + route if route is not None else (base if base_constant else base(context))
+            if query:
+                pairs = [(k, v if c else v(context)) for k, c, v in query]
+                url += ("&" if "?" in url else "?") + urlencode(pairs)
+            return url
+        return render
+
+    def actions(self, templates: list) -> Callable[[dict, "Answer", int], list]:
+        """An action list as a function; `$join` items splice in the joined room's answer."""
+        steps: list[tuple[str, Any]] = []
+        for item in templates:
+            if "$join" in item:
+                steps.append(("join", item["$join"]))
+                continue
+            constant, value = self.node(item)
+            steps.append(("const" if constant else "render", value))
+
+        def run(context: dict, answer: "Answer", depth: int) -> list:
+            out: list = []
+            for kind, value in steps:
+                if kind == "const":
+                    out.append(value)
+                elif kind == "render":
+                    out.append(value(context))
+                else:
+                    out.extend(self.rooms[value["room"]].join(context, answer, value.get("role"), depth + 1))
+            return out
+        return run
+
+    # -- answering -----------------------------------------------------------
+    def answer(self, path: str, query: dict, call: dict, *, digits_sent: bool, seats: Seats) -> "Answer":
+        """The actions for one voice request on one route, with a trace of why."""
+        route = self.routes[path]
+        answer = Answer(seats=seats)
+        context = {"query": query, "call": call, "secret": self.secrets}
+        try:
+            if route["kind"] == "join":
+                answer.actions = self.rooms[route["room"]].join(context, answer, route.get("role"), 0)
+            else:
+                answer.actions = self.flows[route["flow"]].run(context, answer, digits_sent)
+        except RenderError as exc:
+            answer.trace.append(f"fallback: {exc}")
+            answer.actions = self.fallback(context)
+            answer.failed = True
+        return answer
+
+    def fallback(self, context: dict) -> list:
+        """The configured fallback; if even that cannot render, the built-in apology."""
+        try:
+            return self.fallback_template(context, Answer(), MAX_JOIN_DEPTH)
+        except Exception:
+            return [{"say": {"text": "Sorry, something went wrong. Please call again later."}}, {"hangup": {}}]
+
+
+@dataclass
+class Answer:
+    actions: list = field(default_factory=list)
+    trace: list[str] = field(default_factory=list)
+    seats: Any = None
+    room: str | None = None
+    role: str | None = None
+    failed: bool = False
+
+
+class CompiledRole:
+    def __init__(self, responder: Responder, role: dict):
+        self.id = role["id"]
+        self.when_source = role["when"]
+        self.when = compile_condition(role["when"]) if role["when"] else None
+        self.counts = role["counts"]
+        self.muted = role["muted"]
+        self.actions = responder.actions(role["actions"])
+
+
+class CompiledRoom:
+    def __init__(self, responder: Responder, room_id: str, room: dict):
+        self.id = room_id
+        constant, self.name = responder.node(room["name"], "name")
+        if constant:
+            self.name = lambda context, _name=room["name"]: _name
+        self.capacity = room["capacity"]
+        self.extra_seats = room["extraSeats"]
+        self.roles = [CompiledRole(responder, r) for r in room["roles"]]
+        self.by_id = {r.id: r for r in self.roles}
+        self.when_full = responder.actions(room["whenFull"])
+
+    def join(self, context: dict, answer: Answer, fixed_role: str | None, depth: int) -> list:
+        if depth > MAX_JOIN_DEPTH:
+            raise RenderError(f"joins nested deeper than {MAX_JOIN_DEPTH} (whenFull rooms that send back)")
+        name = self.name(context)
+        if not ROOM_NAME.fullmatch(name):
+            answer.trace.append(f"room name {name[:80]!r} is not a valid Sautikit room name "
+                                "(1-64 of A-Z a-z 0-9 . _ -); refused")
+            return list(BAD_ROOM)
+        context = {**context, "room": name}
+        role = self.by_id.get(fixed_role) if fixed_role else self._choose(context, answer)
+        if role is None:
+            answer.trace.append(f"no role of room '{self.id}' matched; refused")
+            return list(NO_ROLE)
+        context["role"] = role.id
+        answer.room, answer.role = name, role.id
+        if self.capacity:
+            limit = self.capacity if role.counts else self.extra_seats
+            admitted, why = answer.seats(name, role, limit)
+            answer.trace.append(why)
+            if not admitted:
+                return self.when_full(context, answer, depth)
+        return role.actions(context, answer, depth)
+
+    def _choose(self, context: dict, answer: Answer) -> CompiledRole | None:
+        for role in self.roles:
+            if role.when is None:
+                answer.trace.append(f"role '{role.id}' chosen: the default (no `when`)")
+                return role
+            if role.when(context):
+                answer.trace.append(f"role '{role.id}' chosen: `{role.when_source}` holds")
+                return role
+            answer.trace.append(f"role '{role.id}' skipped: `{role.when_source}` does not hold")
+        return None
+
+
+class CompiledFlow:
+    def __init__(self, responder: Responder, flow: dict):
+        self.actions = responder.actions(flow["actions"])
+        self.otherwise = responder.actions(flow["otherwise"])
+        self.branches = []
+        for branch in flow["branches"]:
+            matcher: Callable[[dict], bool]
+            if branch["digits"] is not None:
+                matcher = lambda c, d=branch["digits"]: c["call"]["digits"] == d
+                label = f"digits == {branch['digits']!r}"
+            elif branch["match"] is not None:
+                matcher = lambda c, r=re.compile(branch["match"]): r.fullmatch(c["call"]["digits"]) is not None
+                label = f"digits match {branch['match']}"
+            else:
+                matcher = compile_condition(branch["when"])
+                label = f"`{branch['when']}` holds"
+            self.branches.append((matcher, label, responder.actions(branch["actions"])))
+
+    def run(self, context: dict, answer: Answer, digits_sent: bool) -> list:
+        if not digits_sent:
+            answer.trace.append("no digits in the request: the flow's actions")
+            return self.actions(context, answer, 0)
+        for matcher, label, actions in self.branches:
+            if matcher(context):
+                answer.trace.append(f"branch taken: {label}")
+                return actions(context, answer, 0)
+        answer.trace.append("no branch matched the digits: otherwise")
+        return self.otherwise(context, answer, 0)

@@ -1,0 +1,225 @@
+"""The store: seats, participants, room sessions and every status event, in SQLite (WAL).
+
+Each worker process opens its own connections (one a thread); writes that must be
+atomic across processes (a seat check and its reservation) run in `BEGIN IMMEDIATE`,
+which SQLite serialises between processes. The state of a participant or a room is
+re-derived from the stored events each time one arrives, so the result never depends
+on the order or number of deliveries.
+"""
+from __future__ import annotations
+
+import sqlite3
+import threading
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Iterator, Protocol
+
+import orjson
+
+from .normalise import Event
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS seats (
+    room TEXT NOT NULL, call_id TEXT NOT NULL, role TEXT, counted INTEGER NOT NULL DEFAULT 1,
+    muted0 INTEGER NOT NULL DEFAULT 0, reserved_at REAL, expires_at REAL,
+    joined_at REAL, left_at REAL, muted INTEGER,
+    PRIMARY KEY (room, call_id)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS events (
+    id INTEGER PRIMARY KEY, dedupe TEXT NOT NULL UNIQUE, room TEXT, kind TEXT, call_id TEXT,
+    at REAL NOT NULL, received_at REAL NOT NULL, recording TEXT, readable INTEGER NOT NULL, body BLOB NOT NULL
+);
+CREATE INDEX IF NOT EXISTS events_by_call ON events (room, call_id, kind);
+CREATE INDEX IF NOT EXISTS events_by_kind ON events (room, kind, at);
+CREATE TABLE IF NOT EXISTS rooms (
+    room TEXT PRIMARY KEY, started_at REAL, ended_at REAL, recording_url TEXT
+);
+"""
+# A seat is taken by a joined caller who has not left, or by a fresh reservation.
+ACTIVE = ("((left_at IS NULL AND (joined_at IS NOT NULL OR expires_at > :now)) "
+          "OR (left_at IS NOT NULL AND reserved_at > left_at AND expires_at > :now "
+          "AND (joined_at IS NULL OR joined_at <= left_at)))")
+
+
+@dataclass(frozen=True)
+class Admission:
+    admitted: bool
+    taken: int  # seats taken in the caller's pool, this caller included when admitted
+    limit: int
+    again: bool = False  # a retried webhook for a call that already holds its seat
+
+
+class Store(Protocol):
+    """What the runtime needs from a store; SQLite now, a networked one later."""
+
+    def reserve(self, room: str, call_id: str, role: str, *, counted: bool, limit: int, ttl: float,
+                muted: bool, now: float | None = None) -> Admission: ...
+
+    def record(self, event: Event, *, now: float | None = None) -> str: ...
+
+    def live_rooms(self, now: float | None = None) -> list[dict]: ...
+
+    def room(self, name: str) -> dict | None: ...
+
+
+class SQLiteStore:
+    """The embedded store: a SQLite file in WAL mode, safe across threads and processes."""
+
+    def __init__(self, path: str = "roomc.db", busy_timeout_ms: int = 10_000):
+        self.path = path
+        self.busy_timeout_ms = busy_timeout_ms
+        self._local = threading.local()
+        with self._connection() as db:
+            db.execute("PRAGMA journal_mode=WAL")
+            db.executescript(SCHEMA)
+
+    def _connection(self) -> sqlite3.Connection:
+        db = getattr(self._local, "db", None)
+        if db is None:
+            db = sqlite3.connect(self.path, timeout=self.busy_timeout_ms / 1000, isolation_level=None,
+                                 check_same_thread=False)
+            db.execute(f"PRAGMA busy_timeout={self.busy_timeout_ms}")
+            # NORMAL in WAL mode is durable against process crashes; only a power cut can lose the last commits.
+            db.execute("PRAGMA synchronous=NORMAL")
+            db.row_factory = sqlite3.Row
+            self._local.db = db
+        return db
+
+    @contextmanager
+    def _write(self) -> Iterator[sqlite3.Connection]:
+        db = self._connection()
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            yield db
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        db.execute("COMMIT")
+
+    def reserve(self, room: str, call_id: str, role: str, *, counted: bool, limit: int, ttl: float,
+                muted: bool, now: float | None = None) -> Admission:
+        """Take a seat for this call if its pool has one free; a call that holds one keeps it."""
+        now = time.time() if now is None else now
+        with self._write() as db:
+            mine = db.execute(f"SELECT {ACTIVE} AS active FROM seats WHERE room=:room AND call_id=:call",
+                              {"room": room, "call": call_id, "now": now}).fetchone()
+            taken = db.execute(f"SELECT COUNT(*) FROM seats WHERE room=:room AND counted=:counted AND {ACTIVE}",
+                               {"room": room, "counted": int(counted), "now": now}).fetchone()[0]
+            if mine is not None and mine["active"]:
+                return Admission(True, taken, limit, again=True)
+            if taken >= limit:
+                return Admission(False, taken, limit)
+            db.execute(
+                "INSERT INTO seats (room, call_id, role, counted, muted0, reserved_at, expires_at) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (room, call_id) DO UPDATE SET role=excluded.role, "
+                "counted=excluded.counted, muted0=excluded.muted0, reserved_at=excluded.reserved_at, "
+                "expires_at=excluded.expires_at",
+                (room, call_id, role, int(counted), int(muted), now, now + ttl))
+            return Admission(True, taken + 1, limit)
+
+    def record(self, event: Event, *, now: float | None = None) -> str:
+        """Store one status event; `stored`, `duplicate` or `unreadable` (kept raw, never dropped)."""
+        now = time.time() if now is None else now
+        body = orjson.dumps(event.raw, default=str)
+        with self._write() as db:
+            cursor = db.execute(
+                "INSERT INTO events (dedupe, room, kind, call_id, at, received_at, recording, readable, body) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (dedupe) DO NOTHING",
+                (event.dedupe_key() if event.readable else f"raw:{now!r}:{body.hex()[:64]}", event.room,
+                 event.kind, event.call, event.at, now, event.recording, int(event.readable), body))
+            if cursor.rowcount == 0:
+                return "duplicate"
+            if not event.readable:
+                return "unreadable"
+            if event.kind in ("start", "end"):
+                self._derive_room(db, event.room)
+            if event.kind == "end":
+                for (call,) in db.execute("SELECT call_id FROM seats WHERE room=?", (event.room,)).fetchall():
+                    self._derive_participant(db, event.room, call)
+            elif event.call is not None:
+                self._derive_participant(db, event.room, event.call)
+            return "stored"
+
+    @staticmethod
+    def _derive_room(db: sqlite3.Connection, room: str) -> None:
+        row = db.execute(
+            "SELECT MAX(CASE WHEN kind='start' THEN at END), MAX(CASE WHEN kind='end' THEN at END) "
+            "FROM events WHERE room=? AND kind IN ('start','end')", (room,)).fetchone()
+        recording = db.execute(
+            "SELECT recording FROM events WHERE room=? AND kind='end' AND recording IS NOT NULL "
+            "ORDER BY at DESC, dedupe DESC LIMIT 1", (room,)).fetchone()
+        db.execute("INSERT INTO rooms (room, started_at, ended_at, recording_url) VALUES (?, ?, ?, ?) "
+                   "ON CONFLICT (room) DO UPDATE SET started_at=excluded.started_at, ended_at=excluded.ended_at, "
+                   "recording_url=excluded.recording_url", (room, row[0], row[1], recording and recording[0]))
+
+    @staticmethod
+    def _derive_participant(db: sqlite3.Connection, room: str, call: str) -> None:
+        events = db.execute(
+            "SELECT kind, at FROM events WHERE room=? AND (call_id=? OR kind='end') "
+            "AND kind IN ('join','leave','mute','unmute','end') ORDER BY at, kind", (room, call)).fetchall()
+        joins = [e["at"] for e in events if e["kind"] == "join"]
+        joined = max(joins) if joins else None
+        exits = [e["at"] for e in events if e["kind"] == "leave" or (e["kind"] == "end" and joined is not None)]
+        after = [t for t in exits if joined is None or t >= joined]
+        left = min(after) if after else None
+        toggles = [e for e in events if e["kind"] in ("mute", "unmute")]
+        # Latest toggle wins; at equal times unmute sorts last, so the caller is heard rather than silenced.
+        muted = None if not toggles else int(sorted(toggles, key=lambda e: (e["at"], e["kind"] == "unmute"))[-1]["kind"] == "mute")
+        db.execute(
+            "INSERT INTO seats (room, call_id, counted, joined_at, left_at, muted) VALUES (?, ?, 1, ?, ?, ?) "
+            "ON CONFLICT (room, call_id) DO UPDATE SET joined_at=excluded.joined_at, left_at=excluded.left_at, "
+            "muted=excluded.muted", (room, call, joined, left, muted))
+
+    def live_rooms(self, now: float | None = None) -> list[dict]:
+        """Rooms with a taken seat, or started and not yet ended, with their counts."""
+        now = time.time() if now is None else now
+        db = self._connection()
+        rows = db.execute(
+            f"SELECT s.room AS room, SUM(CASE WHEN {ACTIVE} AND s.joined_at IS NOT NULL THEN 1 ELSE 0 END) AS joined, "
+            f"SUM(CASE WHEN {ACTIVE} AND s.joined_at IS NULL THEN 1 ELSE 0 END) AS reserved, "
+            f"SUM(CASE WHEN {ACTIVE} AND s.counted THEN 1 ELSE 0 END) AS counted FROM seats s GROUP BY s.room",
+            {"now": now}).fetchall()
+        sessions = {r["room"]: r for r in db.execute("SELECT * FROM rooms")}
+        out = []
+        for row in rows:
+            session = sessions.get(row["room"])
+            started = session is not None and session["started_at"] is not None
+            ended = session is not None and session["ended_at"] is not None and (
+                not started or session["ended_at"] >= session["started_at"])
+            if row["joined"] + row["reserved"] or (started and not ended):
+                out.append({"name": row["room"], "participants": row["joined"], "reserved": row["reserved"],
+                            "seatsTaken": row["counted"], "started": started and not ended})
+        return sorted(out, key=lambda r: r["name"])
+
+    def room(self, name: str) -> dict | None:
+        """One room as operators read it: session times, participants and the recording URL."""
+        db = self._connection()
+        session = db.execute("SELECT * FROM rooms WHERE room=?", (name,)).fetchone()
+        seats = db.execute("SELECT * FROM seats WHERE room=? ORDER BY reserved_at IS NULL, reserved_at, joined_at, call_id",
+                           (name,)).fetchall()
+        if session is None and not seats:
+            return None
+        return {
+            "name": name,
+            "started": _iso(session["started_at"]) if session else None,
+            "ended": _iso(session["ended_at"]) if session else None,
+            "participants": [{
+                "callId": s["call_id"], "role": s["role"],
+                "muted": bool(s["muted0"] if s["muted"] is None else s["muted"]),
+                "joinedAt": _iso(s["joined_at"]), "leftAt": _iso(s["left_at"]),
+            } for s in seats],
+            "recordingUrl": session["recording_url"] if session else None,
+        }
+
+    def count_events(self) -> int:
+        """How many events are stored (benchmarks check nothing was lost)."""
+        return self._connection().execute("SELECT COUNT(*) FROM events").fetchone()[0]
+
+
+def _iso(timestamp: float | None) -> str | None:
+    if timestamp is None:
+        return None
+    from datetime import datetime, timezone
+
+    return datetime.fromtimestamp(timestamp, timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")

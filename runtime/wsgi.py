@@ -1,0 +1,21 @@
+"""The WSGI entry point granian loads: the table and database come from the environment.
+
+`roomc serve` sets ROOMC_TABLE (a compiled route table) and ROOMC_DB before starting
+granian, so every worker process builds the same app.
+"""
+from __future__ import annotations
+
+import logging
+import os
+
+import orjson
+
+from .app import create_app
+from .store import SQLiteStore
+
+logging.basicConfig(level=os.environ.get("ROOMC_LOG_LEVEL", "INFO"), format="%(asctime)s %(levelname)s %(name)s %(message)s")
+
+with open(os.environ["ROOMC_TABLE"], "rb") as handle:
+    _table = orjson.loads(handle.read())
+
+app = create_app(_table, store=SQLiteStore(os.environ.get("ROOMC_DB", "roomc.db")))
