@@ -106,10 +106,19 @@ def load_table(paths: tuple[str, ...]) -> dict:
 
     chosen = _existing(paths)
     if len(chosen) == 1 and chosen[0].endswith(".json"):
+        from roomc.compiler.schemas import ROUTE_TABLE, validator
+
         try:
-            return json.loads(Path(chosen[0]).read_text(encoding="utf-8"))
+            table = json.loads(Path(chosen[0]).read_text(encoding="utf-8"))
         except ValueError as exc:
-            raise Failure(f"{chosen[0]} is not a route table: {exc}") from None
+            raise Failure(f"{chosen[0]} is not JSON: {exc}") from None
+        problems = list(validator(ROUTE_TABLE).iter_errors(table))
+        if problems:
+            first = problems[0]
+            where = ".".join(map(str, first.absolute_path)) or "top level"
+            raise Failure(f"{chosen[0]} is not a roomc route table ({where}: {first.message}); "
+                          "compile it with `roomc compile`")
+        return table
     compilation = pipeline.run(chosen)
     if compilation.table is None:
         click.echo(REPORTERS["text"](compilation.diagnostics), err=True, nl=False)

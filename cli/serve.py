@@ -30,12 +30,14 @@ def serve(paths: tuple[str, ...], host: str, port: int, db: str, workers: int, b
     if not (len(paths) == 1 and paths[0].endswith(".json")):
         table_path.parent.mkdir(parents=True, exist_ok=True)
         table_path.write_text(emit(table), encoding="utf-8")
+    from roomc.runtime.store import SQLiteStore
+
+    SQLiteStore(db)  # create the file and its tables once, before workers race to do it
     os.environ["ROOMC_TABLE"] = str(table_path.resolve())
     os.environ["ROOMC_DB"] = str(Path(db).resolve())
     click.echo(f"roomc: serving {len(table['routes'])} routes on http://{host}:{port} (db {db})", err=True)
     if dev:
         from roomc.runtime import create_app
-        from roomc.runtime.store import SQLiteStore
 
         create_app(table, store=SQLiteStore(db)).run(host=host, port=port, debug=True, use_reloader=True)
         return

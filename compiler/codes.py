@@ -20,5 +20,6 @@ CODES: dict[str, tuple[str, str]] = {
     "RC104": ("bad-value", "A value outside what is allowed (enum, pattern, range, id shape)."),
     "RC105": ("one-verb", "An action has exactly one verb, as in Sautikit's own JSON."),
     "RC404": ("refused-response", "A compiled response Sautikit's actions schema would refuse; checked with typed placeholders."),
+    "RC405": ("invalid-table", "Internal: the compiled table broke schema/route-table.schema.json (a roomc bug; please report)."),
     "RC901": ("unused-suppression", "A `# roomc: ignore[...]` comment that suppresses nothing hides nothing but rots."),
 }

@@ -69,7 +69,14 @@ class _Walker:
         self.count += 1
         if self.count > MAX_NODES or depth > MAX_DEPTH:
             raise _TooLarge()
-        self.source.value_spans.setdefault(path, self.span_of(node))
+        span = self.span_of(node)
+        if isinstance(node, yaml.ScalarNode) and node.style in ("|", ">"):
+            # A block scalar's text starts on the line after its `|`; point there so template lines line up.
+            lines = self.source.text.splitlines()
+            if span.line < len(lines):
+                text_line = lines[span.line]
+                span = Span(span.file, span.line + 1, len(text_line) - len(text_line.lstrip(" ")) + 1)
+        self.source.value_spans.setdefault(path, span)
         if isinstance(node, yaml.MappingNode):
             return self.walk_mapping(node, path, depth)
         if isinstance(node, yaml.SequenceNode):
@@ -111,6 +118,30 @@ class _Walker:
         except yaml.YAMLError:
             return node.value
         return value.decode("latin-1") if isinstance(value, bytes) else value
+
+
+def _expanded_size(node: yaml.Node, memo: dict[int, int], active: set[int]) -> int:
+    """Nodes the document becomes once aliases are expanded, counted without expanding them."""
+    key = id(node)
+    if key in memo:
+        return memo[key]
+    if key in active:
+        raise _TooLarge()  # an alias that contains itself
+    active.add(key)
+    size = 1
+    if isinstance(node, yaml.MappingNode):
+        for k, v in node.value:
+            size += _expanded_size(k, memo, active) + _expanded_size(v, memo, active)
+            if size > MAX_NODES:
+                break
+    elif isinstance(node, yaml.SequenceNode):
+        for child in node.value:
+            size += _expanded_size(child, memo, active)
+            if size > MAX_NODES:
+                break
+    active.discard(key)
+    memo[key] = size
+    return size
 
 
 def _decode(raw: bytes, source: SourceFile) -> str | None:
@@ -156,6 +187,10 @@ def load_text(text: str | bytes, path: str = "<string>") -> SourceFile:
     tabbed = _scan_lines(source)
     try:
         documents = list(yaml.compose_all(text, Loader=yaml.SafeLoader))
+    except RecursionError:
+        source.diagnostics.append(Diagnostic(
+            "RC009", Severity.ERROR, f"document nests deeper than {MAX_DEPTH} levels; refused", Span(path, 1, 1)))
+        return source
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line, column = (mark.line + 1, mark.column + 1) if mark else (1, 1)
@@ -173,16 +208,20 @@ def load_text(text: str | bytes, path: str = "<string>") -> SourceFile:
         source.diagnostics.append(Diagnostic(
             "RC008", Severity.ERROR, "file is empty; a policy needs at least `roomc: 1`", Span(path, 1, 1)))
         return source
+    lines = text.splitlines()
     for extra in documents[1:]:
-        mark = extra.start_mark
+        line = extra.start_mark.line
+        while line > 0 and not lines[line].startswith("---"):
+            line -= 1  # point at the `---` that starts the document, not its first key
         source.diagnostics.append(Diagnostic(
             "RC004", Severity.ERROR,
             "more than one YAML document in the file; only the first is read, split the rest into their own files",
-            Span(path, mark.line + 1, mark.column + 1)))
-    walker = _Walker(source)
+            Span(path, line + 1, 1)))
     try:
-        source.data = walker.walk(documents[0], ())
-    except _TooLarge:
+        if _expanded_size(documents[0], {}, set()) > MAX_NODES:
+            raise _TooLarge()
+        source.data = _Walker(source).walk(documents[0], ())
+    except (_TooLarge, RecursionError):
         source.data = None
         source.value_spans.clear()
         source.key_spans.clear()

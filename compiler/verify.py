@@ -10,7 +10,7 @@ from typing import Any, Iterator
 
 from .diagnostics import Diagnostic, Severity
 from .ir import Policy
-from .schemas import ACTIONS, validator
+from .schemas import ACTIONS, ROUTE_TABLE, validator
 
 PLACEHOLDERS = {"number": "+254700000000", "numbers": "+254700000000", "sip": "sip:placeholder@example.invalid",
                 "name": "room-placeholder", "finishOnKey": "#"}
@@ -66,6 +66,10 @@ def responses(table: dict) -> Iterator[tuple[tuple, list]]:
 def verify(table: dict, policy: Policy) -> list[Diagnostic]:
     """Findings (RC404) for any response Sautikit would refuse."""
     found = []
+    for error in validator(ROUTE_TABLE).iter_errors(table):
+        # A table that breaks its own schema is a compiler bug, reported rather than written out.
+        found.append(Diagnostic("RC405", Severity.ERROR, f"internal: route table invalid at "
+                                f"{'.'.join(map(str, error.absolute_path))}: {error.message}", policy.span(())))
     check = validator(ACTIONS)
     for path, actions in responses(table):
         envelope = {"actions": fill(expand(table, actions))}

@@ -60,7 +60,7 @@ def create_app(route_table: dict, store: Store | None = None, settings: Settings
     settings = settings or Settings.from_env(route_table)
     store = store if store is not None else SQLiteStore(os.environ.get("ROOMC_DB", "roomc.db"))
     responder = Responder(route_table, public_url=settings.public_url, secrets=settings.secrets)
-    app = Flask("roomc")
+    app = Flask(__name__, root_path=os.path.dirname(os.path.abspath(__file__)))
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
     app.extensions["roomc"] = {"store": store, "responder": responder, "settings": settings}
     if settings.signing_secret is None:

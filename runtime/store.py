@@ -70,9 +70,17 @@ class SQLiteStore:
         self.path = path
         self.busy_timeout_ms = busy_timeout_ms
         self._local = threading.local()
-        with self._connection() as db:
-            db.execute("PRAGMA journal_mode=WAL")
-            db.executescript(SCHEMA)
+        db = self._connection()
+        # Workers start together; switching to WAL needs a moment alone with the file, so retry briefly.
+        for attempt in range(100):
+            try:
+                db.execute("PRAGMA journal_mode=WAL")
+                db.executescript(SCHEMA)
+                break
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) or attempt == 99:
+                    raise
+                time.sleep(0.05)
 
     def _connection(self) -> sqlite3.Connection:
         db = getattr(self._local, "db", None)

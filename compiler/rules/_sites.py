@@ -54,6 +54,10 @@ def sites(policy: Policy) -> Iterator[Site]:
         for role in room.roles:
             if role.when:
                 yield Site(role.path + ("when",), role.when, True, frozenset({"role"}))
+            for key in CONFERENCE_URL_PARAMS + ("flags",):
+                # Only values written on the role itself; inherited ones are checked where they are written.
+                if isinstance(role.params.get(key), str) and role.path + (key,) in policy.spans:
+                    yield Site(role.path + (key,), role.params[key], False, frozenset())
     for flow in policy.flows.values():
         for branch in flow.branches:
             if branch.when:

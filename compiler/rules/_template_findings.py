@@ -19,6 +19,5 @@ def findings(policy: Policy, code: str, severity: Severity) -> Iterator[Diagnost
                 continue
             span = policy.span(site.path)
             if problem.line > 1:
-                # A block scalar's text starts on the line after its key.
-                span = replace(span, line=span.line + problem.line, column=1)
+                span = replace(span, line=span.line + problem.line - 1, column=1)
             yield Diagnostic(code, severity, problem.message, span, site.path)

@@ -1,0 +1,81 @@
+"""Shared fixtures: Flask's app/client/runner trio, a lint helper, and paths to the examples."""
+from __future__ import annotations
+
+import os
+import textwrap
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from roomc.cli import main
+from roomc.compiler import pipeline
+from roomc.runtime import Settings, create_app
+from roomc.runtime.store import SQLiteStore
+
+ROOT = Path(__file__).resolve().parent.parent
+ROOMS = ROOT / "rooms"
+REGENERATE = os.environ.get("ROOMC_REGENERATE") == "1"  # rewrite golden files, on purpose only
+
+
+def write_policy(tmp_path: Path, text: str, name: str = "policy.yaml") -> Path:
+    path = tmp_path / name
+    path.write_text(textwrap.dedent(text).lstrip("\n"), encoding="utf-8")
+    return path
+
+
+def compile_text(tmp_path: Path, text: str) -> pipeline.Compilation:
+    return pipeline.run([str(write_policy(tmp_path, text))])
+
+
+def findings(tmp_path: Path, text: str) -> list[tuple[str, int, int]]:
+    """(code, line, column) of every finding for a policy written as YAML text."""
+    return [(d.code, d.span.line, d.span.column) for d in compile_text(tmp_path, text).diagnostics]
+
+
+def table_for(tmp_path: Path, text: str) -> dict:
+    compilation = compile_text(tmp_path, text)
+    assert compilation.table is not None, [d.message for d in compilation.diagnostics]
+    return compilation.table
+
+
+@pytest.fixture
+def runner() -> CliRunner:
+    return CliRunner()
+
+
+@pytest.fixture
+def invoke(runner):
+    def run(*args: str, env: dict | None = None):
+        return runner.invoke(main, list(args), catch_exceptions=False, env=env)
+    return run
+
+
+@pytest.fixture(scope="session")
+def rooms_table() -> dict:
+    compilation = pipeline.run([str(ROOMS)])
+    assert compilation.table is not None, compilation.diagnostics
+    return compilation.table
+
+
+@pytest.fixture
+def store(tmp_path) -> SQLiteStore:
+    return SQLiteStore(str(tmp_path / "roomc.db"))
+
+
+@pytest.fixture
+def settings() -> Settings:
+    return Settings(public_url="https://rooms.example.com", admin_token="admin-token",
+                    secrets={"HOST_PIN": "4321"})
+
+
+@pytest.fixture
+def app(rooms_table, store, settings):
+    application = create_app(rooms_table, store=store, settings=settings)
+    application.config["TESTING"] = True
+    return application
+
+
+@pytest.fixture
+def client(app):
+    return app.test_client()
