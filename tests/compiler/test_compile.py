@@ -1,0 +1,119 @@
+"""Compiled tables: golden files for every example, determinism, and what the table promises."""
+import json
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+from roomc.compiler import pipeline
+from roomc.compiler.emit import emit
+
+from ..conftest import REGENERATE, ROOMS, ROOT, table_for
+
+GOLDEN = Path(__file__).parent / "golden"
+EXAMPLES = sorted(p.name for p in ROOMS.glob("*.yaml"))
+
+
+def _compiled(paths):
+    compilation = pipeline.run(paths)
+    assert compilation.table is not None, [str(d) for d in compilation.diagnostics]
+    return emit(compilation.table)
+
+
+@pytest.mark.parametrize("example", EXAMPLES + ["all"])
+def test_golden_route_table(example, monkeypatch):
+    monkeypatch.chdir(ROOT)
+    text = _compiled(["rooms"] if example == "all" else [f"rooms/{example}"])
+    golden = GOLDEN / f"{example.removesuffix('.yaml')}.json"
+    if REGENERATE:
+        golden.write_text(text, encoding="utf-8")
+    assert text == golden.read_text(encoding="utf-8")
+
+
+def test_same_input_same_bytes_in_any_order(tmp_path, monkeypatch):
+    monkeypatch.chdir(ROOT)
+    files = [f"rooms/{name}" for name in EXAMPLES]
+    first = _compiled(files)
+    assert _compiled(list(reversed(files))) == first
+    assert _compiled(["rooms"]) == first
+
+
+def test_table_records_version_and_input_digest(monkeypatch, tmp_path):
+    monkeypatch.chdir(ROOT)
+    table = json.loads(_compiled(["rooms/meeting.yaml"]))
+    assert table["format"] == 1 and table["roomc"] == pipeline.VERSION
+    copy = tmp_path / "rooms"
+    shutil.copytree(ROOMS, copy)
+    (copy / "meeting.yaml").write_text((copy / "meeting.yaml").read_text().replace("cap 10", "cap ten"))
+    monkeypatch.chdir(tmp_path)
+    assert json.loads(_compiled(["rooms/meeting.yaml"]))["digest"] != table["digest"]
+
+
+def test_refuses_a_policy_with_errors(tmp_path):
+    compilation = pipeline.run([str(ROOT / "tests/compiler/cases/references")])
+    assert compilation.table is None
+
+
+def test_capacity_leaves_seats_for_uncounted_roles(tmp_path):
+    table = table_for(tmp_path, """
+        roomc: 1
+        server: {signatureSecretEnv: S}
+        rooms:
+          r:
+            name: "r-{{ query.room }}"
+            maxParticipants: 5
+            roles:
+              sup: {when: "query.sup == '1'", muted: true, countsTowardCapacity: false, startOnEnter: true}
+              member: {startOnEnter: true}
+        routes:
+          /j: {join: r}
+          /e: events
+    """)
+    room = table["rooms"]["r"]
+    assert room["capacity"] == 5 and room["extraSeats"] == 2
+    conference = room["roles"][0]["actions"][-1]["conference"]
+    assert conference["maxParticipants"] == 7 and conference["muted"] is True
+    assert conference["statusEventsCallbackUrl"] == {"$url": {"route": "/e", "query": {}}}
+    assert conference["statusEvents"] == "start end join leave mute unmute"
+    assert [r["counts"] for r in room["roles"]] == [False, True]
+
+
+def test_constants_stay_constants_and_templates_are_marked(tmp_path):
+    table = table_for(tmp_path, """
+        roomc: 1
+        rooms:
+          r:
+            name: "r-{{ query.room }}"
+            roles:
+              member: {say: "Hello", startOnEnter: true}
+        routes: {/j: {join: r}}
+    """)
+    room = table["rooms"]["r"]
+    assert room["name"] == {"$t": "r-{{ query.room }}"}
+    assert room["roles"][0]["actions"][0] == {"say": {"text": "Hello"}}
+
+
+def test_too_long_join_expansion_is_caught(tmp_path):
+    says = "\n".join(f"          - say: m{i}" for i in range(49))
+    path = tmp_path / "p.yaml"
+    path.write_text(f"""roomc: 1
+server: {{signatureSecretEnv: S}}
+rooms:
+  r:
+    name: "r-{{{{ query.room }}}}"
+    roles:
+      member:
+        startOnEnter: true
+        actions:
+{says}
+flows:
+  f:
+    actions:
+      - say: hello
+      - join: r
+routes:
+  /f: {{flow: f}}
+""")
+    found = [(d.code, d.message) for d in pipeline.run([str(path)]).diagnostics]
+    assert any(code == "RC403" and "51 actions" in message for code, message in found), found

@@ -1,0 +1,64 @@
+"""Templates: request values stay data, and the fast path renders exactly what Jinja renders."""
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from jinja2.exceptions import UndefinedError
+
+from roomc.compiler.templates import TEXT_ENV, check, compile_condition, compile_text, is_template
+
+HOSTILE = st.one_of(st.text(max_size=40), st.sampled_from(["{{7*7}}", "{% raw %}", "{{ secret }}", "}}{{", "%}"]))
+TEMPLATES = st.sampled_from([
+    "meeting-{{ query.room }}", "{{ query.room }}", "a{{query.x}}b{{ call.from }}c", "{{ room }}",
+    "{{ call.raw }}", "x {{ query.items }}", "{{ query.missing }}", "plain text", "{{ call.digits }}-{{ role }}",
+])
+
+
+@given(template=TEMPLATES, room=HOSTILE, x=HOSTILE, caller=HOSTILE)
+@settings(max_examples=300, deadline=None)
+def test_fast_path_equals_jinja(template, room, x, caller):
+    context = {"query": {"room": room, "x": x}, "call": {"from": caller, "digits": "", "raw": {"a": 1}},
+               "room": room, "role": "host", "secret": {}}
+    def outcome(render):
+        try:
+            return ("ok", render(context))
+        except UndefinedError:
+            return ("undefined", None)
+    jinja = outcome(lambda c: TEXT_ENV.from_string(template).render(c))
+    assert outcome(compile_text(template, fast=True)) == jinja
+
+
+@given(value=HOSTILE)
+def test_request_values_are_never_evaluated(value):
+    assert compile_text("room-{{ query.room }}")({"query": {"room": value}}) == f"room-{value}"
+
+
+def test_constant_strings_are_constants():
+    assert not is_template("Welcome")
+    assert compile_text("Welcome")({}) == "Welcome"
+
+
+def test_missing_value_is_an_error_not_an_empty_string():
+    with pytest.raises(UndefinedError):
+        compile_text("meeting-{{ query.room }}")({"query": {}})
+
+
+def test_conditions_are_false_when_values_are_missing_or_break():
+    assert compile_condition("query.host == '1'")({"query": {}}) is False
+    assert compile_condition("query.host == '1'")({"query": {"host": "1"}}) is True
+    assert compile_condition("query.n | int > 3")({"query": {"n": "x"}}) is False
+    assert compile_condition("query.__class__.__mro__")({"query": {}}) is False
+
+
+def test_sandbox_refuses_unsafe_attributes():
+    with pytest.raises(Exception):
+        compile_text("{{ query.__class__.__mro__ }}", fast=False)({"query": {}})
+
+
+def test_static_checks():
+    assert check("{{ query.room }}") == ()
+    assert [p.code for p in check("{{ query.room }")] == ["RC301"]
+    assert [p.code for p in check("{{ caller }}")] == ["RC302"]
+    assert [p.code for p in check("{{ call.fromm }}")] == ["RC302"]
+    assert [p.code for p in check("{{ secret.PIN }}", secrets=frozenset({"PIN"}))] == []
+    assert [p.code for p in check("{{ room }}", unavailable=frozenset({"room"}))] == ["RC302"]
+    assert [p.line for p in check("a\n{{ nope }}")] == [2]
