@@ -29,7 +29,7 @@ class Seats(Protocol):
     def __call__(self, room: str, role: "CompiledRole", counted_limit: int, extra_limit: int) -> tuple[bool, str]: ...
 
 
-def _checked(field_name: str, render: Callable[[dict], str]) -> Callable[[dict], str]:
+def _checked(field_name: str, render: Callable[[dict], str], *, allow_empty: bool = False) -> Callable[[dict], str]:
     """Wrap a template so its output is always a value the actions schema accepts for that field."""
     def run(context: dict) -> str:
         try:
@@ -38,7 +38,7 @@ def _checked(field_name: str, render: Callable[[dict], str]) -> Callable[[dict],
             raise RenderError(f"{field_name}: {exc}") from None
         except Exception as exc:  # e.g. a filter given a hostile value; the caller must still hear something
             raise RenderError(f"{field_name}: {type(exc).__name__}: {exc}") from None
-        if not out:
+        if not out and not allow_empty:
             raise RenderError(f"{field_name} rendered empty")
         if field_name in ("number", "numbers") and not E164.fullmatch(out):
             raise RenderError(f"{field_name} rendered {out[:32]!r}, not an E.164 number")
@@ -165,9 +165,9 @@ class CompiledRole:
 class CompiledRoom:
     def __init__(self, responder: Responder, room_id: str, room: dict):
         self.id = room_id
-        constant, self.name = responder.node(room["name"], "name")
-        if constant:
-            self.name = lambda context, _name=room["name"]: _name
+        # Not checked for emptiness here: join() refuses any invalid name with a spoken message.
+        source = room["name"]["$t"] if isinstance(room["name"], dict) else room["name"]
+        self.name = _checked("room name", compile_text(source), allow_empty=True)
         self.capacity = room["capacity"]
         self.extra_seats = room["extraSeats"]
         self.roles = [CompiledRole(responder, r) for r in room["roles"]]

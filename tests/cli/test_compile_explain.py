@@ -1,0 +1,97 @@
+"""`roomc compile`, `roomc explain` and `roomc graph`, including the platform page's Express example."""
+import json
+
+import pytest
+
+from ..conftest import ROOT
+
+MEETING = str(ROOT / "rooms" / "meeting.yaml")
+
+
+def express_handler(query: dict) -> dict:
+    """The platform page's Express handler (shared/seeds), transcribed: what it returns for a query."""
+    room_name = query.get("room", "default-room")
+    is_host = query.get("host") == "1"
+    return {"actions": [
+        {"say": {"text": f"You are joining {room_name} as the host." if is_host
+                 else f"You are joining {room_name}. Please wait for the host."}},
+        {"conference": {
+            "name": room_name, "startOnEnter": is_host, "endOnExit": is_host, "beep": True,
+            "maxParticipants": 10, "waitUrl": "https://yourapp.example.com/hold-music.mp3",
+            "statusEventsCallbackUrl": "https://yourapp.example.com/conference/events",
+            "statusEvents": "start end join leave mute unmute"}},
+    ]}
+
+
+@pytest.mark.parametrize("query", [{"room": "meeting-99", "host": "1"}, {"room": "meeting-99"}, {}])
+def test_explain_reproduces_the_express_example(invoke, query):
+    args = ["explain", MEETING, "--route", "/conference/join", "--format", "json"]
+    for key, value in query.items():
+        args += ["--query", f"{key}={value}"]
+    result = invoke(*args)
+    assert result.exit_code == 0
+    assert json.loads(result.output) == express_handler(query)
+
+
+def test_explain_expected_json_written_from_the_page(invoke):
+    """The page's host answer for meeting-99, written out by hand rather than computed."""
+    result = invoke("explain", MEETING, "--route", "/conference/join", "--query", "room=meeting-99",
+                    "--query", "host=1", "--format", "json")
+    assert json.loads(result.output) == {"actions": [
+        {"say": {"text": "You are joining meeting-99 as the host."}},
+        {"conference": {"name": "meeting-99", "startOnEnter": True, "endOnExit": True, "beep": True,
+                        "maxParticipants": 10, "waitUrl": "https://yourapp.example.com/hold-music.mp3",
+                        "statusEventsCallbackUrl": "https://yourapp.example.com/conference/events",
+                        "statusEvents": "start end join leave mute unmute"}}]}
+
+
+def test_explain_says_why_on_stderr(runner):
+    from roomc.cli import main
+    result = runner.invoke(main, ["explain", MEETING, "--route", "/conference/join", "--query", "room=m-1",
+                                  "--participants", "10"], catch_exceptions=False)
+    assert "role 'participant' chosen: the default (no `when`)" in result.stderr
+    assert "full: 10 of 10 seats taken" in result.stderr
+    assert json.loads(result.stdout)["actions"][-1] == {"hangup": {}}
+
+
+def test_explain_flow_with_digits_and_secret(invoke):
+    bridge = str(ROOT / "rooms" / "dial-in-bridge.yaml")
+    result = invoke("explain", bridge, "--route", "/pin", "--query", "meeting=123456", "--form", "Digits=4321",
+                    "--secret", "HOST_PIN=4321", "--format", "json")
+    actions = json.loads(result.output)["actions"]
+    assert actions[-1]["conference"]["name"] == "bridge-123456"
+    assert actions[-1]["conference"]["startOnEnter"] is True
+    wrong = invoke("explain", bridge, "--route", "/pin", "--query", "meeting=123456", "--form", "Digits=1111",
+                   "--secret", "HOST_PIN=4321", "--format", "json")
+    assert json.loads(wrong.output)["actions"][0]["say"]["text"].startswith("That PIN is not valid")
+
+
+def test_explain_unknown_route(invoke):
+    result = invoke("explain", MEETING, "--route", "/nope")
+    assert result.exit_code == 2 and "no route '/nope'" in result.output
+
+
+def test_compile_writes_the_table(invoke, tmp_path):
+    out = tmp_path / "build" / "routes.json"
+    result = invoke("compile", str(ROOT / "rooms"), "-o", str(out))
+    assert result.exit_code == 0
+    table = json.loads(out.read_text())
+    assert set(table["routes"]) >= {"/conference/join", "/conference/events", "/lobby", "/pin"}
+    # The compiled table serves as input too.
+    again = invoke("explain", str(out), "--route", "/conference/join", "--query", "room=a", "--format", "json")
+    assert json.loads(again.output)["actions"][-1]["conference"]["name"] == "a"
+
+
+def test_compile_refuses_policies_with_errors(invoke):
+    result = invoke("compile", str(ROOT / "tests/compiler/cases/references"))
+    assert result.exit_code == 1
+    assert "[RC201]" in result.output and "not compiled" in result.output
+
+
+def test_graph_mermaid_and_dot(invoke):
+    mermaid = invoke("graph", str(ROOT / "rooms"), "--format", "mermaid").output
+    assert mermaid.startswith("flowchart LR")
+    assert "flow_lobby -->|digits: redirect| route__pin" in mermaid
+    assert "room_bridge -->|when full: join| room_overflow" in mermaid
+    dot = invoke("graph", str(ROOT / "rooms"), "--format", "dot").output
+    assert dot.startswith("digraph roomc {") and dot.rstrip().endswith("}")

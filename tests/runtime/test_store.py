@@ -1,0 +1,96 @@
+"""The SQLite store: exact seats, expiry, restarts, and state that never depends on delivery order."""
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from roomc.runtime.normalise import event
+from roomc.runtime.store import SQLiteStore
+
+NOW = 1_800_000_000.0
+
+
+def reserve(store, call, room="r", limit=2, counted=True, now=NOW):
+    return store.reserve(room, call, "member", counted=counted, limit=limit, ttl=60, muted=False, now=now)
+
+
+def test_reservation_is_exact_and_idempotent(store):
+    assert reserve(store, "a").admitted and reserve(store, "b").admitted
+    assert not reserve(store, "c").admitted
+    again = reserve(store, "a")
+    assert again.admitted and again.again and again.taken == 2
+
+
+def test_unconfirmed_reservations_expire(store):
+    reserve(store, "a")
+    reserve(store, "b")
+    assert not reserve(store, "c", now=NOW + 59).admitted
+    assert reserve(store, "c", now=NOW + 61).admitted
+
+
+def test_joined_seats_do_not_expire_and_leave_frees_them(store):
+    reserve(store, "a")
+    reserve(store, "b")
+    store.record(event({"ConferenceName": "r", "StatusCallbackEvent": "join", "CallId": "a", "Timestamp": NOW + 1}))
+    assert reserve(store, "c", now=NOW + 3600).admitted  # b expired, a still seated
+    assert not reserve(store, "d", now=NOW + 3600).admitted
+    store.record(event({"ConferenceName": "r", "StatusCallbackEvent": "leave", "CallId": "a", "Timestamp": NOW + 3601}))
+    assert reserve(store, "d", now=NOW + 3602).admitted
+
+
+def test_pools_are_counted_separately(store):
+    assert reserve(store, "a", limit=1).admitted
+    assert reserve(store, "sup", limit=1, counted=False).admitted
+    assert not reserve(store, "sup2", limit=1, counted=False).admitted
+
+
+def test_restart_loses_nothing(tmp_path):
+    path = str(tmp_path / "db.sqlite")
+    first = SQLiteStore(path)
+    reserve(first, "a")
+    first.record(event({"ConferenceName": "r", "StatusCallbackEvent": "join", "CallId": "a", "Timestamp": NOW}))
+    first.record(event({"ConferenceName": "r", "StatusCallbackEvent": "end", "Timestamp": NOW + 5,
+                        "RecordingUrl": "https://rec/x.mp3"}))
+    del first
+    second = SQLiteStore(path)
+    assert second.room("r")["recordingUrl"] == "https://rec/x.mp3"
+    assert second.room("r")["participants"][0]["leftAt"] is not None
+    assert second.count_events() == 2
+
+
+def test_leave_before_join_and_end_before_leave(store):
+    store.record(event({"room": "r", "event": "leave", "callId": "a", "timestamp": NOW + 10}))
+    store.record(event({"room": "r", "event": "join", "callId": "a", "timestamp": NOW + 1}))
+    store.record(event({"room": "r", "event": "end", "timestamp": NOW + 20}))
+    store.record(event({"room": "r", "event": "join", "callId": "b", "timestamp": NOW + 2}))
+    people = {p["callId"]: p for p in store.room("r")["participants"]}
+    assert people["a"]["leftAt"].startswith("2027-01-15T08:00:10")
+    assert people["b"]["leftAt"].startswith("2027-01-15T08:00:20")
+    assert store.live_rooms(now=NOW + 30) == []
+
+
+CALLS = st.sampled_from(["c1", "c2", "c3"])
+EVENTS = st.one_of(
+    st.tuples(st.sampled_from(["join", "leave", "mute", "unmute"]), CALLS, st.integers(0, 20)),
+    st.tuples(st.sampled_from(["start", "end"]), st.none(), st.integers(0, 20)),
+)
+
+
+def _fields(kind, call, at):
+    fields = {"ConferenceName": "room-1", "StatusCallbackEvent": kind, "Timestamp": NOW + at}
+    if call:
+        fields["CallId"] = call
+    if kind == "end":
+        fields["RecordingUrl"] = f"https://rec/{at}.mp3"
+    return fields
+
+
+@given(events=st.lists(EVENTS, min_size=1, max_size=12, unique=True), data=st.data())
+@settings(max_examples=60, deadline=None)
+def test_final_state_does_not_depend_on_delivery_order(tmp_path_factory, events, data):
+    delivered = data.draw(st.permutations(events + data.draw(st.lists(st.sampled_from(events), max_size=5))))
+    states = []
+    for order in (events, delivered):
+        store = SQLiteStore(str(tmp_path_factory.mktemp("s") / "db.sqlite"))
+        for kind, call, at in order:
+            store.record(event(_fields(kind, call, at)))
+        states.append((store.room("room-1"), store.live_rooms(now=NOW + 100), store.count_events()))
+    assert states[0] == states[1]
