@@ -43,7 +43,8 @@ def serve(paths: tuple[str, ...], host: str, port: int, db: str, workers: int, b
         return
     os.execv(sys.executable, [sys.executable, "-m", "granian", "--interface", "wsgi", "--host", host,
                               "--port", str(port), "--workers", str(workers), "--blocking-threads",
-                              str(blocking_threads), "--no-access-log", "roomc.runtime.wsgi:app"])
+                              str(blocking_threads), "--no-access-log", "--workers-kill-timeout", "5",
+                              "roomc.runtime.wsgi:app"])
 
 
 @main.command()

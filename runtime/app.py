@@ -150,7 +150,9 @@ def create_app(route_table: dict, store: Store | None = None, settings: Settings
 
     @app.get("/healthz")
     def healthz() -> Response:
-        return _json({"ok": True, "routes": len(route_table["routes"]), "digest": route_table.get("digest")})
+        # pid tells an operator (and the multi-worker tests) which worker process answered.
+        return _json({"ok": True, "routes": len(route_table["routes"]), "digest": route_table.get("digest"),
+                      "pid": os.getpid()})
 
     def admin_refusal() -> Response | None:
         if not settings.admin_token:
