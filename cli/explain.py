@@ -50,7 +50,7 @@ def explain(paths: tuple[str, ...], route_path: str, queries: tuple[str, ...], f
         return False, f"full: {taken} of {limit} {pool} taken, so the room's whenFull actions answer"
 
     answer = responder.answer(route_path, _pairs(queries, "--query"), call_fields(fields),
-                              digits_sent=has_digits(fields), seats=seats)
+                              digits_sent=has_digits(fields), seats=seats, explain=True)
     click.echo(json.dumps({"actions": answer.actions}, indent=2, ensure_ascii=False))
     if fmt == "text":
         for line in answer.trace:

@@ -12,6 +12,11 @@ from roomc.compiler.emit import emit
 
 from .main import Failure, load_table, main
 
+# Measured on 2 cores (bench/serve_bench.py): seat writes are serialised, so fewer threads per
+# worker beat more; 2 keeps a worker answering while one thread waits on the store.
+DEFAULT_WORKERS = 2
+DEFAULT_BLOCKING_THREADS = 2
+
 
 @main.command()
 @click.argument("paths", nargs=-1, type=click.Path())
@@ -19,8 +24,9 @@ from .main import Failure, load_table, main
 @click.option("--port", default=8000, show_default=True, type=int)
 @click.option("--db", default=lambda: os.environ.get("ROOMC_DB", "roomc.db"), show_default="roomc.db or $ROOMC_DB",
               help="SQLite file for seats, participants and events.")
-@click.option("--workers", default=2, show_default=True, type=int, help="Worker processes (granian).")
-@click.option("--blocking-threads", default=4, show_default=True, type=int, help="Threads per worker (granian).")
+@click.option("--workers", default=DEFAULT_WORKERS, show_default=True, type=int, help="Worker processes (granian).")
+@click.option("--blocking-threads", default=DEFAULT_BLOCKING_THREADS, show_default=True, type=int,
+              help="Threads per worker (granian).")
 @click.option("--dev", is_flag=True, help="Flask's development server with the reloader, instead of granian.")
 def serve(paths: tuple[str, ...], host: str, port: int, db: str, workers: int, blocking_threads: int,
           dev: bool) -> None:

@@ -8,7 +8,6 @@ caller who sends `{{7*7}}` gets those characters back as text. Simple
 from __future__ import annotations
 
 import functools
-import re
 from dataclasses import dataclass
 from typing import Any, Callable
 
@@ -25,7 +24,6 @@ CONDITION_ENV = SandboxedEnvironment(undefined=Undefined, autoescape=False)
 CONTEXT_NAMES = frozenset({"query", "call", "room", "role", "secret"})
 CALL_FIELDS = frozenset({"id", "from", "to", "direction", "digits", "clientRequestId", "raw"})
 TEMPLATE_MARKERS = ("{{", "{%", "{#")
-_SIMPLE = re.compile(r"\{\{\s*([A-Za-z_][A-Za-z0-9_]*)(?:\.([A-Za-z_][A-Za-z0-9_]*))?\s*\}\}")
 
 Renderer = Callable[[dict], str]
 
@@ -104,30 +102,77 @@ def _first_line(tree: nodes.Template, name: str) -> int:
     return next((n.lineno for n in tree.find_all(nodes.Name) if n.name == name), 1)
 
 
-def _fast_renderer(source: str) -> Renderer | None:
-    parts: list[Any] = []
-    position = 0
-    for match in _SIMPLE.finditer(source):
-        parts.append(source[position:match.start()])
-        parts.append((match.group(1), match.group(2)))
-        position = match.end()
-    parts.append(source[position:])
-    if any(isinstance(p, str) and any(m in p for m in TEMPLATE_MARKERS + ("}}", "%}", "#}")) for p in parts):
+def _output_nodes(source: str, env: SandboxedEnvironment) -> list[nodes.Node] | None:
+    """The children of a template that is a single output statement, or None."""
+    try:
+        tree = env.parse(source)
+    except TemplateSyntaxError:
         return None
-    getattr_ = TEXT_ENV.getattr
+    if len(tree.body) != 1 or not isinstance(tree.body[0], nodes.Output):
+        return None
+    return tree.body[0].nodes
+
+
+def _fast_value(node: nodes.Node, env: SandboxedEnvironment) -> Callable[[dict], Any] | None:
+    """A direct function for the few node shapes policies use; None means "let Jinja do it"."""
+    getattr_ = env.getattr
+    if isinstance(node, nodes.Name) and node.ctx == "load":
+        name, undefined = node.name, env.undefined
+        return lambda c: c[name] if name in c else undefined(name=name)
+    if isinstance(node, nodes.Getattr):
+        inner = _fast_value(node.node, env)
+        attr = node.attr
+        return None if inner is None else (lambda c: getattr_(inner(c), attr))
+    if isinstance(node, nodes.Const):
+        value = node.value
+        return lambda c: value
+    if isinstance(node, (nodes.List, nodes.Tuple)) and all(isinstance(i, nodes.Const) for i in node.items):
+        items = [i.value for i in node.items]
+        value = tuple(items) if isinstance(node, nodes.Tuple) else items
+        return lambda c: value
+    if (isinstance(node, nodes.Filter) and node.name == "default" and node.node is not None and len(node.args) == 1
+            and isinstance(node.args[0], nodes.Const) and not node.kwargs and not node.dyn_args and not node.dyn_kwargs):
+        inner = _fast_value(node.node, env)
+        fallback = node.args[0].value
+        return None if inner is None else (lambda c: fallback if isinstance(v := inner(c), Undefined) else v)
+    if isinstance(node, nodes.Compare) and len(node.ops) == 1 and node.ops[0].op in _COMPARE:
+        left, right, op = _fast_value(node.expr, env), _fast_value(node.ops[0].expr, env), _COMPARE[node.ops[0].op]
+        return None if left is None or right is None else (lambda c: op(left(c), right(c)))
+    if isinstance(node, (nodes.And, nodes.Or)):
+        left, right = _fast_value(node.left, env), _fast_value(node.right, env)
+        if left is None or right is None:
+            return None
+        if isinstance(node, nodes.And):
+            return lambda c: left(c) and right(c)
+        return lambda c: left(c) or right(c)
+    if isinstance(node, nodes.Not):
+        inner = _fast_value(node.node, env)
+        return None if inner is None else (lambda c: not inner(c))
+    return None
+
+
+_COMPARE = {"eq": lambda a, b: a == b, "ne": lambda a, b: a != b, "in": lambda a, b: a in b,
+            "notin": lambda a, b: a not in b}
+
+
+def _fast_renderer(source: str) -> Renderer | None:
+    """Literal text and simple substitutions, computed as Jinja's generated code computes them."""
+    children = _output_nodes(source, TEXT_ENV)
+    if children is None:
+        return None
+    parts: list[Any] = []
+    for child in children:
+        if isinstance(child, nodes.TemplateData):
+            parts.append(child.data)
+            continue
+        value = _fast_value(child, TEXT_ENV)
+        if value is None:
+            return None
+        parts.append(value)
 
     def render(context: dict) -> str:
-        out = []
-        for part in parts:
-            if part.__class__ is str:
-                out.append(part)
-                continue
-            name, attr = part
-            if name not in context:
-                raise UndefinedError(f"'{name}' is undefined")
-            value = context[name] if attr is None else getattr_(context[name], attr)
-            out.append(str(value))  # str() of a StrictUndefined raises, as in Jinja
-        return "".join(out)
+        # str() of a StrictUndefined raises UndefinedError, exactly as Jinja's own output does.
+        return "".join(p if p.__class__ is str else str(p(context)) for p in parts)
 
     return render
 
@@ -144,13 +189,17 @@ def compile_text(source: str, *, fast: bool = True) -> Renderer:
     return lambda context: template.render(context)
 
 
-def compile_condition(source: str) -> Callable[[dict], bool]:
+def compile_condition(source: str, *, fast: bool = True) -> Callable[[dict], bool]:
     """A role or branch condition as a function of the context; any error counts as false."""
-    expression = CONDITION_ENV.compile_expression(source)
+    children = _output_nodes("{{ (" + source + ") }}", CONDITION_ENV) if fast else None
+    direct = _fast_value(children[0], CONDITION_ENV) if children and len(children) == 1 else None
+    if direct is None:
+        expression = CONDITION_ENV.compile_expression(source)
+        direct = lambda context: expression(**context)  # noqa: E731
 
     def holds(context: dict) -> bool:
         try:
-            return bool(expression(**context))
+            return bool(direct(context))
         except Exception:  # a hostile value must not crash the call; the condition simply does not hold
             return False
 

@@ -9,16 +9,14 @@ from __future__ import annotations
 import hmac
 import logging
 import os
-import time
-import uuid
 from dataclasses import dataclass, field
 
 import orjson
 from flask import Flask, Response, request
 
-from . import normalise, signatures
-from .render import Answer, CompiledRole, Responder
+from .render import Responder
 from .store import SQLiteStore, Store
+from .webhooks import EventsRoute, VoiceRoute, WSGIApp
 
 log = logging.getLogger("roomc")
 RESERVED_PATHS = ("/healthz", "/rooms")
@@ -70,75 +68,25 @@ def create_app(route_table: dict, store: Store | None = None, settings: Settings
         if name not in settings.secrets:
             log.warning("secret %s is not set in the environment: conditions reading it never hold", name)
 
-    def signature_problem(raw: bytes) -> str | None:
-        if settings.signing_secret is None:
-            return None
-        return signatures.verify(settings.signing_secret, request.headers.get("X-Sautikit-Signature"), raw)
-
-    def voice(path: str) -> Response:
-        request_id = uuid.uuid4().hex[:12]
-        try:
-            raw = request.get_data(cache=True)
-            problem = signature_problem(raw)
-            if problem:
-                log.warning("request %s %s refused: %s", request_id, path, problem)
-                return _json({"error": {"code": "signature.invalid", "message": "signature verification failed",
-                                        "request_id": request_id}}, 403)
-            fields = normalise.parse_body(raw, request.content_type, request.form)
-            call = normalise.call_fields(fields)
-            query = {k: v for k, v in request.args.items()}
-            call_id = call["id"] or f"anonymous-{request_id}"
-
-            def seats(room: str, role: CompiledRole, limit: int) -> tuple[bool, str]:
-                result = store.reserve(room, call_id, role.id, counted=role.counts, limit=limit,
-                                       ttl=settings.reservation_ttl, muted=role.muted)
-                pool = "seats" if role.counts else "uncounted seats"
-                if result.admitted:
-                    return True, f"admitted: {result.taken} of {limit} {pool} taken" + (
-                        " (this call already held one)" if result.again else "")
-                return False, f"full: {result.taken} of {limit} {pool} taken"
-
-            answer = responder.answer(path, query, call, digits_sent=normalise.has_digits(fields), seats=seats)
-            if answer.failed:
-                log.error("request %s %s answered with the fallback: %s", request_id, path, "; ".join(answer.trace))
-            return _json({"actions": answer.actions})
-        except Exception:
-            log.exception("request %s %s failed; answered with the fallback", request_id, path)
-            return _json({"actions": responder.fallback({"query": {}, "call": {}, "secret": {}})})
-
-    def events(path: str) -> Response:
-        raw = request.get_data(cache=True)
-        problem = signature_problem(raw)
-        if problem:
-            log.warning("event on %s refused: %s", path, problem)
-            return _json({"error": {"code": "signature.invalid", "message": "signature verification failed"}}, 403)
-        fields = normalise.parse_body(raw, request.content_type, request.form)
-        if not fields and raw:
-            fields = {"_unparsed": raw.decode("utf-8", "replace")}
-        event = normalise.event({**request.args, **fields}, request.headers)
-        try:
-            outcome = store.record(event)
-        except Exception:
-            # Not stored means not acknowledged: Sautikit delivers at least once and will retry.
-            log.exception("event on %s could not be stored; asking the sender to retry: %s", path, raw[:2000])
-            return _json({"error": {"code": "store.unavailable", "message": "retry later"}}, 503)
-        if outcome == "unreadable":
-            log.warning("event on %s kept raw, could not read it in full: %s", path, raw[:2000])
-        return _json({"ok": True, "outcome": outcome})
-
+    handlers: dict[str, WSGIApp] = {}
     for path, route in route_table["routes"].items():
         if path in RESERVED_PATHS or path.startswith("/rooms/"):
             raise ValueError(f"route {path} collides with a built-in route")
-        view = events if route["kind"] == "events" else voice
-        app.add_url_rule(path, endpoint=f"route:{path}", view_func=lambda _v=view, _p=path: _v(_p),
-                         methods=route["methods"])
+        kind = EventsRoute if route["kind"] == "events" else VoiceRoute
+        handlers[path] = kind(path, responder, store, settings)
+        # Also in Flask's url map, so other methods get a JSON 405 and the map lists every route.
+        app.add_url_rule(path, endpoint=f"route:{path}", methods=route["methods"],
+                         view_func=lambda _h=handlers[path]: Response.from_app(_h, request.environ))
 
-    @app.errorhandler(413)
-    def too_large(_error) -> Response:
-        # An oversized body on a voice route still gets something a caller can hear.
-        if request.path in route_table["routes"] and route_table["routes"][request.path]["kind"] != "events":
-            return _json({"actions": responder.fallback({"query": {}, "call": {}, "secret": {}})})
-        return _json({"error": {"code": "request.too_large", "message": "request body too large"}}, 413)
+    flask_wsgi = app.wsgi_app
+
+    def dispatch(environ: dict, start_response):
+        handler = handlers.get(environ.get("PATH_INFO", ""))
+        if handler is not None and environ.get("REQUEST_METHOD") in ("GET", "POST"):
+            return handler(environ, start_response)
+        return flask_wsgi(environ, start_response)
+
+    app.wsgi_app = dispatch  # type: ignore[method-assign]
 
     @app.errorhandler(404)
     def not_found(_error) -> Response:
@@ -177,4 +125,4 @@ def create_app(route_table: dict, store: Store | None = None, settings: Settings
     return app
 
 
-__all__ = ["Settings", "create_app", "Answer"]
+__all__ = ["Settings", "create_app"]

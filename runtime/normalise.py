@@ -6,10 +6,12 @@ Sautikit's docs, its SDK, the platform page and integrator code.
 """
 from __future__ import annotations
 
+import functools
 import re
 import time
 from dataclasses import dataclass
 from typing import Any, Mapping
+from urllib.parse import unquote_to_bytes
 
 import orjson
 
@@ -43,12 +45,40 @@ EVENT_NAMES = {
 _FOLD = re.compile(r"[^a-z0-9]")
 
 
+@functools.lru_cache(maxsize=1024)
 def fold(key: str) -> str:
     """A field name folded for matching: `Call_Sid` and `callSid` both become `callsid`."""
     return _FOLD.sub("", key.lower())
 
 
-def parse_body(raw: bytes, content_type: str | None, form: Mapping[str, str]) -> dict[str, Any]:
+def _unquote(text: str) -> str:
+    # unquote_plus's result, about twice as fast for the short values callbacks carry.
+    return unquote_to_bytes(text.replace("+", " ")).decode("utf-8", "replace")
+
+
+def parse_query(text: str) -> dict[str, str]:
+    """Form or query-string fields; the first value wins when a key repeats.
+
+    The same result as `urllib.parse.parse_qsl(text, keep_blank_values=True)`, without
+    unquoting the many pieces that need none (a test holds the two equal).
+    """
+    fields: dict[str, str] = {}
+    if not text:
+        return fields
+    for pair in text.split("&"):
+        if not pair:
+            continue
+        key, _, value = pair.partition("=")
+        if "%" in key or "+" in key:
+            key = _unquote(key)
+        if "%" in value or "+" in value:
+            value = _unquote(value)
+        if key not in fields:
+            fields[key] = value
+    return fields
+
+
+def parse_body(raw: bytes, content_type: str | None) -> dict[str, Any]:
     """The request fields, whether the body is JSON or form-encoded; unreadable bodies give {}."""
     stripped = raw.lstrip()
     if (content_type or "").startswith("application/json") or stripped[:1] == b"{":
@@ -63,7 +93,7 @@ def parse_body(raw: bytes, content_type: str | None, form: Mapping[str, str]) ->
                     return {**{k: v for k, v in data.items() if k != envelope}, **data[envelope]}
             return data
         return {}
-    return dict(form)
+    return parse_query(raw.decode("utf-8", "replace"))
 
 
 def _pick(folded: dict[str, Any], aliases: tuple[str, ...]) -> Any:

@@ -118,10 +118,11 @@ class Responder:
         return run
 
     # -- answering -----------------------------------------------------------
-    def answer(self, path: str, query: dict, call: dict, *, digits_sent: bool, seats: Seats) -> "Answer":
-        """The actions for one voice request on one route, with a trace of why."""
+    def answer(self, path: str, query: dict, call: dict, *, digits_sent: bool, seats: Seats,
+               explain: bool = False) -> "Answer":
+        """The actions for one voice request on one route; with `explain`, also a trace of why."""
         route = self.routes[path]
-        answer = Answer(seats=seats)
+        answer = Answer(seats=seats, trace=[] if explain else None)
         context = {"query": query, "call": call, "secret": self.secrets}
         try:
             if route["kind"] == "join":
@@ -129,7 +130,8 @@ class Responder:
             else:
                 answer.actions = self.flows[route["flow"]].run(context, answer, digits_sent)
         except RenderError as exc:
-            answer.trace.append(f"fallback: {exc}")
+            answer.error = str(exc)
+            answer.note(f"fallback: {exc}")
             answer.actions = self.fallback(context)
             answer.failed = True
         return answer
@@ -144,12 +146,19 @@ class Responder:
 
 @dataclass
 class Answer:
+    """The actions for one request, and (for `roomc explain`) the reasons behind them."""
+
     actions: list = field(default_factory=list)
-    trace: list[str] = field(default_factory=list)
+    trace: list[str] | None = None
     seats: Any = None
     room: str | None = None
     role: str | None = None
     failed: bool = False
+    error: str | None = None
+
+    def note(self, line: str) -> None:
+        if self.trace is not None:
+            self.trace.append(line)
 
 
 class CompiledRole:
@@ -179,33 +188,36 @@ class CompiledRoom:
             raise RenderError(f"joins nested deeper than {MAX_JOIN_DEPTH} (whenFull rooms that send back)")
         name = self.name(context)
         if not ROOM_NAME.fullmatch(name):
-            answer.trace.append(f"room name {name[:80]!r} is not a valid Sautikit room name "
-                                "(1-64 of A-Z a-z 0-9 . _ -); refused")
+            answer.note(f"room name {name[:80]!r} is not a valid Sautikit room name (1-64 of A-Z a-z 0-9 . _ -); refused")
             return list(BAD_ROOM)
         context = {**context, "room": name}
         role = self.by_id.get(fixed_role) if fixed_role else self._choose(context, answer)
         if role is None:
-            answer.trace.append(f"no role of room '{self.id}' matched; refused")
+            answer.note(f"no role of room '{self.id}' matched; refused")
             return list(NO_ROLE)
         context["role"] = role.id
         answer.room, answer.role = name, role.id
         if self.capacity:
             limit = self.capacity if role.counts else self.extra_seats
             admitted, why = answer.seats(name, role, limit)
-            answer.trace.append(why)
+            answer.note(why)
             if not admitted:
                 return self.when_full(context, answer, depth)
         return role.actions(context, answer, depth)
 
     def _choose(self, context: dict, answer: Answer) -> CompiledRole | None:
+        explaining = answer.trace is not None
         for role in self.roles:
             if role.when is None:
-                answer.trace.append(f"role '{role.id}' chosen: the default (no `when`)")
+                if explaining:
+                    answer.note(f"role '{role.id}' chosen: the default (no `when`)")
                 return role
             if role.when(context):
-                answer.trace.append(f"role '{role.id}' chosen: `{role.when_source}` holds")
+                if explaining:
+                    answer.note(f"role '{role.id}' chosen: `{role.when_source}` holds")
                 return role
-            answer.trace.append(f"role '{role.id}' skipped: `{role.when_source}` does not hold")
+            if explaining:
+                answer.note(f"role '{role.id}' skipped: `{role.when_source}` does not hold")
         return None
 
 
@@ -229,11 +241,11 @@ class CompiledFlow:
 
     def run(self, context: dict, answer: Answer, digits_sent: bool) -> list:
         if not digits_sent:
-            answer.trace.append("no digits in the request: the flow's actions")
+            answer.note("no digits in the request: the flow's actions")
             return self.actions(context, answer, 0)
         for matcher, label, actions in self.branches:
             if matcher(context):
-                answer.trace.append(f"branch taken: {label}")
+                answer.note(f"branch taken: {label}")
                 return actions(context, answer, 0)
-        answer.trace.append("no branch matched the digits: otherwise")
+        answer.note("no branch matched the digits: otherwise")
         return self.otherwise(context, answer, 0)

@@ -1,5 +1,7 @@
 """RC301 template-syntax: a template or condition that Jinja cannot parse; the line is the YAML line.
 
+A template that does not parse would fail on every call that reaches it.
+
 Failing::
 
     name: "meeting-{{ query.room }"

@@ -1,7 +1,7 @@
 """RC403 too-many-actions: a response could hold more than Sautikit's 50 actions (MaxActionSteps).
 
-Joins are expanded as the runtime expands them (the role's actions plus the conference,
-or the room's whenFull), so the count is what Sautikit would receive.
+Sautikit refuses the whole response, so the caller hears nothing. Joins are counted as the
+runtime expands them (the role's actions plus the conference, or the room's whenFull).
 
 Failing::
 

@@ -62,3 +62,20 @@ def test_static_checks():
     assert [p.code for p in check("{{ secret.PIN }}", secrets=frozenset({"PIN"}))] == []
     assert [p.code for p in check("{{ room }}", unavailable=frozenset({"room"}))] == ["RC302"]
     assert [p.line for p in check("a\n{{ nope }}")] == [2]
+
+
+CONDITIONS = st.sampled_from([
+    "query.host == '1'", "call.from in ['+254700000009', '+254700000001']", "call.digits == secret.HOST_PIN",
+    "query.host != '1'", "not query.host", "query.a == '1' and call.from == 'x'", "query.a == '1' or query.b",
+    "role == 'host'", "query.items", "call.digits not in ('1', '2')", "query.n | int > 3", "secret.MISSING == ''",
+])
+
+
+@given(condition=CONDITIONS, host=HOSTILE, caller=HOSTILE, digits=HOSTILE, pin=st.one_of(st.none(), HOSTILE),
+       present=st.booleans())
+@settings(max_examples=300, deadline=None)
+def test_condition_fast_path_equals_jinja(condition, host, caller, digits, pin, present):
+    query = {"host": host, "a": host, "n": digits} if present else {}
+    context = {"query": query, "call": {"from": caller, "digits": digits},
+               "secret": {} if pin is None else {"HOST_PIN": pin}, "room": "r"}
+    assert compile_condition(condition, fast=True)(context) == compile_condition(condition, fast=False)(context)

@@ -1,0 +1,17 @@
+-- Every request is a new call to a new room, so every one takes a real seat in the store
+-- (a fixed room would fill after 10 and measure only the "full" path).
+local counter = 0
+local thread_id = 0
+setup = function(thread)
+  thread:set("tid", thread_id)
+  thread_id = thread_id + 1
+end
+request = function()
+  counter = counter + 1
+  local id = tid .. "-" .. counter
+  local room = "bench-" .. tid .. "-" .. math.floor(counter / 5)
+  local body = "CallId=call-" .. id .. "&From=%2B254700000001&To=%2B254700000002&Direction=inbound"
+  local host = (counter % 5 == 0) and "1" or "0"
+  return wrk.format("POST", "/conference/join?room=" .. room .. "&host=" .. host,
+                    {["Content-Type"] = "application/x-www-form-urlencoded"}, body)
+end

@@ -1,0 +1,130 @@
+"""Side by side, one run: roomc's join route vs the platform page's Express handler vs constant bytes.
+
+All three listen on loopback; wrk (same machine, 2 threads, 64 connections) drives each in turn.
+The roomc join route does its real work: role selection, rendering and a seat reservation
+written to SQLite. Then the events route is driven and the stored rows are counted.
+Usage: python bench/serve_bench.py [--seconds 10] [--connections 64]
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_until_up(url: str, process: subprocess.Popen, seconds: float = 30) -> None:
+    deadline = time.time() + seconds
+    while time.time() < deadline:
+        if process.poll() is not None:
+            raise SystemExit(f"server for {url} exited early")
+        try:
+            urllib.request.urlopen(urllib.request.Request(url, data=b"CallId=warm", method="POST"), timeout=2)
+            return
+        except OSError:
+            time.sleep(0.2)
+    raise SystemExit(f"{url} did not come up")
+
+
+def wrk(url: str, script: str, seconds: int, connections: int) -> dict:
+    out = subprocess.run(["wrk", "-t2", f"-c{connections}", f"-d{seconds}s", "--latency", "-s", str(HERE / script), url],
+                         capture_output=True, text=True, check=True).stdout
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
+    total = int(re.search(r"(\d+) requests in", out).group(1))
+    p99 = re.search(r"99%\s+([\d.]+)(us|ms|s)", out)
+    scale = {"us": 0.001, "ms": 1.0, "s": 1000.0}[p99.group(2)]
+    non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    errors = re.search(r"Socket errors: (.*)", out)
+    return {"rps": rps, "total": total, "p99_ms": float(p99.group(1)) * scale,
+            "non2xx": int(non2xx.group(1)) if non2xx else 0, "socket_errors": errors.group(1) if errors else "none"}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--seconds", type=int, default=10)
+    parser.add_argument("--connections", type=int, default=64)
+    parser.add_argument("--blocking-threads", type=int, default=None,
+                        help="granian threads per worker for roomc and the constant app alike (default: roomc's)")
+    args = parser.parse_args()
+    work = Path(tempfile.mkdtemp(prefix="roomc-bench-"))
+    table = work / "routes.json"
+    subprocess.run([sys.executable, "-c", "from roomc.cli import run; run()", "compile", str(ROOT / "rooms/meeting.yaml"),
+                    "-o", str(table)], check=True)
+    ports = {name: free_port() for name in ("roomc", "express", "constant")}
+    env = {**os.environ, "ROOMC_LOG_LEVEL": "WARNING"}
+    from roomc.cli.serve import DEFAULT_BLOCKING_THREADS, DEFAULT_WORKERS
+
+    threads = str(args.blocking_threads or DEFAULT_BLOCKING_THREADS)
+    workers = str(DEFAULT_WORKERS)
+    procs = {
+        "roomc": subprocess.Popen([sys.executable, "-c", "from roomc.cli import run; run()", "serve", str(table),
+                                   "--port", str(ports["roomc"]), "--db", str(work / "roomc.db"),
+                                   "--workers", workers, "--blocking-threads", threads], env=env,
+                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True),
+        "express": subprocess.Popen(["node", str(HERE / "express/server.js")], env={**env, "PORT": str(ports["express"])},
+                                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True),
+        "constant": subprocess.Popen([sys.executable, "-m", "granian", "--interface", "wsgi", "--host", "127.0.0.1",
+                                      "--port", str(ports["constant"]), "--workers", workers, "--blocking-threads", threads,
+                                      "--no-access-log", "constant_app:app"], cwd=HERE, env=env,
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True),
+    }
+    try:
+        for name, port in ports.items():
+            wait_until_up(f"http://127.0.0.1:{port}/conference/join?room=warm", procs[name])
+        results = {}
+        for name, port in ports.items():
+            wrk(f"http://127.0.0.1:{port}", "join.lua", 2, args.connections)  # warm-up
+            results[name] = wrk(f"http://127.0.0.1:{port}", "join.lua", args.seconds, args.connections)
+        sys.path.insert(0, str(ROOT))
+        from roomc.runtime.store import SQLiteStore
+
+        store = SQLiteStore(str(work / "roomc.db"))
+        before = store.count_events()
+        events = wrk(f"http://127.0.0.1:{ports['roomc']}", "events.lua", args.seconds, args.connections)
+        stored = store.count_events() - before
+    finally:
+        for process in procs.values():
+            if process.poll() is None:
+                os.killpg(process.pid, signal.SIGINT)
+        for process in procs.values():
+            try:
+                process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                os.killpg(process.pid, signal.SIGKILL)
+    r, e, c = results["roomc"], results["express"], results["constant"]
+    print(f"\nwrk -t2 -c{args.connections} -d{args.seconds}s on loopback, {os.cpu_count()} cores; "
+          f"granian --workers {workers} --blocking-threads {threads} for roomc and the constant app\n")
+    print("| server | requests/s | p99 ms | non-2xx |")
+    print("| --- | ---: | ---: | ---: |")
+    for label, key in (("roomc join route (render + SQLite seat)", "roomc"), ("Express handler (node)", "express"),
+                       ("Flask constant bytes (same granian settings)", "constant")):
+        row = results[key]
+        print(f"| {label} | {row['rps']:,.0f} | {row['p99_ms']:.1f} | {row['non2xx']} |")
+    print(f"\nroomc / Express: {r['rps'] / e['rps']:.2f}x (target >= 1.5x)")
+    print(f"roomc / constant-bytes ceiling: {100 * r['rps'] / c['rps']:.0f}% (target >= 60%)")
+    print(f"roomc p99 at {args.connections} connections: {r['p99_ms']:.1f} ms (target < 25 ms)")
+    print(f"events route: {events['rps']:,.0f} events/s, {events['total']:,} sent, {stored:,} rows stored, "
+          f"non-2xx {events['non2xx']} (target >= 3,000/s, every event stored)")
+    # wrk stops counting at the deadline while a few requests are still in flight, so rows >= acknowledged.
+    if stored < events["total"] - events["non2xx"]:
+        print("WARNING: fewer rows stored than events acknowledged")
+
+
+if __name__ == "__main__":
+    main()
