@@ -20,6 +20,8 @@ from .diagnostics import Diagnostic, Severity, Span
 MAX_NODES = 200_000
 MAX_DEPTH = 64
 
+# LibYAML's composer when PyYAML was built with it (the wheels are): same nodes and marks, ~10x faster.
+LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 BOOL_TAG = "tag:yaml.org,2002:bool"
 TIMESTAMP_TAG = "tag:yaml.org,2002:timestamp"
 SUPPRESSION = re.compile(r"#\s*roomc:\s*ignore\[([A-Za-z0-9_,\s]*)\]")
@@ -186,7 +188,7 @@ def load_text(text: str | bytes, path: str = "<string>") -> SourceFile:
     source.text = text
     tabbed = _scan_lines(source)
     try:
-        documents = list(yaml.compose_all(text, Loader=yaml.SafeLoader))
+        documents = list(yaml.compose_all(text, Loader=LOADER))
     except RecursionError:
         source.diagnostics.append(Diagnostic(
             "RC009", Severity.ERROR, f"document nests deeper than {MAX_DEPTH} levels; refused", Span(path, 1, 1)))

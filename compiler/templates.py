@@ -40,6 +40,7 @@ class TemplateProblem:
     message: str
 
 
+@functools.lru_cache(maxsize=4096)
 def _syntax(source: str, expression: bool) -> tuple[nodes.Template | None, TemplateProblem | None]:
     try:
         if expression:
