@@ -1,0 +1,1 @@
+"""The roomc compiler: an ordered pipeline of passes (pipeline.PASSES) from YAML files to a route table."""
