@@ -1,14 +1,15 @@
 """The store: seats, participants, room sessions and every status event, in SQLite (WAL).
 
-Each worker process opens its own connections (one a thread); writes that must be
-atomic across processes (a seat check and its reservation) run in `BEGIN IMMEDIATE`,
-which SQLite serialises between processes. The state of a participant or a room is
-re-derived from the stored events each time one arrives, so the result never depends
-on the order or number of deliveries.
+Each worker process opens its own connections (one a thread). Every write is one SQL
+statement, atomic by itself: a seat check and its reservation are one INSERT ... SELECT,
+and an event's effects are triggers on its INSERT. Writers take turns through a flock.
+The state of a participant or a room is re-derived from the stored events each time one
+arrives, so the result never depends on the order or number of deliveries.
 """
 from __future__ import annotations
 
 import fcntl
+import hashlib
 import os
 import sqlite3
 import threading
@@ -28,15 +29,63 @@ CREATE TABLE IF NOT EXISTS seats (
     joined_at REAL, left_at REAL, muted INTEGER,
     PRIMARY KEY (room, call_id)
 ) WITHOUT ROWID;
+-- Keyed by the idempotency key itself, with one secondary index: every B-tree an event
+-- touches is another page in each commit, and the events route must keep up with bursts.
 CREATE TABLE IF NOT EXISTS events (
-    id INTEGER PRIMARY KEY, dedupe TEXT NOT NULL UNIQUE, room TEXT, kind TEXT, call_id TEXT,
+    dedupe TEXT PRIMARY KEY, room TEXT, kind TEXT, call_id TEXT,
     at REAL NOT NULL, received_at REAL NOT NULL, recording TEXT, readable INTEGER NOT NULL, body BLOB NOT NULL
-);
-CREATE INDEX IF NOT EXISTS events_by_call ON events (room, call_id, kind);
-CREATE INDEX IF NOT EXISTS events_by_kind ON events (room, kind, at);
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS events_by_room ON events (room, call_id, kind, at);
 CREATE TABLE IF NOT EXISTS rooms (
     room TEXT PRIMARY KEY, started_at REAL, ended_at REAL, recording_url TEXT
 );
+
+-- A participant from the set of its events, whatever order they came in: the latest join;
+-- the first leave (or room end, once joined) at or after it; the latest mute/unmute, where
+-- at equal times unmute wins, so a caller is heard rather than silenced.
+CREATE TRIGGER IF NOT EXISTS derive_participant AFTER INSERT ON events
+WHEN NEW.readable = 1 AND NEW.call_id IS NOT NULL AND NEW.kind IN ('join', 'leave', 'mute', 'unmute')
+BEGIN
+    INSERT INTO seats (room, call_id, counted, joined_at, left_at, muted)
+    SELECT NEW.room, NEW.call_id, 1, j.joined,
+        (SELECT MIN(at) FROM events
+          WHERE room = NEW.room AND at >= COALESCE(j.joined, -1e300)
+            AND ((call_id = NEW.call_id AND kind = 'leave') OR (kind = 'end' AND j.joined IS NOT NULL))),
+        (SELECT kind = 'mute' FROM events
+          WHERE room = NEW.room AND call_id = NEW.call_id AND kind IN ('mute', 'unmute')
+          ORDER BY at DESC, kind = 'unmute' DESC LIMIT 1)
+    FROM (SELECT MAX(at) AS joined FROM events
+          WHERE room = NEW.room AND call_id = NEW.call_id AND kind = 'join') AS j
+    WHERE true
+    ON CONFLICT (room, call_id) DO UPDATE SET joined_at = excluded.joined_at, left_at = excluded.left_at,
+        muted = excluded.muted;
+END;
+
+-- A room end releases everyone joined before it (their first exit at or after their join).
+CREATE TRIGGER IF NOT EXISTS end_releases AFTER INSERT ON events
+WHEN NEW.readable = 1 AND NEW.kind = 'end'
+BEGIN
+    UPDATE seats SET left_at = (
+        SELECT MIN(e.at) FROM events AS e
+         WHERE e.room = seats.room AND e.at >= seats.joined_at
+           AND ((e.call_id = seats.call_id AND e.kind = 'leave') OR e.kind = 'end'))
+     WHERE room = NEW.room AND joined_at IS NOT NULL;
+END;
+
+-- A room session: the latest start and end, and the recording of the latest end that has one.
+CREATE TRIGGER IF NOT EXISTS derive_room AFTER INSERT ON events
+WHEN NEW.readable = 1 AND NEW.kind IN ('start', 'end')
+BEGIN
+    INSERT INTO rooms (room, started_at, ended_at, recording_url)
+    SELECT NEW.room,
+        (SELECT MAX(at) FROM events WHERE room = NEW.room AND kind = 'start'),
+        (SELECT MAX(at) FROM events WHERE room = NEW.room AND kind = 'end'),
+        (SELECT recording FROM events WHERE room = NEW.room AND kind = 'end' AND recording IS NOT NULL
+          ORDER BY at DESC, dedupe DESC LIMIT 1)
+    WHERE true
+    ON CONFLICT (room) DO UPDATE SET started_at = excluded.started_at, ended_at = excluded.ended_at,
+        recording_url = excluded.recording_url;
+END;
 """
 # A seat is taken by a joined caller who has not left, or by a fresh reservation.
 ACTIVE = ("((left_at IS NULL AND (joined_at IS NOT NULL OR expires_at > :now)) "
@@ -50,24 +99,6 @@ WHERE (SELECT COUNT(*) FROM seats WHERE room=:room AND counted=:counted AND {ACT
   AND NOT EXISTS (SELECT 1 FROM seats WHERE room=:room AND call_id=:call AND {ACTIVE})
 ON CONFLICT (room, call_id) DO UPDATE SET role=excluded.role, counted=excluded.counted, muted0=excluded.muted0,
     reserved_at=excluded.reserved_at, expires_at=excluded.expires_at
-"""
-
-# A participant from the set of its events, whatever order they came in: the latest join;
-# the first leave (or room end, once joined) at or after it; the latest mute/unmute, where
-# at equal times unmute wins, so a caller is heard rather than silenced.
-DERIVE_PARTICIPANT = """
-INSERT INTO seats (room, call_id, counted, joined_at, left_at, muted)
-SELECT :room, :call, 1, j.joined,
-    (SELECT MIN(at) FROM events
-      WHERE room = :room AND at >= COALESCE(j.joined, -1e300)
-        AND ((call_id = :call AND kind = 'leave') OR (kind = 'end' AND j.joined IS NOT NULL))),
-    (SELECT kind = 'mute' FROM events
-      WHERE room = :room AND call_id = :call AND kind IN ('mute', 'unmute')
-      ORDER BY at DESC, kind = 'unmute' DESC LIMIT 1)
-FROM (SELECT MAX(at) AS joined FROM events WHERE room = :room AND call_id = :call AND kind = 'join') AS j
-WHERE true
-ON CONFLICT (room, call_id) DO UPDATE SET joined_at = excluded.joined_at, left_at = excluded.left_at,
-    muted = excluded.muted
 """
 
 
@@ -149,28 +180,19 @@ class SQLiteStore:
                 pass  # busy or closing; the next round catches up
 
     @contextmanager
-    def _write(self, *, transaction: bool = True) -> Iterator[sqlite3.Connection]:
-        """One writer at a time across threads and processes, in a transaction unless told otherwise.
+    def _write(self) -> Iterator[sqlite3.Connection]:
+        """One writer at a time across threads and processes.
 
-        SQLite alone would make waiting writers sleep-poll (1, 2, 5 ... 100 ms) on the busy
-        handler; a blocking flock wakes the next writer as soon as the lock is free. A single
-        statement is atomic by itself, so callers that need only one skip BEGIN/COMMIT.
+        SQLite alone would make waiting writers sleep-poll (1, 2, 5 ... 100 ms) on its busy
+        handler; a blocking flock wakes the next writer as soon as the lock is free. Every write
+        is a single statement (triggers included), which SQLite makes atomic by itself.
         """
         db = self._connection()
         with self._thread_lock:
             lock = self._process_lock()
             fcntl.flock(lock, fcntl.LOCK_EX)
             try:
-                if not transaction:
-                    yield db
-                    return
-                db.execute("BEGIN IMMEDIATE")
-                try:
-                    yield db
-                except BaseException:
-                    db.execute("ROLLBACK")
-                    raise
-                db.execute("COMMIT")
+                yield db
             finally:
                 fcntl.flock(lock, fcntl.LOCK_UN)
 
@@ -180,7 +202,7 @@ class SQLiteStore:
         now = time.time() if now is None else now
         values = {"room": room, "call": call_id, "role": role, "counted": int(counted), "muted": int(muted),
                   "now": now, "expires": now + ttl, "limit": limit}
-        with self._write(transaction=False) as db:
+        with self._write() as db:
             # One statement: the seat is taken only if the pool has room and the call holds none yet.
             if db.execute(RESERVE, values).rowcount == 1:
                 return Admission(True, None, limit)
@@ -190,198 +212,22 @@ class SQLiteStore:
             return Admission(bool(mine), count, limit, again=bool(mine))
 
     def record(self, event: Event, *, now: float | None = None) -> str:
-        """Store one status event; `stored`, `duplicate` or `unreadable` (kept raw, never dropped)."""
-        now = time.time() if now is None else now
-        body = orjson.dumps(event.raw, default=str)
-        with self._write() as db:
-            cursor = db.execute(
-                "INSERT INTO events (dedupe, room, kind, call_id, at, received_at, recording, readable, body) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (dedupe) DO NOTHING",
-                (event.dedupe_key() if event.readable else f"raw:{now!r}:{body.hex()[:64]}", event.room,
-                 event.kind, event.call, event.at, now, event.recording, int(event.readable), body))
-            if cursor.rowcount == 0:
-                return "duplicate"
-            if not event.readable:
-                return "unreadable"
-            if event.kind in ("start", "end"):
-                self._derive_room(db, event.room)
-            if event.kind == "end":
-                for (call,) in db.execute("SELECT call_id FROM seats WHERE room=?", (event.room,)).fetchall():
-                    self._derive_participant(db, event.room, call)
-            elif event.call is not None:
-                self._derive_participant(db, event.room, event.call)
-            return "stored"
+        """Store one status event; `stored`, `duplicate` or `unreadable` (kept raw, never dropped).
 
-    @staticmethod
-    def _derive_room(db: sqlite3.Connection, room: str) -> None:
-        row = db.execute(
-            "SELECT MAX(CASE WHEN kind='start' THEN at END), MAX(CASE WHEN kind='end' THEN at END) "
-            "FROM events WHERE room=? AND kind IN ('start','end')", (room,)).fetchone()
-        recording = db.execute(
-            "SELECT recording FROM events WHERE room=? AND kind='end' AND recording IS NOT NULL "
-            "ORDER BY at DESC, dedupe DESC LIMIT 1", (room,)).fetchone()
-        db.execute("INSERT INTO rooms (room, started_at, ended_at, recording_url) VALUES (?, ?, ?, ?) "
-                   "ON CONFLICT (room) DO UPDATE SET started_at=excluded.started_at, ended_at=excluded.ended_at, "
-                   "recording_url=excluded.recording_url", (room, row[0], row[1], recording and recording[0]))
-
-    @staticmethod
-    def _derive_participant(db: sqlite3.Connection, room: str, call: str) -> None:
-        db.execute(DERIVE_PARTICIPANT, {"room": room, "call": call})
-
-    def live_rooms(self, now: float | None = None) -> list[dict]: ...
-
-    def room(self, name: str) -> dict | None: ...
-
-
-class SQLiteStore:
-    """The embedded store: a SQLite file in WAL mode, safe across threads and processes."""
-
-    def __init__(self, path: str = "roomc.db", busy_timeout_ms: int = 10_000):
-        self.path = path
-        self.busy_timeout_ms = busy_timeout_ms
-        self._local = threading.local()
-        self._thread_lock = threading.Lock()
-        self._lock_path = path + ".lock"
-        self._lock_file: int | None = None
-        self._lock_pid = -1
-        db = self._connection()
-        # Workers start together; switching to WAL needs a moment alone with the file, so retry briefly.
-        for attempt in range(100):
-            try:
-                db.execute("PRAGMA journal_mode=WAL")
-                db.executescript(SCHEMA)
-                break
-            except sqlite3.OperationalError as exc:
-                if "locked" not in str(exc) or attempt == 99:
-                    raise
-                time.sleep(0.05)
-
-    def _connection(self) -> sqlite3.Connection:
-        db = getattr(self._local, "db", None)
-        if db is None:
-            db = sqlite3.connect(self.path, timeout=self.busy_timeout_ms / 1000, isolation_level=None,
-                                 check_same_thread=False)
-            db.execute(f"PRAGMA busy_timeout={self.busy_timeout_ms}")
-            # NORMAL in WAL mode is durable against process crashes; only a power cut can lose the last commits.
-            db.execute("PRAGMA synchronous=NORMAL")
-            # Checkpoints (and their fsyncs) run on a background thread, not inside a request's commit.
-            db.execute("PRAGMA wal_autocheckpoint=0")
-            db.row_factory = sqlite3.Row
-            self._local.db = db
-        return db
-
-    def _process_lock(self) -> int:
-        # One descriptor per process: flock excludes other processes, the thread lock our own threads.
-        if self._lock_pid != os.getpid():
-            self._lock_file = os.open(self._lock_path, os.O_RDWR | os.O_CREAT, 0o600)
-            self._lock_pid = os.getpid()
-            threading.Thread(target=self._checkpoint_forever, name="roomc-checkpoint", daemon=True).start()
-        assert self._lock_file is not None
-        return self._lock_file
-
-    def _checkpoint_forever(self, every: float = 1.0) -> None:
-        """Fold the WAL back into the database each second, so it stays small without blocking writers."""
-        db = sqlite3.connect(self.path, timeout=self.busy_timeout_ms / 1000, isolation_level=None)
-        while True:
-            time.sleep(every)
-            try:
-                db.execute("PRAGMA wal_checkpoint(PASSIVE)")
-            except sqlite3.Error:
-                pass  # busy or closing; the next round catches up
-
-    @contextmanager
-    def _write(self, *, transaction: bool = True) -> Iterator[sqlite3.Connection]:
-        """One writer at a time across threads and processes, in a transaction unless told otherwise.
-
-        SQLite alone would make waiting writers sleep-poll (1, 2, 5 ... 100 ms) on the busy
-        handler; a blocking flock wakes the next writer as soon as the lock is free. A single
-        statement is atomic by itself, so callers that need only one skip BEGIN/COMMIT.
+        One INSERT: the triggers in SCHEMA re-derive the participant and room from the stored
+        events inside the same statement, so a crash can never leave the two out of step.
         """
-        db = self._connection()
-        with self._thread_lock:
-            lock = self._process_lock()
-            fcntl.flock(lock, fcntl.LOCK_EX)
-            try:
-                if not transaction:
-                    yield db
-                    return
-                db.execute("BEGIN IMMEDIATE")
-                try:
-                    yield db
-                except BaseException:
-                    db.execute("ROLLBACK")
-                    raise
-                db.execute("COMMIT")
-            finally:
-                fcntl.flock(lock, fcntl.LOCK_UN)
-
-    def reserve(self, room: str, call_id: str, role: str, *, counted: bool, limit: int, ttl: float,
-                muted: bool, now: float | None = None) -> Admission:
-        """Take a seat for this call if its pool has one free; a call that holds one keeps it."""
-        now = time.time() if now is None else now
-        values = {"room": room, "call": call_id, "role": role, "counted": int(counted), "muted": int(muted),
-                  "now": now, "expires": now + ttl, "limit": limit}
-        with self._write(transaction=False) as db:
-            # One statement: the seat is taken only if the pool has room and the call holds none yet.
-            if db.execute(RESERVE, values).rowcount == 1:
-                return Admission(True, None, limit)
-            mine, count = db.execute(
-                f"SELECT (SELECT {ACTIVE} FROM seats WHERE room=:room AND call_id=:call), "
-                f"(SELECT COUNT(*) FROM seats WHERE room=:room AND counted=:counted AND {ACTIVE})", values).fetchone()
-            return Admission(bool(mine), count, limit, again=bool(mine))
-
-    def record(self, event: Event, *, now: float | None = None) -> str:
-        """Store one status event; `stored`, `duplicate` or `unreadable` (kept raw, never dropped)."""
         now = time.time() if now is None else now
         body = orjson.dumps(event.raw, default=str)
+        dedupe = event.dedupe_key() if event.readable else f"raw:{now!r}:{hashlib.sha256(body).hexdigest()}"
         with self._write() as db:
             cursor = db.execute(
                 "INSERT INTO events (dedupe, room, kind, call_id, at, received_at, recording, readable, body) "
                 "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (dedupe) DO NOTHING",
-                (event.dedupe_key() if event.readable else f"raw:{now!r}:{body.hex()[:64]}", event.room,
-                 event.kind, event.call, event.at, now, event.recording, int(event.readable), body))
-            if cursor.rowcount == 0:
-                return "duplicate"
-            if not event.readable:
-                return "unreadable"
-            if event.kind in ("start", "end"):
-                self._derive_room(db, event.room)
-            if event.kind == "end":
-                for (call,) in db.execute("SELECT call_id FROM seats WHERE room=?", (event.room,)).fetchall():
-                    self._derive_participant(db, event.room, call)
-            elif event.call is not None:
-                self._derive_participant(db, event.room, event.call)
-            return "stored"
-
-    @staticmethod
-    def _derive_room(db: sqlite3.Connection, room: str) -> None:
-        row = db.execute(
-            "SELECT MAX(CASE WHEN kind='start' THEN at END), MAX(CASE WHEN kind='end' THEN at END) "
-            "FROM events WHERE room=? AND kind IN ('start','end')", (room,)).fetchone()
-        recording = db.execute(
-            "SELECT recording FROM events WHERE room=? AND kind='end' AND recording IS NOT NULL "
-            "ORDER BY at DESC, dedupe DESC LIMIT 1", (room,)).fetchone()
-        db.execute("INSERT INTO rooms (room, started_at, ended_at, recording_url) VALUES (?, ?, ?, ?) "
-                   "ON CONFLICT (room) DO UPDATE SET started_at=excluded.started_at, ended_at=excluded.ended_at, "
-                   "recording_url=excluded.recording_url", (room, row[0], row[1], recording and recording[0]))
-
-    @staticmethod
-    def _derive_participant(db: sqlite3.Connection, room: str, call: str) -> None:
-        events = db.execute(
-            "SELECT kind, at FROM events WHERE room=? AND (call_id=? OR kind='end') "
-            "AND kind IN ('join','leave','mute','unmute','end') ORDER BY at, kind", (room, call)).fetchall()
-        joins = [e["at"] for e in events if e["kind"] == "join"]
-        joined = max(joins) if joins else None
-        exits = [e["at"] for e in events if e["kind"] == "leave" or (e["kind"] == "end" and joined is not None)]
-        after = [t for t in exits if joined is None or t >= joined]
-        left = min(after) if after else None
-        toggles = [e for e in events if e["kind"] in ("mute", "unmute")]
-        # Latest toggle wins; at equal times unmute sorts last, so the caller is heard rather than silenced.
-        muted = None if not toggles else int(sorted(toggles, key=lambda e: (e["at"], e["kind"] == "unmute"))[-1]["kind"] == "mute")
-        db.execute(
-            "INSERT INTO seats (room, call_id, counted, joined_at, left_at, muted) VALUES (?, ?, 1, ?, ?, ?) "
-            "ON CONFLICT (room, call_id) DO UPDATE SET joined_at=excluded.joined_at, left_at=excluded.left_at, "
-            "muted=excluded.muted", (room, call, joined, left, muted))
+                (dedupe, event.room, event.kind, event.call, event.at, now, event.recording, int(event.readable), body))
+        if cursor.rowcount == 0:
+            return "duplicate"
+        return "stored" if event.readable else "unreadable"
 
     def live_rooms(self, now: float | None = None) -> list[dict]:
         """Rooms with a taken seat, or started and not yet ended, with their counts."""
