@@ -1,0 +1,115 @@
+"""`roomc simulate`: a scenario of callers run through the local platform and the real runtime.
+
+The runtime is the real app (`create_app`) on a loopback port with its own SQLite store;
+the platform is the engine with a virtual clock, so an hour-long meeting takes as long as
+its webhooks do. Scenario format: docs/simulate.md.
+"""
+from __future__ import annotations
+
+import tempfile
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlencode
+
+import yaml
+
+from roomc.compiler import pipeline
+from roomc.runtime import Settings, create_app
+from roomc.runtime.store import SQLiteStore
+
+from .engine import Platform, ScaledClock, VirtualClock
+from .local_server import report
+
+SECRET = b"roomc-simulate-secret"
+
+
+class ScenarioError(Exception):
+    """A scenario that cannot run, with a message for the user."""
+
+
+@dataclass
+class Outcome:
+    report: dict
+    rooms: dict[str, Any]  # what the runtime's store says about each room afterwards
+
+
+def _load(path: Path) -> dict:
+    try:
+        scenario = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError) as exc:
+        raise ScenarioError(f"{path}: {exc}") from None
+    if not isinstance(scenario, dict) or not isinstance(scenario.get("calls"), list) or "policy" not in scenario:
+        raise ScenarioError(f"{path}: a scenario needs `policy` and a list of `calls` (docs/simulate.md)")
+    return scenario
+
+
+def run(path: str | Path, *, realtime: bool = False, rounding: str | None = None) -> Outcome:
+    """Run one scenario file and return the platform's report and the runtime's rooms."""
+    from werkzeug.serving import make_server
+
+    import logging
+
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)  # the runtime's access log is not the timeline
+    path = Path(path)
+    scenario = _load(path)
+    compilation = pipeline.run([str((path.parent / scenario["policy"]).resolve())])
+    if compilation.table is None:
+        problems = "; ".join(f"{d.span.file}:{d.span.line}: {d.message}" for d in compilation.diagnostics[:5])
+        raise ScenarioError(f"the policy does not compile: {problems}")
+    workdir = Path(tempfile.mkdtemp(prefix="roomc-simulate-"))
+    store = SQLiteStore(str(workdir / "roomc.db"))
+    server = make_server("127.0.0.1", 0, create_app(compilation.table, store=store, settings=Settings(
+        public_url="http://127.0.0.1:0", signing_secret=SECRET,
+        secrets={k: str(v) for k, v in (scenario.get("secrets") or {}).items()})), threaded=True)
+    base = f"http://127.0.0.1:{server.server_port}"
+    server.app.extensions["roomc"]["responder"].public_url = base
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    platform = Platform(ScaledClock(1.0) if realtime else VirtualClock(), secret=SECRET,
+                        rounding=rounding or scenario.get("billing", "per-second"),
+                        recording_base="https://recordings.sautikit.local", epoch=float(scenario.get("epoch", 1.8e9)))
+    number = str(scenario.get("number", "+254700000001"))
+    try:
+        for index, call in enumerate(scenario["calls"]):
+            if not isinstance(call, dict) or "route" not in call:
+                raise ScenarioError(f"call {index + 1}: needs at least `route`")
+            if call["route"] not in compilation.table["routes"]:
+                raise ScenarioError(f"call {index + 1}: no route {call['route']!r} in the policy")
+            query = {k: str(v) for k, v in (call.get("query") or {}).items()}
+            url = base + call["route"] + ("?" + urlencode(query) if query else "")
+            direction = call.get("direction", "outbound")
+            platform.place_call(local=number, remote=str(call.get("number", f"+2547330{index:05d}")), url=url,
+                                direction=direction, label=str(call.get("name", f"caller-{index + 1}")),
+                                digits=[str(d) for d in call.get("digits") or []],
+                                hangup_after=call.get("hangupAfter"), when=float(call.get("at", 0)))
+        platform.run_until_idle()
+    finally:
+        server.shutdown()
+    names = sorted({e.room for e in platform.timeline if e.room})
+    return Outcome(report(platform), {name: store.room(name) for name in names})
+
+
+def clock(seconds: float) -> str:
+    whole = int(round(seconds))
+    return f"{whole // 3600:02d}:{whole % 3600 // 60:02d}:{whole % 60:02d}"
+
+
+def render_text(outcome: Outcome) -> str:
+    """The timeline, then who waited and how long, the rooms as stored, and the bill."""
+    data = outcome.report
+    width = max([len(e["who"]) for e in data["timeline"]] + [8])
+    lines = [f"{clock(e['at'])}  {e['who']:<{width}}  {e['what']}" for e in data["timeline"]]
+    lines += ["", "Rooms (as the runtime stored them):"]
+    for name, room in outcome.rooms.items():
+        if room is None:
+            lines.append(f"  {name}: nothing stored")
+            continue
+        lines.append(f"  {name}: {len(room['participants'])} participant(s), started {room['started'] or '-'}, "
+                     f"ended {room['ended'] or '-'}, recording {room['recordingUrl'] or '-'}")
+    lines += ["", f"Bill ({data['rounding']}, outbound KES 3.00/min, inbound free, hold time billed):"]
+    for leg in data["legs"]:
+        lines.append(f"  {leg['label']:<{width}}  {leg['direction']:<8}  {clock(leg['durationSeconds'])} "
+                     f"(held {clock(leg['heldSeconds'])})  KES {leg['costMinor'] / 100:>8.2f}")
+    lines.append(f"  {'total':<{width}}  {'':<8}  {'':<8} {'':<15}  KES {data['totalMinor'] / 100:>8.2f}")
+    return "\n".join(lines) + "\n"

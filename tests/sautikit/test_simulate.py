@@ -1,0 +1,93 @@
+"""`roomc simulate`: the town-hall scenario end to end in virtual time, and its bill computed by hand."""
+import json
+import time
+
+import pytest
+
+from roomc.sautikit.simulate import ScenarioError, run
+
+from ..conftest import ROOMS
+
+TOWN_HALL = ROOMS / "scenarios" / "town-hall.yaml"
+
+
+@pytest.fixture(scope="module")
+def outcome():
+    return run(TOWN_HALL)
+
+
+def said(outcome, who):
+    return [e["what"] for e in outcome.report["timeline"] if e["who"] == who]
+
+
+def test_timeline_tells_the_story(outcome):
+    assert "waits on hold (https://cdn.example.com/hold-music.mp3)" in said(outcome, "guest-1")
+    assert "starts townhall-99" in said(outcome, "host")
+    assert "joins townhall-99 muted (listen-only)" in said(outcome, "supervisor")
+    assert said(outcome, "guest-10") == ['hears "Sorry, this town hall is full."', "is hung up by the policy"]
+    assert "is disconnected: townhall-99 ended" in said(outcome, "guest-1")
+    assert any("recording at https://recordings.sautikit.local/townhall-99-1.mp3" in w for w in said(outcome, "platform"))
+
+
+def test_the_runtime_stored_the_room_and_its_recording(outcome):
+    room = outcome.rooms["townhall-99"]
+    assert room["recordingUrl"] == "https://recordings.sautikit.local/townhall-99-1.mp3"
+    assert room["started"] and room["ended"]
+    roles = sorted(p["role"] for p in room["participants"])
+    assert roles == ["host"] + ["participant"] * 9 + ["supervisor"]
+    assert all(p["leftAt"] for p in room["participants"])
+
+
+# By hand, from the scenario and the platform's documented timings: outbound legs ring 3 s;
+# the host answers at 63 s and hangs up 1,800 s later, at 1,863 s, which ends the room and
+# disconnects everyone; guest-10 answers at 303 s and hears a 30-character apology (2 s).
+ANSWERED = {"guest-1": 3, "guest-2": 13, "guest-3": 23, "host": 63, "supervisor": 123, "guest-4": 183,
+            "guest-5": 184, "guest-6": 185, "guest-7": 186, "guest-8": 187, "guest-9": 188}
+SECONDS = {**{who: 1863 - at for who, at in ANSWERED.items()}, "guest-10": 2}
+
+
+@pytest.mark.parametrize("rounding, per_leg", [
+    ("per-second", lambda s: s * 5),                      # KES 0.05 a second = 5 minor units
+    ("per-minute", lambda s: -(-s // 60) * 300),          # each started minute at KES 3.00
+])
+def test_bill_matches_the_hand_computed_one(rounding, per_leg):
+    report = run(TOWN_HALL, rounding=rounding).report
+    legs = {leg["label"]: leg for leg in report["legs"]}
+    assert {who: leg["durationSeconds"] for who, leg in legs.items()} == SECONDS
+    assert {who: leg["costMinor"] for who, leg in legs.items()} == {who: per_leg(s) for who, s in SECONDS.items()}
+    assert report["totalMinor"] == sum(per_leg(s) for s in SECONDS.values())
+    assert legs["guest-1"]["heldSeconds"] == 61  # joined at 5 s, the host started the room at 66 s
+
+
+def test_per_second_total_written_out():
+    assert run(TOWN_HALL).report["totalMinor"] == 95785  # KES 957.85
+
+
+def test_an_hour_of_meeting_takes_seconds(tmp_path):
+    started = time.perf_counter()
+    run(TOWN_HALL)
+    assert time.perf_counter() - started < 20
+
+
+def test_inbound_calls_with_digits_are_free_and_follow_the_flow():
+    report = run(ROOMS / "scenarios" / "dial-in-bridge.yaml").report
+    typo = [e["what"] for e in report["timeline"] if e["who"] == "typo"]
+    assert 'hears "That meeting number is not valid."' in typo
+    assert "joins bridge-123456" in typo
+    assert report["totalMinor"] == 0
+
+
+def test_cli_json_and_text(invoke):
+    data = json.loads(invoke("simulate", str(TOWN_HALL), "--format", "json").output)
+    assert data["totalMinor"] == 95785 and data["rooms"]["townhall-99"]["recordingUrl"]
+    text = invoke("simulate", str(TOWN_HALL)).output
+    assert "KES   957.85" in text and "guest-10" in text
+
+
+def test_bad_scenarios_are_clear_errors(invoke, tmp_path):
+    bad = tmp_path / "s.yaml"
+    bad.write_text("calls: nope\n")
+    with pytest.raises(ScenarioError):
+        run(bad)
+    result = invoke("simulate", str(bad))
+    assert result.exit_code == 2 and "needs `policy`" in result.output
