@@ -53,6 +53,19 @@ def test_every_environment_setting_is_documented():
     assert sorted(v for v in used if v not in RUNTIME) == []
 
 
+def test_every_command_is_in_the_readme_or_docs():
+    from roomc.cli import main
+    docs = README + RUNTIME + (ROOT / "docs" / "simulate.md").read_text()
+    assert sorted(name for name in main.commands if f"roomc {name}" not in docs) == []
+
+
+def test_every_sautikit_setting_is_documented():
+    code = "".join(p.read_text() for p in (ROOT / "sautikit").glob("*.py")) + (ROOT / "cli" / "calls.py").read_text()
+    used = set(re.findall(r"SAUTIKIT_[A-Z_]+", code))
+    page = (ROOT / "docs" / "simulate.md").read_text()
+    assert sorted(v for v in used if v not in page) == []
+
+
 def test_readme_opens_with_the_two_commands():
     head = "\n".join(README.splitlines()[:25])
     assert "make serve" in head and "make test" in head
