@@ -138,6 +138,9 @@ class SQLiteStore:
         # Workers start together; switching to WAL needs a moment alone with the file, so retry briefly.
         for attempt in range(100):
             try:
+                # Small pages: each commit copies every page it touched into the WAL, and an event
+                # touches four or five (measured: 200 -> 170 us an event). Only new files take it.
+                db.execute("PRAGMA page_size=1024")
                 db.execute("PRAGMA journal_mode=WAL")
                 db.executescript(SCHEMA)
                 break
