@@ -10,7 +10,7 @@ import click
 
 from roomc.runtime.render import Responder
 
-from .explain import _pairs
+from .explain import parse_pairs
 from .main import Failure, load_table, main
 
 
@@ -43,7 +43,7 @@ def _dial(paths: tuple[str, ...], route: str, queries: tuple[str, ...], to: str,
     spec = table["routes"].get(route)
     if spec is None or spec["kind"] != "join":
         raise Failure(f"{route!r} is not a join route of the policy")
-    query = _pairs(queries, "--query")
+    query = parse_pairs(queries, "--query")
     base = (public_url or os.environ.get("ROOMC_PUBLIC_URL") or table["server"].get("publicUrl") or "").rstrip("/")
     if not base:
         raise Failure("no public URL: set server.publicUrl, ROOMC_PUBLIC_URL or --public-url")

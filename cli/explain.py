@@ -11,7 +11,8 @@ from roomc.runtime.render import CompiledRole, Responder
 from .main import Failure, load_table, main
 
 
-def _pairs(values: tuple[str, ...], option: str) -> dict[str, str]:
+def parse_pairs(values: tuple[str, ...], option: str) -> dict[str, str]:
+    """`KEY=VALUE` options as a dict; anything else is a usage error naming the option."""
     out = {}
     for item in values:
         key, sep, value = item.partition("=")
@@ -39,8 +40,8 @@ def explain(paths: tuple[str, ...], route_path: str, queries: tuple[str, ...], f
         raise Failure(f"no route {route_path!r}; routes: {', '.join(sorted(table['routes']))}")
     if table["routes"][route_path]["kind"] == "events":
         raise Failure(f"{route_path} is the status-events sink; it answers no actions")
-    fields = _pairs(forms, "--form")
-    responder = Responder(table, secrets=_pairs(secrets, "--secret"))
+    fields = parse_pairs(forms, "--form")
+    responder = Responder(table, secrets=parse_pairs(secrets, "--secret"))
 
     def seats(room: str, role: CompiledRole, limit: int) -> tuple[bool, str]:
         taken = participants if role.counts else 0
@@ -49,7 +50,7 @@ def explain(paths: tuple[str, ...], route_path: str, queries: tuple[str, ...], f
             return True, f"admitted: {taken + 1} of {limit} {pool} would be taken"
         return False, f"full: {taken} of {limit} {pool} taken, so the room's whenFull actions answer"
 
-    answer = responder.answer(route_path, _pairs(queries, "--query"), call_fields(fields),
+    answer = responder.answer(route_path, parse_pairs(queries, "--query"), call_fields(fields),
                               digits_sent=has_digits(fields), seats=seats, explain=True)
     click.echo(json.dumps({"actions": answer.actions}, indent=2, ensure_ascii=False))
     if fmt == "text":

@@ -27,6 +27,16 @@ class Span:
     column: int = 1
 
 
+def nearest_span(spans: dict[tuple, Span], path: tuple, default: Span) -> Span:
+    """The span recorded for `path`, or for its closest recorded ancestor."""
+    path = tuple(path)
+    while path:
+        if path in spans:
+            return spans[path]
+        path = path[:-1]
+    return spans.get((), default)
+
+
 @dataclass(frozen=True)
 class Diagnostic:
     """One finding: a rule code, its severity, where it is and what it means."""

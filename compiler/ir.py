@@ -4,7 +4,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from .diagnostics import Span
+from .diagnostics import Span, nearest_span
 
 STATUS_EVENTS = ("start", "end", "join", "leave", "mute", "unmute")
 DEFAULT_STATUS_EVENTS = STATUS_EVENTS
@@ -116,12 +116,7 @@ class Policy:
 
     def span(self, path: tuple) -> Span:
         """The span of the nearest node at or above `path`."""
-        path = tuple(path)
-        while path:
-            if path in self.spans:
-                return self.spans[path]
-            path = path[:-1]
-        return self.spans.get((), Span(self.files[0] if self.files else "", 1, 1))
+        return nearest_span(self.spans, path, Span(self.files[0] if self.files else "", 1, 1))
 
     def key_span(self, path: tuple) -> Span:
         """The span of the key that names `path` (falls back to its value)."""

@@ -14,7 +14,7 @@ from typing import Any
 import yaml
 from yaml.constructor import SafeConstructor
 
-from .diagnostics import Diagnostic, Severity, Span
+from .diagnostics import Diagnostic, Severity, Span, nearest_span
 
 # Enough for any real policy; a billion-laughs document needs ~10^9.
 MAX_NODES = 200_000
@@ -41,12 +41,7 @@ class SourceFile:
 
     def span(self, path: tuple) -> Span:
         """The nearest known span for a JSON path (walking up to the parent)."""
-        path = tuple(path)
-        while path:
-            if path in self.value_spans:
-                return self.value_spans[path]
-            path = path[:-1]
-        return self.value_spans.get((), Span(self.path, 1, 1))
+        return nearest_span(self.value_spans, path, Span(self.path, 1, 1))
 
 
 class _TooLarge(Exception):

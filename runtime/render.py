@@ -26,7 +26,9 @@ class RenderError(Exception):
 
 
 class Seats(Protocol):
-    def __call__(self, room: str, role: "CompiledRole", counted_limit: int, extra_limit: int) -> tuple[bool, str]: ...
+    """Takes a seat for the caller in `room` if fewer than `limit` of the role's pool are taken: (admitted, why)."""
+
+    def __call__(self, room: str, role: "CompiledRole", limit: int) -> tuple[bool, str]: ...
 
 
 def _checked(field_name: str, render: Callable[[dict], str], *, allow_empty: bool = False) -> Callable[[dict], str]:
