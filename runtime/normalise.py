@@ -136,6 +136,7 @@ class Event:
     recording: str | None
     event_id: str | None
     raw: dict
+    timed: bool = True  # whether `at` came from the sender (False: it is the arrival time)
 
     @property
     def readable(self) -> bool:
@@ -144,9 +145,17 @@ class Event:
         return self.kind in ("start", "end") or self.call is not None
 
     def dedupe_key(self) -> str:
-        """Idempotency key: the event id when sent, else what identifies the event itself."""
+        """Idempotency key: the event id when sent, else what identifies the event itself.
+
+        Without an id or a sender's timestamp, a retry arrives at another time, so a participant
+        event is keyed on room, kind and call alone (a retried `join` after the `leave` must not
+        seat the caller again). Room `start`/`end` keep the arrival time: a room name may host
+        another session later, and duplicates of those only move the session's times.
+        """
         if self.event_id:
             return f"id:{self.event_id}"
+        if not self.timed and self.call is not None:
+            return f"{self.room}|{self.kind}|{self.call}|untimed"
         return f"{self.room}|{self.kind}|{self.call or ''}|{self.at!r}"
 
 
@@ -171,7 +180,7 @@ def event(fields: dict[str, Any], headers: Mapping[str, str] | None = None, now:
     folded = {fold(k): v for k, v in fields.items()}
     raw_kind = _pick(folded, EVENT_ALIASES["event"])
     kind = EVENT_NAMES.get(fold(_text(raw_kind))) if raw_kind is not None else None
-    at, _ = _timestamp(_pick(folded, EVENT_ALIASES["at"]), time.time() if now is None else now)
+    at, timed = _timestamp(_pick(folded, EVENT_ALIASES["at"]), time.time() if now is None else now)
     event_id = _pick(folded, EVENT_ALIASES["id"])
     if event_id is None and headers is not None:
         event_id = headers.get("X-Sautikit-Event-Id") or headers.get("X-Sautikit-Idempotency-Key")
@@ -181,4 +190,4 @@ def event(fields: dict[str, Any], headers: Mapping[str, str] | None = None, now:
     return Event(kind, None if room is None else _text(room), None if call is None else _text(call),
                  None if (p := _pick(folded, EVENT_ALIASES["participant"])) is None else _text(p), at,
                  None if recording is None else _text(recording), None if event_id is None else _text(event_id),
-                 fields)
+                 fields, timed)

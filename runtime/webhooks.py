@@ -21,7 +21,7 @@ from .store import Store
 log = logging.getLogger("roomc")
 WSGIApp = Callable[[dict, Callable], Iterable[bytes]]
 _request_numbers = itertools.count(1)
-STATUS = {200: "200 OK", 403: "403 Forbidden", 503: "503 Service Unavailable"}
+STATUS = {200: "200 OK", 403: "403 Forbidden", 413: "413 Content Too Large", 503: "503 Service Unavailable"}
 
 
 class TooLarge(Exception):
@@ -115,7 +115,8 @@ class EventsRoute(Webhook):
         try:
             raw = read_body(environ, self.settings.max_body_bytes)
         except TooLarge:
-            return respond(start_response, {"error": {"code": "request.too_large", "message": "body too large"}}, 503)
+            log.warning("event on %s refused: body over %d bytes", self.path, self.settings.max_body_bytes)
+            return respond(start_response, {"error": {"code": "request.too_large", "message": "body too large"}}, 413)
         problem = self.signature_problem(raw, environ)
         if problem:
             log.warning("event on %s refused: %s", self.path, problem)

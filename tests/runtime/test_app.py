@@ -204,3 +204,8 @@ class TestSignatures:
         ok = signed.post("/conference/events", data=body, content_type="application/json",
                          headers={"x-sautikit-signature": sign(self.SECRET, body)})
         assert ok.status_code == 200 and store.count_events() == 1
+
+
+def test_oversized_event_is_refused_with_413(client):
+    response = client.post("/conference/events", data=b"x" * 300_000, content_type="application/json")
+    assert response.status_code == 413 and response.get_json()["error"]["code"] == "request.too_large"

@@ -94,3 +94,13 @@ def test_final_state_does_not_depend_on_delivery_order(tmp_path_factory, events,
             store.record(event(_fields(kind, call, at)))
         states.append((store.room("room-1"), store.live_rooms(now=NOW + 100), store.count_events()))
     assert states[0] == states[1]
+
+
+def test_untimed_retries_of_a_join_do_not_seat_a_caller_who_left(store):
+    reserve(store, "a", limit=1)
+    join = {"ConferenceName": "r", "StatusCallbackEvent": "join", "CallId": "a"}
+    assert store.record(event(join, now=NOW + 1)) == "stored"
+    assert store.record(event({**join, "StatusCallbackEvent": "leave"}, now=NOW + 5)) == "stored"
+    # The platform retries the join (at least once delivery); it arrives later, with no timestamp.
+    assert store.record(event(join, now=NOW + 30)) == "duplicate"
+    assert reserve(store, "b", limit=1, now=NOW + 31).admitted
