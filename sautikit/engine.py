@@ -170,8 +170,11 @@ class Platform:
         """Run in real (scaled) time until `stop` is set, for the HTTP server."""
         while not stop.is_set():
             with self.lock:
-                if not self.queue or self.queue[0][0] > self.clock.now():
-                    self.clock.wait_until(self.queue[0][0] if self.queue else self.clock.now() + 1, self.lock)
+                if not self.queue:
+                    self.lock.wait(timeout=1.0)  # `at` notifies when a call is placed
+                    continue
+                if self.queue[0][0] > self.clock.now():
+                    self.clock.wait_until(self.queue[0][0], self.lock)
                     continue
                 _, _, action = heapq.heappop(self.queue)
             try:

@@ -60,11 +60,13 @@ def run(path: str | Path, *, realtime: bool = False, rounding: str | None = None
         raise ScenarioError(f"the policy does not compile: {problems}")
     workdir = Path(tempfile.mkdtemp(prefix="roomc-simulate-"))
     store = SQLiteStore(str(workdir / "roomc.db"))
-    server = make_server("127.0.0.1", 0, create_app(compilation.table, store=store, settings=Settings(
-        public_url="http://127.0.0.1:0", signing_secret=SECRET,
-        secrets={k: str(v) for k, v in (scenario.get("secrets") or {}).items()})), threaded=True)
+    # The app's callback URLs need the port, and the port is known once the socket is bound.
+    served: dict[str, Any] = {}
+    server = make_server("127.0.0.1", 0, lambda environ, start: served["app"](environ, start), threaded=True)
     base = f"http://127.0.0.1:{server.server_port}"
-    server.app.extensions["roomc"]["responder"].public_url = base
+    served["app"] = create_app(compilation.table, store=store, settings=Settings(
+        public_url=base, signing_secret=SECRET,
+        secrets={k: str(v) for k, v in (scenario.get("secrets") or {}).items()}))
     threading.Thread(target=server.serve_forever, daemon=True).start()
     platform = Platform(ScaledClock(1.0) if realtime else VirtualClock(), secret=SECRET,
                         rounding=rounding or scenario.get("billing", "per-second"),
