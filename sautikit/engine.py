@@ -77,6 +77,7 @@ class Leg:
     ended_at: float | None = None
     actions: list[dict] = field(default_factory=list)
     room: str | None = None
+    meeting: str | None = None  # the room this leg joined (or stalled at), for the bill per meeting
     muted: bool = False
     end_on_exit: bool = False
     hold_started: float | None = None
@@ -310,6 +311,7 @@ class Platform:
     def _join(self, leg: Leg, conference: dict) -> None:
         name = conference["name"]
         room = self.rooms.setdefault(name, Room(name))
+        leg.meeting = name
         cap = conference.get("maxParticipants", 0)
         if cap and len(room.legs) >= cap:
             leg.stalled = True
@@ -320,7 +322,8 @@ class Platform:
         room.recorded = room.recorded or bool(conference.get("record"))
         room.legs[leg.id] = conference
         leg.room, leg.muted, leg.end_on_exit = name, bool(conference.get("muted")), bool(conference.get("endOnExit"))
-        self.note(leg.label, "joins " + name + (" muted (listen-only)" if leg.muted else ""), name)
+        self.note(leg.label, "joins " + name + (" muted (listen-only)" if leg.muted else "")
+                  + (" (beep)" if conference.get("beep") else ""), name)
         self._event(room, "join", leg)
         if conference.get("startOnEnter", True) and not room.started:
             room.started = True

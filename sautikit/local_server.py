@@ -23,11 +23,18 @@ def _error(status: int, code: str, message: str) -> tuple[Response, int]:
 def report(platform: Platform) -> dict:
     """The timeline, rooms and bill so far, in the shape `roomc simulate --format json` prints."""
     legs = sorted(platform.legs.values(), key=lambda leg: (leg.created_at, leg.label))
+    meetings: dict[str, int] = {}
+    for leg in legs:
+        # A caller turned away by the policy never reached a room; their cost is listed on its own.
+        key = leg.meeting or "(no room)"
+        meetings[key] = meetings.get(key, 0) + leg.cost_minor(platform.rounding)
     return {
         "timeline": [{"at": round(e.at, 3), "who": e.who, "what": e.what, "room": e.room} for e in platform.timeline],
         "legs": [{"label": leg.label, "callId": leg.id, "direction": leg.direction, "status": leg.status,
+                  "meeting": leg.meeting,
                   "durationSeconds": leg.duration, "heldSeconds": round(leg.held_seconds),
                   "costMinor": leg.cost_minor(platform.rounding)} for leg in legs],
+        "meetingsMinor": meetings,
         "totalMinor": sum(leg.cost_minor(platform.rounding) for leg in legs),
         "currency": "KES",
         "rounding": platform.rounding,

@@ -113,5 +113,7 @@ def render_text(outcome: Outcome) -> str:
     for leg in data["legs"]:
         lines.append(f"  {leg['label']:<{width}}  {leg['direction']:<8}  {clock(leg['durationSeconds'])} "
                      f"(held {clock(leg['heldSeconds'])})  KES {leg['costMinor'] / 100:>8.2f}")
-    lines.append(f"  {'total':<{width}}  {'':<8}  {'':<8} {'':<15}  KES {data['totalMinor'] / 100:>8.2f}")
+    for meeting, minor in data["meetingsMinor"].items():
+        lines.append(f"  {'meeting ' + meeting:<{width + 36}}  KES {minor / 100:>8.2f}")
+    lines.append(f"  {'total':<{width + 36}}  KES {data['totalMinor'] / 100:>8.2f}")
     return "\n".join(lines) + "\n"

@@ -56,6 +56,8 @@ def test_bill_matches_the_hand_computed_one(rounding, per_leg):
     assert {who: leg["durationSeconds"] for who, leg in legs.items()} == SECONDS
     assert {who: leg["costMinor"] for who, leg in legs.items()} == {who: per_leg(s) for who, s in SECONDS.items()}
     assert report["totalMinor"] == sum(per_leg(s) for s in SECONDS.values())
+    turned_away = per_leg(SECONDS["guest-10"])
+    assert report["meetingsMinor"] == {"townhall-99": report["totalMinor"] - turned_away, "(no room)": turned_away}
     assert legs["guest-1"]["heldSeconds"] == 61  # joined at 5 s, the host started the room at 66 s
 
 
