@@ -108,8 +108,8 @@ def graph(paths: tuple[str, ...], fmt: str) -> None:
     else:
         lines = ["digraph roomc {", "  rankdir=LR;"]
         for key, label in sorted(nodes.items()):
-            shape = "oval" if label.startswith("route") else "box3d" if label.startswith("flow") else "box"
-            lines.append(f'  {key} [label="{label}", shape={shape}];')
+            dot_shape = "oval" if label.startswith("route") else "box3d" if label.startswith("flow") else "box"
+            lines.append(f'  {key} [label="{label}", shape={dot_shape}];')
         lines += [f'  {a} -> {b} [label="{label}"];' for a, b, label in edges]
         lines.append("}")
     click.echo("\n".join(lines))

@@ -21,7 +21,7 @@ class Failure(click.ClickException):
 
     def __init__(self, message: str, exit_code: int = 2):
         super().__init__(message)
-        self.exit_code = exit_code
+        self.exit_code = exit_code  # type: ignore[misc]  # click reads it per instance
 
     def show(self, file=None) -> None:  # noqa: D102 - click's hook
         click.echo(f"roomc: {self.format_message()}", err=True)

@@ -13,8 +13,8 @@ from typing import Any
 from .ir import Action, Policy, Role, Room
 from .templates import is_template
 
-FULL_DEFAULT = ({"say": {"text": "Sorry, this meeting is full. Please try again later."}}, {"hangup": {}})
-FALLBACK_DEFAULT = ({"say": {"text": "Sorry, we could not connect your call. Please try again later."}},
+FULL_DEFAULT: tuple[dict[str, Any], ...] = ({"say": {"text": "Sorry, this meeting is full. Please try again later."}}, {"hangup": {}})
+FALLBACK_DEFAULT: tuple[dict[str, Any], ...] = ({"say": {"text": "Sorry, we could not connect your call. Please try again later."}},
                     {"hangup": {}})
 # The order conference keys are written in; JSON order does not matter to Sautikit, sorting keeps output stable.
 CONFERENCE_KEYS = ("beep", "collectDigits", "digitsCallbackUrl", "endOnExit", "finishOnKey", "flags", "muted",

@@ -78,6 +78,7 @@ class _Walker:
             return self.walk_mapping(node, path, depth)
         if isinstance(node, yaml.SequenceNode):
             return [self.walk(child, path + (i,), depth + 1) for i, child in enumerate(node.value)]
+        assert isinstance(node, yaml.ScalarNode)
         return self.scalar(node, path)
 
     def walk_mapping(self, node: yaml.MappingNode, path: tuple, depth: int) -> dict:

@@ -12,7 +12,6 @@ from dataclasses import dataclass
 from typing import Any, Callable
 
 from jinja2 import StrictUndefined, TemplateSyntaxError, Undefined, meta, nodes
-from jinja2.exceptions import UndefinedError
 from jinja2.sandbox import SandboxedEnvironment
 
 # Text is rendered strictly: a missing value is an error (the caller gets the fallback),
@@ -103,7 +102,7 @@ def _first_line(tree: nodes.Template, name: str) -> int:
     return next((n.lineno for n in tree.find_all(nodes.Name) if n.name == name), 1)
 
 
-def _output_nodes(source: str, env: SandboxedEnvironment) -> list[nodes.Node] | None:
+def _output_nodes(source: str, env: SandboxedEnvironment) -> list[nodes.Expr] | None:
     """The children of a template that is a single output statement, or None."""
     try:
         tree = env.parse(source)
@@ -114,42 +113,68 @@ def _output_nodes(source: str, env: SandboxedEnvironment) -> list[nodes.Node] | 
     return tree.body[0].nodes
 
 
-def _fast_value(node: nodes.Node, env: SandboxedEnvironment) -> Callable[[dict], Any] | None:
+Value = Callable[[dict], Any]
+
+
+def _fast_value(node: nodes.Node, env: SandboxedEnvironment) -> Value | None:
     """A direct function for the few node shapes policies use; None means "let Jinja do it"."""
     getattr_ = env.getattr
     if isinstance(node, nodes.Name) and node.ctx == "load":
         name, undefined = node.name, env.undefined
         return lambda c: c[name] if name in c else undefined(name=name)
+    if isinstance(node, nodes.Const):
+        constant = node.value
+        return lambda c: constant
+    if isinstance(node, (nodes.List, nodes.Tuple)) and all(isinstance(i, nodes.Const) for i in node.items):
+        items = [i.value for i in node.items if isinstance(i, nodes.Const)]
+        sequence = tuple(items) if isinstance(node, nodes.Tuple) else items
+        return lambda c: sequence
     if isinstance(node, nodes.Getattr):
         inner = _fast_value(node.node, env)
-        attr = node.attr
-        return None if inner is None else (lambda c: getattr_(inner(c), attr))
-    if isinstance(node, nodes.Const):
-        value = node.value
-        return lambda c: value
-    if isinstance(node, (nodes.List, nodes.Tuple)) and all(isinstance(i, nodes.Const) for i in node.items):
-        items = [i.value for i in node.items]
-        value = tuple(items) if isinstance(node, nodes.Tuple) else items
-        return lambda c: value
-    if (isinstance(node, nodes.Filter) and node.name == "default" and node.node is not None and len(node.args) == 1
-            and isinstance(node.args[0], nodes.Const) and not node.kwargs and not node.dyn_args and not node.dyn_kwargs):
-        inner = _fast_value(node.node, env)
-        fallback = node.args[0].value
-        return None if inner is None else (lambda c: fallback if isinstance(v := inner(c), Undefined) else v)
+        if inner is None:
+            return None
+        attr, of = node.attr, inner
+        return lambda c: getattr_(of(c), attr)
+    if isinstance(node, nodes.Filter):
+        return _fast_default(node, env)
     if isinstance(node, nodes.Compare) and len(node.ops) == 1 and node.ops[0].op in _COMPARE:
-        left, right, op = _fast_value(node.expr, env), _fast_value(node.ops[0].expr, env), _COMPARE[node.ops[0].op]
-        return None if left is None or right is None else (lambda c: op(left(c), right(c)))
+        left, right = _fast_value(node.expr, env), _fast_value(node.ops[0].expr, env)
+        if left is None or right is None:
+            return None
+        op, lhs, rhs = _COMPARE[node.ops[0].op], left, right
+        return lambda c: op(lhs(c), rhs(c))
     if isinstance(node, (nodes.And, nodes.Or)):
         left, right = _fast_value(node.left, env), _fast_value(node.right, env)
         if left is None or right is None:
             return None
+        lhs, rhs = left, right
         if isinstance(node, nodes.And):
-            return lambda c: left(c) and right(c)
-        return lambda c: left(c) or right(c)
+            return lambda c: lhs(c) and rhs(c)
+        return lambda c: lhs(c) or rhs(c)
     if isinstance(node, nodes.Not):
         inner = _fast_value(node.node, env)
-        return None if inner is None else (lambda c: not inner(c))
+        if inner is None:
+            return None
+        negated = inner
+        return lambda c: not negated(c)
     return None
+
+
+def _fast_default(node: nodes.Filter, env: SandboxedEnvironment) -> Value | None:
+    """`x | default('literal')`: the literal when x is undefined, as Jinja's filter does."""
+    if node.name != "default" or node.node is None or len(node.args) != 1 or node.kwargs or node.dyn_args \
+            or node.dyn_kwargs:
+        return None
+    argument = node.args[0]
+    inner = _fast_value(node.node, env)
+    if inner is None or not isinstance(argument, nodes.Const):
+        return None
+    fallback, of = argument.value, inner
+
+    def default(c: dict) -> Any:
+        value = of(c)
+        return fallback if isinstance(value, Undefined) else value
+    return default
 
 
 _COMPARE = {"eq": lambda a, b: a == b, "ne": lambda a, b: a != b, "in": lambda a, b: a in b,
@@ -181,7 +206,9 @@ def _fast_renderer(source: str) -> Renderer | None:
 def compile_text(source: str, *, fast: bool = True) -> Renderer:
     """A function rendering `source` against a context; constants cost nothing to render."""
     if not is_template(source):
-        return lambda context, _text=source: _text
+        def constant(context: dict) -> str:
+            return source
+        return constant
     if fast:
         renderer = _fast_renderer(source)
         if renderer is not None:
@@ -196,7 +223,9 @@ def compile_condition(source: str, *, fast: bool = True) -> Callable[[dict], boo
     direct = _fast_value(children[0], CONDITION_ENV) if children and len(children) == 1 else None
     if direct is None:
         expression = CONDITION_ENV.compile_expression(source)
-        direct = lambda context: expression(**context)  # noqa: E731
+
+        def direct(context: dict) -> Any:
+            return expression(**context)
 
     def holds(context: dict) -> bool:
         try:

@@ -39,7 +39,7 @@ def _where(path: tuple) -> str:
 def _types(schema: dict) -> list[str]:
     if "type" in schema:
         kinds = schema["type"] if isinstance(schema["type"], list) else [schema["type"]]
-        return [TYPE_NAMES.get(k, k) for k in kinds]
+        return [TYPE_NAMES.get(str(k), str(k)) for k in kinds]
     if "const" in schema:
         return [repr(schema["const"])]
     return []
@@ -68,7 +68,7 @@ def _convert(error: ValidationError, source: SourceFile) -> Iterator[Diagnostic]
     if kind in ("oneOf", "anyOf") and error.context:
         shallow = [e for e in error.context if tuple(e.absolute_path) == path and e.validator in ("type", "const")]
         if len(shallow) == len(error.context):
-            expected = []
+            expected: list[str] = []
             for sub in error.schema[kind]:
                 expected.extend(t for t in _types(sub) if t not in expected)
             yield Diagnostic("RC103", Severity.ERROR,

@@ -59,9 +59,9 @@ def expand(table: dict, actions: list, visiting: frozenset = frozenset()) -> lis
             out.append({"hangup": {}})
             continue
         wanted = item["$join"].get("role")
-        variants = [r["actions"] for r in room["roles"] if wanted in (None, r["id"])]
+        variants: list[list] = [r["actions"] for r in room["roles"] if wanted in (None, r["id"])]
         variants.append(expand(table, room["whenFull"], visiting | {room_id}))
-        out.extend(max(variants, key=len))
+        out.extend(sorted(variants, key=len)[-1])  # the longest thing the join can become
     return out
 
 

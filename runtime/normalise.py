@@ -114,7 +114,7 @@ def _text(value: Any) -> str:
 def call_fields(fields: dict[str, Any]) -> dict[str, Any]:
     """The template context's `call`: id, from, to, direction, digits, clientRequestId and raw."""
     folded = {fold(k): v for k, v in fields.items()}
-    call = {name: _text(_pick(folded, aliases)) for name, aliases in CALL_ALIASES.items()}
+    call: dict[str, Any] = {name: _text(_pick(folded, aliases)) for name, aliases in CALL_ALIASES.items()}
     call["raw"] = fields
     return call
 
@@ -175,7 +175,7 @@ def _timestamp(value: Any, fallback: float) -> tuple[float, bool]:
         return fallback, False
 
 
-def event(fields: dict[str, Any], headers: Mapping[str, str] | None = None, now: float | None = None) -> Event:
+def event(fields: dict[str, Any], headers: Mapping[str, str | None] | None = None, now: float | None = None) -> Event:
     """A status event from its raw fields (and the event-id headers Sautikit's webhooks carry)."""
     folded = {fold(k): v for k, v in fields.items()}
     raw_kind = _pick(folded, EVENT_ALIASES["event"])

@@ -85,12 +85,18 @@ class Responder:
         return True, template
 
     def _url(self, spec: dict) -> Node:
-        base_constant, base = self.node(spec.get("base", ""), "url") if "base" in spec else (True, None)
-        route = spec.get("route")
         query = [(k, *self.node(v, "query")) for k, v in spec.get("query", {}).items()]
+        if "route" in spec:
+            route = spec["route"]
+
+            def start(context: dict) -> str:
+                return self.public_url + route  # read at render time: serve and explain may set it late
+        else:
+            constant, base = self.node(spec["base"], "url")
+            start = (lambda context: base) if constant else base
 
         def render(context: dict) -> str:
-            url = self.public_url + route if route is not None else (base if base_constant else base(context))
+            url = start(context)
             if query:
                 pairs = [(k, v if c else v(context)) for k, c, v in query]
                 url += ("&" if "?" in url else "?") + urlencode(pairs)
@@ -223,6 +229,14 @@ class CompiledRoom:
         return None
 
 
+def _digits_equal(expected: str) -> Callable[[dict], bool]:
+    return lambda context: context["call"]["digits"] == expected
+
+
+def _digits_match(pattern: re.Pattern) -> Callable[[dict], bool]:
+    return lambda context: pattern.fullmatch(context["call"]["digits"]) is not None
+
+
 class CompiledFlow:
     def __init__(self, responder: Responder, flow: dict):
         self.actions = responder.actions(flow["actions"])
@@ -231,10 +245,10 @@ class CompiledFlow:
         for branch in flow["branches"]:
             matcher: Callable[[dict], bool]
             if branch["digits"] is not None:
-                matcher = lambda c, d=branch["digits"]: c["call"]["digits"] == d
+                matcher = _digits_equal(branch["digits"])
                 label = f"digits == {branch['digits']!r}"
             elif branch["match"] is not None:
-                matcher = lambda c, r=re.compile(branch["match"]): r.fullmatch(c["call"]["digits"]) is not None
+                matcher = _digits_match(re.compile(branch["match"]))
                 label = f"digits match {branch['match']}"
             else:
                 matcher = compile_condition(branch["when"])

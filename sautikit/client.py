@@ -51,7 +51,8 @@ class CallsClient:
         request_headers = {"Authorization": f"Bearer {self.api_key}", "Accept": "application/json",
                            **({"Content-Type": "application/json"} if data else {}), **(headers or {})}
         for attempt in range(self.attempts if retry else 1):
-            request = urllib.request.Request(self.base_url + path, data=data, method=method, headers=request_headers)
+            request = urllib.request.Request(f"{self.base_url}{path}", data=data, method=method,
+                                             headers=request_headers)
             try:
                 with urllib.request.urlopen(request, timeout=self.timeout) as response:
                     return response.status, json.loads(response.read() or b"null")

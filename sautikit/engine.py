@@ -199,7 +199,7 @@ class Platform:
         ring = RING_SECONDS if direction == "outbound" else 0
         self.at(start + ring, lambda: self._answer(leg))
         if hangup_after is not None:
-            self.at(start + ring + hangup_after, lambda: self.hangup(leg.id, by="caller"))
+            self.at(start + ring + hangup_after, lambda: self._hangup_by_caller(leg.id))
         return leg
 
     def _answer(self, leg: Leg) -> None:
@@ -207,6 +207,12 @@ class Platform:
             return
         leg.status, leg.answered_at = "answered", self.clock.now()
         self._fetch(leg, leg.url, {})
+
+    def _hangup_by_caller(self, call_id: str) -> None:
+        self.hangup(call_id, by="caller")
+
+    def _hangup_by_api(self, call_id: str) -> None:
+        self.hangup(call_id, by="api")
 
     def hangup(self, call_id: str, *, by: str = "api") -> Leg | None:
         leg = self.legs.get(call_id)
@@ -340,6 +346,7 @@ class Platform:
             self.note(leg.label, f"waits on hold ({music})", name)
 
     def _leave(self, leg: Leg) -> None:
+        assert leg.room is not None
         room = self.rooms[leg.room]
         room.legs.pop(leg.id, None)
         if leg.hold_started is not None:
@@ -361,10 +368,10 @@ class Platform:
             self._event(room, "leave", other)
             other.room = None
             self._end(other, "completed", f"is disconnected: {room.name} ended")
-        extra = {}
+        extra: dict[str, Any] = {}
         if room.recorded:
             extra["RecordingUrl"] = f"{self.recording_base}/{room.name}-{room.session}.mp3"
         self.note("platform", f"{room.name} ends" + (f"; recording at {extra['RecordingUrl']}" if extra else ""),
                   room.name)
-        self._event(room, "end", **extra)
+        self._event(room, "end", None, **extra)
         room.started, room.session, room.recorded = False, room.session + 1, False

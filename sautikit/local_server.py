@@ -117,7 +117,7 @@ def create_local_app(platform: Platform, *, api_key: str | None) -> Flask:
             leg = platform.legs.get(call_id)
         if leg is None:
             return _error(404, "calls.not_found", f"no call {call_id}")
-        platform.at(platform.clock.now(), lambda: platform.hangup(call_id))
+        platform.at(platform.clock.now(), lambda: platform._hangup_by_api(call_id))
         return jsonify({"call_id": call_id, "status": "hung_up"})
 
     @app.get("/v1/local/report")

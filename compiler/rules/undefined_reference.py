@@ -25,7 +25,7 @@ NAME = "undefined-reference"
 SEVERITY = Severity.ERROR
 
 
-def _missing_role(policy: Policy, room_id: str, role: str | None) -> bool:
+def _missing_role(policy: Policy, room_id: str | None, role: str | None) -> bool:
     return role is not None and room_id in policy.rooms and role not in {r.id for r in policy.rooms[room_id].roles}
 
 

@@ -1,6 +1,5 @@
 """Compiled tables: golden files for every example, determinism, and what the table promises."""
 import json
-import os
 import shutil
 from pathlib import Path
 

@@ -1,5 +1,4 @@
 """The shipped schemas: valid against their metaschema, fully documented, and in step with the generator."""
-import json
 import subprocess
 import sys
 

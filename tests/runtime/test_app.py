@@ -7,7 +7,6 @@ import pytest
 
 from roomc.runtime import Settings, create_app
 from roomc.runtime.signatures import sign
-from roomc.runtime.store import SQLiteStore
 
 
 def join(client, query, **form):
