@@ -1,0 +1,77 @@
+"""The local platform's own rules, against small real webhook servers on loopback."""
+import json
+import threading
+from urllib.parse import parse_qs
+
+import pytest
+from werkzeug.serving import make_server
+
+from roomc.runtime.signatures import verify
+from roomc.sautikit.engine import Platform, VirtualClock
+
+
+@pytest.fixture
+def webhook():
+    """A loopback server answering each POST with the next queued reply, recording what it got."""
+    replies, received = [], []
+
+    def app(environ, start_response):
+        body = environ["wsgi.input"].read(int(environ.get("CONTENT_LENGTH") or 0))
+        received.append((environ["PATH_INFO"], body, environ.get("HTTP_X_SAUTIKIT_SIGNATURE")))
+        reply = replies.pop(0) if replies else {"ok": True}
+        status, reply = reply if isinstance(reply, tuple) else ("200 OK", reply)
+        data = reply if isinstance(reply, bytes) else json.dumps(reply).encode()
+        start_response(status, [("Content-Type", "application/json")])
+        return [data]
+
+    server = make_server("127.0.0.1", 0, app, threaded=True)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_port}", replies, received
+    server.shutdown()
+
+
+def test_a_response_sautikit_would_refuse_drops_the_call(webhook):
+    base, replies, _ = webhook
+    replies.append({"actions": [{"say": {}}]})  # `say` without `text`
+    platform = Platform(VirtualClock())
+    leg = platform.place_call(local="+254700000001", remote="+254733000001", url=base + "/join")
+    platform.run_until_idle()
+    assert leg.status == "failed"
+    assert "no actions Sautikit accepts" in platform.timeline[-1].what
+
+
+def test_a_caller_past_the_platform_cap_stalls_in_silence(webhook):
+    base, replies, _ = webhook
+    conference = {"conference": {"name": "tiny", "maxParticipants": 1}}
+    replies.extend([{"actions": [conference]}, {"actions": [conference]}])
+    platform = Platform(VirtualClock())
+    first = platform.place_call(local="+254700000001", remote="+254733000001", url=base + "/j", hangup_after=60)
+    second = platform.place_call(local="+254700000001", remote="+254733000002", url=base + "/j", when=10)
+    platform.run_until_idle()
+    assert first.meeting == "tiny" and second.stalled
+    assert any("stalls in silence" in e.what for e in platform.timeline if e.who == "+254733000002")
+    assert second.status == "answered"  # nobody hangs it up: it would stall until the caller gives up
+
+
+def test_digits_come_back_signed_to_the_same_url(webhook):
+    base, replies, received = webhook
+    replies.extend([{"actions": [{"getDigits": {"numDigits": 4}}]}, {"actions": [{"hangup": {}}]}])
+    platform = Platform(VirtualClock(), secret=b"s3cret")
+    platform.place_call(local="+254700000001", remote="+254733000001", url=base + "/pin?m=1", digits=["1234"])
+    platform.run_until_idle()
+    (path1, body1, sig1), (path2, body2, sig2) = received
+    assert path1 == path2 == "/pin"
+    assert parse_qs(body2.decode())["Digits"] == ["1234"] and "Digits" not in parse_qs(body1.decode())
+    assert verify(b"s3cret", sig2, body2) is None
+
+
+def test_only_subscribed_events_are_sent_and_failures_are_retried(webhook):
+    base, replies, received = webhook
+    replies.append({"actions": [{"conference": {"name": "r", "statusEventsCallbackUrl": base + "/events",
+                                                "statusEvents": "join start"}}]})
+    replies.append(("503 Service Unavailable", b"{}"))  # the sink fails the first delivery of `join`
+    platform = Platform(VirtualClock())
+    platform.place_call(local="+254700000001", remote="+254733000001", url=base + "/j", hangup_after=30)
+    platform.run_until_idle()
+    kinds = [json.loads(body)["StatusCallbackEvent"] for path, body, _ in received if path == "/events"]
+    assert kinds == ["join", "join", "start"]  # join delivered again; leave and end were not subscribed
