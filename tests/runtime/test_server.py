@@ -52,8 +52,12 @@ def test_200_simultaneous_joins_to_a_room_of_10_admit_exactly_10(server):
     assert admitted == 10
     assert server.get("/rooms", ADMIN)[1]["rooms"] == [
         {"name": "rush", "participants": 0, "reserved": 10, "seatsTaken": 10, "started": False}]
+    pids: set[int] = set()
     with ThreadPoolExecutor(max_workers=16) as pool:
-        pids = {body["pid"] for _, body in pool.map(lambda _: server.get("/healthz"), range(64))}
+        for _ in range(10):  # which worker accepts a connection is the kernel's choice; ask until both answer
+            pids |= {body["pid"] for _, body in pool.map(lambda _: server.get("/healthz"), range(64))}
+            if len(pids) == 2:
+                break
     assert len(pids) == 2, "both worker processes served requests"
 
 
