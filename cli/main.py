@@ -83,7 +83,9 @@ def compile_(paths: tuple[str, ...], output: str | None, stage: str) -> None:
         click.echo(REPORTERS["text"](compilation.diagnostics), err=True, nl=False)
         raise Failure("not compiled: fix the errors above", exit_code=1)
     if stage == "ir":
-        click.echo(repr(compilation.policy))
+        import pprint
+
+        click.echo(pprint.pformat(compilation.policy, width=110, sort_dicts=False))
         return
     text = emit(compilation.table)
     if output:

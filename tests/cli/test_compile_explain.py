@@ -95,3 +95,9 @@ def test_graph_mermaid_and_dot(invoke):
     assert "room_bridge -->|when full: join| room_overflow" in mermaid
     dot = invoke("graph", str(ROOT / "rooms"), "--format", "dot").output
     assert dot.startswith("digraph roomc {") and dot.rstrip().endswith("}")
+
+
+def test_emit_ir_shows_the_intermediate_form_with_spans(invoke):
+    result = invoke("compile", MEETING, "--emit", "ir")
+    assert result.exit_code == 0
+    assert "Room(id='meeting'" in result.output and "Span(file=" in result.output and "line=" in result.output
