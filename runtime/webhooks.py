@@ -84,7 +84,9 @@ class VoiceRoute(Webhook):
                 log.warning("request %s %s refused: %s", request_id, self.path, problem)
                 return respond(start_response, {"error": {"code": "signature.invalid", "message":
                                                           "signature verification failed", "request_id": request_id}}, 403)
-            fields = normalise.parse_body(raw, environ.get("CONTENT_TYPE"))
+            query = normalise.parse_query(query_text(environ))
+            # A GET (a redirect with method GET) carries the call state in the query string, if anywhere.
+            fields = normalise.parse_body(raw, environ.get("CONTENT_TYPE")) if raw else query
             call = normalise.call_fields(fields)
             call_id = call["id"] or f"anonymous-{request_id}"
             store, ttl = self.store, self.settings.reservation_ttl
@@ -94,8 +96,7 @@ class VoiceRoute(Webhook):
                                           muted=role.muted)
                 return admission.admitted, ""  # the reason is only read by `roomc explain`
 
-            answer = self.responder.answer(self.path, normalise.parse_query(query_text(environ)), call,
-                                           digits_sent=normalise.has_digits(fields), seats=seats)
+            answer = self.responder.answer(self.path, query, call, digits_sent=normalise.has_digits(fields), seats=seats)
             if answer.failed:
                 log.error("request %s %s answered with the fallback: %s", request_id, self.path, answer.error)
             return respond(start_response, {"actions": answer.actions})

@@ -208,3 +208,11 @@ class TestSignatures:
 def test_oversized_event_is_refused_with_413(client):
     response = client.post("/conference/events", data=b"x" * 300_000, content_type="application/json")
     assert response.status_code == 413 and response.get_json()["error"]["code"] == "request.too_large"
+
+
+def test_get_requests_read_the_call_from_the_query_string(client):
+    for _ in range(2):  # the same call twice: one seat, not two
+        response = client.get("/conference/join?room=viaget&CallId=g-1&From=%2B254700000001")
+        assert "conference" in response.get_json()["actions"][-1]
+    others = [client.get(f"/conference/join?room=viaget&CallId=g-{i}").get_json()["actions"] for i in range(2, 12)]
+    assert sum("conference" in a[-1] for a in others) == 9
