@@ -71,12 +71,6 @@ class Diagnostic:
         }
 
 
-def worst(diagnostics: Iterable[Diagnostic]) -> Severity | None:
-    """The highest severity among the findings, or None when there are none."""
-    ranked = [d.severity for d in diagnostics]
-    return max(ranked, key=lambda s: s.rank) if ranked else None
-
-
 def sort_diagnostics(diagnostics: Iterable[Diagnostic]) -> list[Diagnostic]:
     """Findings in file/line/column order, duplicates removed."""
     return sorted(set(diagnostics), key=Diagnostic.sort_key)

@@ -10,7 +10,6 @@ STATUS_EVENTS = ("start", "end", "join", "leave", "mute", "unmute")
 DEFAULT_STATUS_EVENTS = STATUS_EVENTS
 # Verbs that hand the call to the caller or the room: a redirect cycle through one of these is not a busy loop.
 WAITING_VERBS = frozenset({"getDigits", "record", "dial", "join"})
-SPOKEN_VERBS = frozenset({"say"})
 
 
 @dataclass(frozen=True)
