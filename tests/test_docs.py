@@ -71,3 +71,10 @@ def test_readme_opens_with_the_two_commands():
     assert "make serve" in head and "make test" in head
     ci = (ROOT / ".ci" / "run").read_text()
     assert "make test" in ci
+
+
+def test_readme_policy_is_the_meeting_example():
+    snippet = README.split("```yaml\n", 1)[1].split("```", 1)[0]
+    example = [line for line in (ROOT / "rooms" / "meeting.yaml").read_text().splitlines()
+               if not line.startswith("#") or "yaml-language-server" in line]
+    assert snippet.splitlines() == example
