@@ -42,8 +42,9 @@ def wait_until_up(url: str, process: subprocess.Popen, seconds: float = 30) -> N
     raise SystemExit(f"{url} did not come up")
 
 
-def wrk(url: str, script: str, seconds: int, connections: int) -> dict:
-    out = subprocess.run(["wrk", "-t2", f"-c{connections}", f"-d{seconds}s", "--latency", "-s", str(HERE / script), url],
+def wrk(url: str, kind: str, seconds: int, connections: int) -> dict:
+    out = subprocess.run(["wrk", "-t2", f"-c{connections}", f"-d{seconds}s", "--latency", "-s",
+                          str(HERE / "webhook.lua"), url], env={**os.environ, "BENCH_KIND": kind},
                          capture_output=True, text=True, check=True).stdout
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
     total = int(re.search(r"(\d+) requests in", out).group(1))
@@ -89,14 +90,14 @@ def main() -> None:
             wait_until_up(f"http://127.0.0.1:{port}/conference/join?room=warm", procs[name])
         results = {}
         for name, port in ports.items():
-            wrk(f"http://127.0.0.1:{port}", "join.lua", 2, args.connections)  # warm-up
-            results[name] = wrk(f"http://127.0.0.1:{port}", "join.lua", args.seconds, args.connections)
+            wrk(f"http://127.0.0.1:{port}", "join", 2, args.connections)  # warm-up
+            results[name] = wrk(f"http://127.0.0.1:{port}", "join", args.seconds, args.connections)
         sys.path.insert(0, str(ROOT))
         from roomc.runtime.store import SQLiteStore
 
         store = SQLiteStore(str(work / "roomc.db"))
         before = store.count_events()
-        events = wrk(f"http://127.0.0.1:{ports['roomc']}", "events.lua", args.seconds, args.connections)
+        events = wrk(f"http://127.0.0.1:{ports['roomc']}", "events", args.seconds, args.connections)
         stored = store.count_events() - before
     finally:
         for process in procs.values():

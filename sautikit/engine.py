@@ -21,6 +21,7 @@ import urllib.parse
 import urllib.request
 import uuid
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from typing import Any, Callable
 
 from roomc.compiler.schemas import ACTIONS, validator
@@ -98,10 +99,12 @@ class Leg:
             return math.ceil(self.duration / 60) * OUTBOUND_MINOR_PER_MINUTE
         return self.duration * OUTBOUND_MINOR_PER_MINUTE // 60
 
-    def as_call(self, rounding: str = "per-second") -> dict:
-        """The call object as GET /v1/calls/{id} returns it."""
+    def as_call(self, rounding: str = "per-second", epoch: float = 0.0) -> dict:
+        """The call object as GET /v1/calls/{id} returns it; `epoch` is the wall-clock time of simulated second 0."""
         def iso(t: float | None) -> str | None:
-            return None if t is None else f"T+{t:.0f}s"
+            if t is None:
+                return None
+            return datetime.fromtimestamp(epoch + t, timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z")
         return {"id": self.id, "session_id": self.session_id, "direction": self.direction,
                 "local_e164": self.local, "remote_e164": self.remote, "status": self.status,
                 "started_at": iso(self.created_at), "answered_at": iso(self.answered_at),
@@ -145,13 +148,13 @@ class Platform:
         self.legs: dict[str, Leg] = {}
         self.rooms: dict[str, Room] = {}
         self.timeline: list[Entry] = []
-        self.queue: list[tuple[float, int, Callable[[], None]]] = []
+        self.queue: list[tuple[float, int, Callable[[], object]]] = []
         self.sequence = itertools.count()
         self.lock = threading.Condition()
         self.check = validator(ACTIONS)
 
     # -- scheduling ------------------------------------------------------------
-    def at(self, when: float, action: Callable[[], None]) -> None:
+    def at(self, when: float, action: Callable[[], object]) -> None:
         with self.lock:
             heapq.heappush(self.queue, (when, next(self.sequence), action))
             self.lock.notify_all()
@@ -199,7 +202,7 @@ class Platform:
         ring = RING_SECONDS if direction == "outbound" else 0
         self.at(start + ring, lambda: self._answer(leg))
         if hangup_after is not None:
-            self.at(start + ring + hangup_after, lambda: self._hangup_by_caller(leg.id))
+            self.at(start + ring + hangup_after, lambda: self.hangup(leg.id, by="caller"))
         return leg
 
     def _answer(self, leg: Leg) -> None:
@@ -207,12 +210,6 @@ class Platform:
             return
         leg.status, leg.answered_at = "answered", self.clock.now()
         self._fetch(leg, leg.url, {})
-
-    def _hangup_by_caller(self, call_id: str) -> None:
-        self.hangup(call_id, by="caller")
-
-    def _hangup_by_api(self, call_id: str) -> None:
-        self.hangup(call_id, by="api")
 
     def hangup(self, call_id: str, *, by: str = "api") -> Leg | None:
         leg = self.legs.get(call_id)

@@ -93,7 +93,7 @@ def create_local_app(platform: Platform, *, api_key: str | None) -> Flask:
         leg = platform.legs.get(call_id) or next((l for l in platform.legs.values() if l.session_id == call_id), None)
         if leg is None:
             return _error(404, "calls.not_found", f"no call {call_id}")
-        return jsonify({"call": leg.as_call(platform.rounding)})
+        return jsonify({"call": leg.as_call(platform.rounding, platform.epoch)})
 
     @app.get("/v1/calls")
     def list_calls():
@@ -108,7 +108,7 @@ def create_local_app(platform: Platform, *, api_key: str | None) -> Flask:
         start = int(request.args.get("cursor") or 0)
         page = calls[start:start + limit]
         more = start + limit < len(calls)
-        return jsonify({"data": [c.as_call(platform.rounding) for c in page],
+        return jsonify({"data": [c.as_call(platform.rounding, platform.epoch) for c in page],
                         "next_cursor": str(start + limit) if more else None})
 
     @app.post("/v1/calls/<call_id>/hangup")
@@ -117,7 +117,7 @@ def create_local_app(platform: Platform, *, api_key: str | None) -> Flask:
             leg = platform.legs.get(call_id)
         if leg is None:
             return _error(404, "calls.not_found", f"no call {call_id}")
-        platform.at(platform.clock.now(), lambda: platform._hangup_by_api(call_id))
+        platform.at(platform.clock.now(), lambda: platform.hangup(call_id))
         return jsonify({"call_id": call_id, "status": "hung_up"})
 
     @app.get("/v1/local/report")

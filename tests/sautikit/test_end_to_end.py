@@ -6,6 +6,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+from datetime import datetime
 
 import pytest
 
@@ -141,6 +142,8 @@ def test_idempotency_key_replays_instead_of_dialling_twice(line):
     first = client.create_call(from_="+254700000001", to="+254733000001", voice_callback_url=url, idempotency_key="k1")
     again = client.create_call(from_="+254700000001", to="+254733000001", voice_callback_url=url, idempotency_key="k1")
     assert first["call_id"] == again["call_id"]
+    started = client.get_call(first["call_id"])["started_at"]
+    assert datetime.fromisoformat(started.replace("Z", "+00:00")).year >= 2026  # RFC 3339, as the platform sends
     assert len(list(client.list_calls(limit=1))) == 1  # paging through a one-item page
 
 
