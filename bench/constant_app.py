@@ -1,4 +1,4 @@
-"""The ceiling: a Flask app that returns constant bytes, served exactly like roomc (granian, 2x4)."""
+"""The ceiling: a Flask app that returns constant bytes, served exactly like roomc (same granian shape)."""
 from flask import Flask, Response
 
 BODY = (b'{"actions":[{"say":{"text":"You are joining m as the host."}},{"conference":{"name":"m",'

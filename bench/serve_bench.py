@@ -3,7 +3,7 @@
 All three listen on loopback; wrk (same machine, 2 threads, 64 connections) drives each in turn.
 The roomc join route does its real work: role selection, rendering and a seat reservation
 written to SQLite. Then the events route is driven and the stored rows are counted.
-Usage: python bench/serve_bench.py [--seconds 10] [--connections 64]
+Usage: python bench/serve_bench.py [--seconds 10] [--connections 64] [--workers N] [--blocking-threads N]
 """
 from __future__ import annotations
 
@@ -60,8 +60,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seconds", type=int, default=10)
     parser.add_argument("--connections", type=int, default=64)
+    parser.add_argument("--workers", type=int, default=None,
+                        help="granian workers for roomc and the constant app alike (default: roomc serve's)")
     parser.add_argument("--blocking-threads", type=int, default=None,
-                        help="granian threads per worker for roomc and the constant app alike (default: roomc's)")
+                        help="granian threads per worker for roomc and the constant app alike (default: roomc serve's)")
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="roomc-bench-"))
     table = work / "routes.json"
@@ -69,10 +71,10 @@ def main() -> None:
                     "-o", str(table)], check=True)
     ports = {name: free_port() for name in ("roomc", "express", "constant")}
     env = {**os.environ, "ROOMC_LOG_LEVEL": "WARNING"}
-    from roomc.cli.serve import DEFAULT_BLOCKING_THREADS, DEFAULT_WORKERS
+    from roomc.cli.serve import DEFAULT_BLOCKING_THREADS, default_workers
 
     threads = str(args.blocking_threads or DEFAULT_BLOCKING_THREADS)
-    workers = str(DEFAULT_WORKERS)
+    workers = str(args.workers or default_workers())
     procs = {
         "roomc": subprocess.Popen([sys.executable, "-c", "from roomc.cli import run; run()", "serve", str(table),
                                    "--port", str(ports["roomc"]), "--db", str(work / "roomc.db"),

@@ -1,5 +1,8 @@
 """The real server process: HTTP end to end, exact capacity across two workers, restarts."""
+import os
+import signal
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
@@ -84,3 +87,27 @@ def test_voice_route_never_answers_html(server):
     status, body = server.request("POST", "/conference/join?room=%00%ff", b"\xff\xfe garbage",
                                   {"Content-Type": "application/json"})
     assert status == 200 and body["actions"][-1] == {"hangup": {}}
+
+
+def test_a_worker_that_dies_is_replaced_and_its_seats_kept(table_file, tmp_path):
+    # granian stops the whole server when a worker dies unless told to respawn it; callers would
+    # then hear nothing at all. SIGKILL stands in for the OOM killer or a crash in a C extension.
+    server = Server(table_file, tmp_path / "roomc.db", workers=1, env={"ROOMC_ADMIN_TOKEN": "t0ken"}).start()
+    try:
+        server.post_form("/conference/join?room=crash", "CallId=before")
+        dead = server.get("/healthz")[1]["pid"]
+        os.kill(dead, signal.SIGKILL)
+        deadline = time.time() + 15
+        answer = None
+        while time.time() < deadline:
+            try:
+                answer = server.get("/healthz")[1]
+                break
+            except OSError:
+                time.sleep(0.1)
+        assert answer is not None and answer["pid"] != dead
+        status, body = server.post_form("/conference/join?room=crash", "CallId=after")
+        assert status == 200 and "conference" in body["actions"][-1]
+        assert server.get("/rooms", ADMIN)[1]["rooms"][0]["seatsTaken"] == 2
+    finally:
+        server.stop()

@@ -112,7 +112,7 @@ def test_the_wal_stays_small_under_sustained_writes(tmp_path):
     # A checkpoint beside busy writers never completes, and the WAL only starts over after one
     # that does: it used to grow by every write (380 MB after 160,000 seats).
     path = tmp_path / "busy.db"
-    store = SQLiteStore(str(path), checkpoint_every=0.1)
+    store = SQLiteStore(str(path), checkpoint_every=0.1, wal_limit_frames=100)
     frame = 1024 + 24  # a page and its header: a WAL that never starts over holds one or more per write
     writes, deadline = 0, time.monotonic() + 1.5
     while time.monotonic() < deadline:
