@@ -137,6 +137,9 @@ class SQLiteStore:
         self._lock_path = path + ".lock"
         self._lock_file: int | None = None
         self._lock_pid = -1
+        self._closed = threading.Event()
+        self._checkpointer: threading.Thread | None = None
+        self._connections: list[sqlite3.Connection] = []  # every thread's, so close() reaches them all
         db = self._connection()
         # Workers start together; switching to WAL needs a moment alone with the file, so retry briefly.
         for attempt in range(100):
@@ -164,6 +167,7 @@ class SQLiteStore:
             db.execute("PRAGMA wal_autocheckpoint=0")
             db.row_factory = sqlite3.Row
             self._local.db = db
+            self._connections.append(db)
         return db
 
     def _process_lock(self) -> int:
@@ -171,7 +175,8 @@ class SQLiteStore:
         if self._lock_pid != os.getpid():
             self._lock_file = os.open(self._lock_path, os.O_RDWR | os.O_CREAT, 0o600)
             self._lock_pid = os.getpid()
-            threading.Thread(target=self._checkpoint_forever, name="roomc-checkpoint", daemon=True).start()
+            self._checkpointer = threading.Thread(target=self._checkpoint_forever, name="roomc-checkpoint", daemon=True)
+            self._checkpointer.start()
         assert self._lock_file is not None
         return self._lock_file
 
@@ -186,8 +191,7 @@ class SQLiteStore:
         WAL rather than running each second (measured: p99 rose by a few ms when it did).
         """
         db = sqlite3.connect(self.path, timeout=self.busy_timeout_ms / 1000, isolation_level=None)
-        while True:
-            time.sleep(self.checkpoint_every)
+        while not self._closed.wait(self.checkpoint_every):
             try:
                 _busy, frames, _copied = db.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
                 if frames >= self.wal_limit_frames:
@@ -195,6 +199,25 @@ class SQLiteStore:
                         db.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
             except sqlite3.Error:
                 pass  # busy or closing; the next round catches up
+        db.close()
+
+    def close(self) -> None:
+        """Stop the checkpoint thread and close every connection; a server process never needs to."""
+        self._closed.set()
+        if self._checkpointer is not None and self._lock_pid == os.getpid():
+            self._checkpointer.join(timeout=self.busy_timeout_ms / 1000)
+        for db in self._connections:
+            db.close()  # later use raises sqlite3.ProgrammingError ("closed database")
+        self._connections.clear()
+        if self._lock_file is not None and self._lock_pid == os.getpid():
+            os.close(self._lock_file)
+            self._lock_file, self._lock_pid = None, -1
+
+    def __enter__(self) -> "SQLiteStore":
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
 
     @contextmanager
     def _exclusive(self) -> Iterator[None]:

@@ -89,7 +89,9 @@ def run(path: str | Path, *, realtime: bool = False, rounding: str | None = None
     finally:
         server.shutdown()
     names = sorted({e.room for e in platform.timeline if e.room})
-    return Outcome(report(platform), {name: store.room(name) for name in names})
+    with store:
+        rooms = {name: store.room(name) for name in names}
+    return Outcome(report(platform), rooms)
 
 
 def clock(seconds: float) -> str:

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import os
 import textwrap
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -59,8 +60,9 @@ def rooms_table() -> dict:
 
 
 @pytest.fixture
-def store(tmp_path) -> SQLiteStore:
-    return SQLiteStore(str(tmp_path / "roomc.db"))
+def store(tmp_path) -> Iterator[SQLiteStore]:
+    with SQLiteStore(str(tmp_path / "roomc.db")) as opened:
+        yield opened
 
 
 @pytest.fixture

@@ -1,6 +1,9 @@
 """The SQLite store: exact seats, expiry, restarts, and state that never depends on delivery order."""
+import sqlite3
+import threading
 import time
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -51,7 +54,7 @@ def test_restart_loses_nothing(tmp_path):
     first.record(event({"ConferenceName": "r", "StatusCallbackEvent": "join", "CallId": "a", "Timestamp": NOW}))
     first.record(event({"ConferenceName": "r", "StatusCallbackEvent": "end", "Timestamp": NOW + 5,
                         "RecordingUrl": "https://rec/x.mp3"}))
-    del first
+    first.close()
     second = SQLiteStore(path)
     assert second.room("r")["recordingUrl"] == "https://rec/x.mp3"
     assert second.room("r")["participants"][0]["leftAt"] is not None
@@ -91,10 +94,10 @@ def test_final_state_does_not_depend_on_delivery_order(tmp_path_factory, events,
     delivered = data.draw(st.permutations(events + data.draw(st.lists(st.sampled_from(events), max_size=5))))
     states = []
     for order in (events, delivered):
-        store = SQLiteStore(str(tmp_path_factory.mktemp("s") / "db.sqlite"))
-        for kind, call, at in order:
-            store.record(event(_fields(kind, call, at)))
-        states.append((store.room("room-1"), store.live_rooms(now=NOW + 100), store.count_events()))
+        with SQLiteStore(str(tmp_path_factory.mktemp("s") / "db.sqlite")) as store:
+            for kind, call, at in order:
+                store.record(event(_fields(kind, call, at)))
+            states.append((store.room("room-1"), store.live_rooms(now=NOW + 100), store.count_events()))
     assert states[0] == states[1]
 
 
@@ -112,13 +115,27 @@ def test_the_wal_stays_small_under_sustained_writes(tmp_path):
     # A checkpoint beside busy writers never completes, and the WAL only starts over after one
     # that does: it used to grow by every write (380 MB after 160,000 seats).
     path = tmp_path / "busy.db"
-    store = SQLiteStore(str(path), checkpoint_every=0.1, wal_limit_frames=100)
     frame = 1024 + 24  # a page and its header: a WAL that never starts over holds one or more per write
     writes, deadline = 0, time.monotonic() + 1.5
-    while time.monotonic() < deadline:
-        store.reserve(f"room-{writes // 5}", f"call-{writes}", "participant", counted=True, limit=10, ttl=60,
-                      muted=False)
-        writes += 1
-    wal = (tmp_path / "busy.db-wal").stat().st_size
+    with SQLiteStore(str(path), checkpoint_every=0.1, wal_limit_frames=100) as store:
+        while time.monotonic() < deadline:
+            store.reserve(f"room-{writes // 5}", f"call-{writes}", "participant", counted=True, limit=10, ttl=60,
+                          muted=False)
+            writes += 1
+        wal = (tmp_path / "busy.db-wal").stat().st_size  # before close(), which folds it in and deletes it
     assert writes > 2000
     assert wal < writes * frame / 2, f"WAL {wal:,} bytes after {writes:,} writes"
+
+
+def test_close_stops_the_checkpoint_thread(tmp_path):
+    def checkpointers() -> int:
+        return sum(t.name == "roomc-checkpoint" for t in threading.enumerate())
+
+    before = checkpointers()
+    store = SQLiteStore(str(tmp_path / "db.sqlite"), checkpoint_every=0.05)
+    reserve(store, "a")  # the first write starts it
+    assert checkpointers() == before + 1
+    store.close()
+    assert checkpointers() == before
+    with pytest.raises(sqlite3.ProgrammingError):
+        reserve(store, "b")
