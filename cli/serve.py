@@ -20,10 +20,9 @@ DEFAULT_BLOCKING_THREADS = 1
 def default_workers() -> int:
     """One worker process per two cores, at least one.
 
-    A saturated worker keeps about 1.3 cores busy: its Python thread, granian's I/O thread and
-    the kernel's network work. One worker per core oversubscribes the machine, and the queueing
-    shows at the tail (2 cores: p99 25-32 ms with two workers, 17-21 ms with one, at 94 % of
-    the requests/s).
+    A saturated worker keeps about 1.3 cores busy: its Python thread and granian's I/O thread.
+    One worker per core oversubscribes the machine, and the queueing shows at the tail (2 cores,
+    wrk beside it: p99 19-32 ms with two workers, 16-21 ms with one, at 85-95 % of the requests/s).
     """
     try:
         cores = len(os.sched_getaffinity(0))  # the cores this process may use (containers, taskset)
