@@ -156,6 +156,8 @@ class SQLiteStore:
                 time.sleep(0.05)
 
     def _connection(self) -> sqlite3.Connection:
+        if self._closed.is_set():
+            raise sqlite3.ProgrammingError(f"the store {self.path} is closed")
         db = getattr(self._local, "db", None)
         if db is None:
             db = sqlite3.connect(self.path, timeout=self.busy_timeout_ms / 1000, isolation_level=None,
@@ -205,12 +207,13 @@ class SQLiteStore:
         db.close()
 
     def close(self) -> None:
-        """Stop the checkpoint thread and close every connection; a server process never needs to."""
+        """Stop the checkpoint thread and close every connection (later use raises
+        sqlite3.ProgrammingError); a server process never needs to."""
         self._closed.set()
         if self._checkpointer is not None and self._lock_pid == os.getpid():
             self._checkpointer.join(timeout=self.busy_timeout_ms / 1000)
         for db in self._connections:
-            db.close()  # later use raises sqlite3.ProgrammingError ("closed database")
+            db.close()
         self._connections.clear()
         if self._lock_file is not None and self._lock_pid == os.getpid():
             os.close(self._lock_file)

@@ -137,5 +137,7 @@ def test_close_stops_the_checkpoint_thread(tmp_path):
     assert checkpointers() == before + 1
     store.close()
     assert checkpointers() == before
-    with pytest.raises(sqlite3.ProgrammingError):
+    with pytest.raises(sqlite3.ProgrammingError, match="closed"):
         reserve(store, "b")
+    with pytest.raises(sqlite3.ProgrammingError, match="closed"):
+        store.room("r")
