@@ -31,7 +31,6 @@ def default_workers() -> int:
     return max(1, cores // 2)
 
 
-
 @main.command()
 @click.argument("paths", nargs=-1, type=click.Path())
 @click.option("--host", default="127.0.0.1", show_default=True)
