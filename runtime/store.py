@@ -122,6 +122,12 @@ class Store(Protocol):
 
     def room(self, name: str) -> dict | None: ...
 
+    def recent_events(self, room: str, limit: int = 10) -> list[dict]: ...
+
+    def ended_rooms(self, limit: int = 10) -> list[dict]: ...
+
+    def change_marker(self) -> object: ...
+
 
 class SQLiteStore:
     """The embedded store: a SQLite file in WAL mode, safe across threads and processes."""
@@ -318,9 +324,35 @@ class SQLiteStore:
                 "callId": s["call_id"], "role": s["role"],
                 "muted": bool(s["muted0"] if s["muted"] is None else s["muted"]),
                 "joinedAt": _iso(s["joined_at"]), "leftAt": _iso(s["left_at"]),
+                "reservedAt": _iso(s["reserved_at"]),
             } for s in seats],
             "recordingUrl": session["recording_url"] if session else None,
         }
+
+    def recent_events(self, room: str, limit: int = 10) -> list[dict]:
+        """The room's last `limit` readable events, newest first (the live page's event list)."""
+        rows = self._connection().execute(
+            "SELECT kind, call_id, at, received_at FROM events WHERE room=? AND readable=1 "
+            "ORDER BY at DESC, received_at DESC LIMIT ?", (room, limit)).fetchall()
+        return [{"event": r["kind"], "callId": r["call_id"], "at": _iso(r["at"]), "receivedAt": _iso(r["received_at"])}
+                for r in rows]
+
+    def ended_rooms(self, limit: int = 10) -> list[dict]:
+        """The `limit` most recently ended room sessions with their recordings, newest first."""
+        rows = self._connection().execute(
+            "SELECT room, started_at, ended_at, recording_url FROM rooms WHERE ended_at IS NOT NULL "
+            "AND (started_at IS NULL OR ended_at >= started_at) ORDER BY ended_at DESC LIMIT ?", (limit,)).fetchall()
+        return [{"name": r["room"], "started": _iso(r["started_at"]), "ended": _iso(r["ended_at"]),
+                 "recordingUrl": r["recording_url"]} for r in rows]
+
+    def change_marker(self) -> object:
+        """A value that changes whenever anyone commits a write, for cheap polling (the live page's stream).
+
+        Comparable only between calls on the same thread: `data_version` moves when another
+        connection (any process) commits, `total_changes` when this one does. No table is read.
+        """
+        db = self._connection()
+        return (db.execute("PRAGMA data_version").fetchone()[0], db.total_changes)
 
     def count_events(self) -> int:
         """How many events are stored (benchmarks check nothing was lost)."""

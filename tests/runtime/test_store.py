@@ -141,3 +141,35 @@ def test_close_stops_the_checkpoint_thread(tmp_path):
         reserve(store, "b")
     with pytest.raises(sqlite3.ProgrammingError, match="closed"):
         store.room("r")
+
+
+def test_change_marker_moves_on_every_commit_from_any_connection(tmp_path):
+    # The live page's stream polls this instead of re-reading rooms: it must see a write
+    # made by another process's connection, and must not move when nothing was written.
+    with SQLiteStore(str(tmp_path / "m.db")) as reader, SQLiteStore(str(tmp_path / "m.db")) as writer:
+        first = reader.change_marker()
+        reader.live_rooms()
+        assert reader.change_marker() == first, "a read is not a change"
+        writer.record(event({"ConferenceName": "r", "StatusCallbackEvent": "join", "CallId": "a"}))
+        second = reader.change_marker()
+        assert second != first
+        reader.record(event({"ConferenceName": "r", "StatusCallbackEvent": "mute", "CallId": "a"}))
+        assert reader.change_marker() != second, "its own writes count too"
+        writer.record(event({"ConferenceName": "r", "StatusCallbackEvent": "mute", "CallId": "a"}))  # duplicate
+        third = reader.change_marker()
+        assert reader.change_marker() == third
+
+
+def test_recent_events_and_ended_rooms(store):
+    for i, kind in enumerate(["start", "join", "mute", "leave", "end"]):
+        store.record(event({"ConferenceName": "r", "StatusCallbackEvent": kind, "CallId": "a",
+                            "RecordingUrl": "https://rec.example/r.mp3" if kind == "end" else None,
+                            "Timestamp": NOW + i}))
+    store.record(event({"garbage": True}))
+    recent = store.recent_events("r", limit=3)
+    assert [e["event"] for e in recent] == ["end", "leave", "mute"]
+    assert recent[0]["at"].startswith("2027-01-15T08:00:04")
+    assert store.ended_rooms() == [{"name": "r", "started": "2027-01-15T08:00:00.000Z",
+                                    "ended": "2027-01-15T08:00:04.000Z", "recordingUrl": "https://rec.example/r.mp3"}]
+    store.record(event({"ConferenceName": "r", "StatusCallbackEvent": "start", "Timestamp": NOW + 10}))
+    assert store.ended_rooms() == [], "a room started again is live, not ended"
