@@ -66,6 +66,9 @@ def conference(policy: Policy, room: Room, role: Role) -> dict:
             continue
         raw = params[key]
         out[key] = " ".join(raw) if key == "statusEvents" else value(raw) if isinstance(raw, str) else raw
+    # Never left to the PBX: the SDK and the docs disagree on what unset means (docs/language.md).
+    out["startOnEnter"] = room.start_on_enter(role)
+    out["endOnExit"] = room.end_on_exit(role)
     if "statusEventsCallbackUrl" not in out and policy.events_route:
         out["statusEventsCallbackUrl"] = {"$url": {"route": policy.events_route, "query": {}}}
     if room.capacity:

@@ -53,6 +53,25 @@ class Room:
     def capacity(self) -> int:
         return int(self.params.get("maxParticipants") or 0)
 
+    def start_on_enter(self, role: "Role") -> bool:
+        """The `startOnEnter` a role joins with; unset is decided here, never left to the PBX.
+
+        The SDK says unset means true, the docs say the PBX default, so roomc always emits a value:
+        a muted (listen-only) role never starts the room; when some role of the room sets
+        `startOnEnter: true` (a host), the others wait for it; otherwise anyone starts it (the SDK's default).
+        """
+        explicit = role.params.get("startOnEnter")
+        if isinstance(explicit, bool):
+            return explicit
+        if role.params.get("muted") is True:
+            return False
+        return not any(other.params.get("startOnEnter") is True for other in self.roles)
+
+    @staticmethod
+    def end_on_exit(role: "Role") -> bool:
+        """The `endOnExit` a role joins with: unset is false, the SDK's and the docs' default."""
+        return role.params.get("endOnExit") is True
+
 
 @dataclass(frozen=True)
 class Branch:

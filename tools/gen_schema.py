@@ -50,7 +50,8 @@ CONFERENCE_PARAMS = {
     "muted": boolean("Muted (listen-only)", "The participant hears the room but cannot be heard, e.g. a supervisor.", False),
     "startOnEnter": boolean(
         "Start on enter", "The room starts when a participant with this set joins; others hear `waitUrl` until then. "
-        "Left unset, the PBX default applies."),
+        "Always emitted; left unset it is false for a muted role and when another role of the room sets it true "
+        "(they wait for the host), else true."),
     "endOnExit": boolean("End on exit", "When this participant leaves, the room ends and everyone is disconnected.", False),
     "waitUrl": string("Hold music URL", "Audio played to participants waiting for the room to start. Use https." + TEMPLATE_NOTE,
                       examples=["https://cdn.example.com/hold-music.mp3"]),

@@ -26,7 +26,7 @@ SEVERITY = Severity.WARNING
 def check(policy: Policy) -> Iterator[Diagnostic]:
     for room in policy.rooms.values():
         for role in room.roles:
-            if role.params.get("endOnExit") is True and role.params.get("startOnEnter") is False:
+            if room.end_on_exit(role) and not room.start_on_enter(role):
                 yield Diagnostic(CODE, SEVERITY,
                                  f"role '{role.id}' of room '{room.id}' ends the room on exit but cannot start it",
                                  policy.span(role.path + ("endOnExit",)), role.path + ("endOnExit",))

@@ -1,4 +1,4 @@
-"""RC202 room-never-starts: every role joins with `startOnEnter: false`, so no caller can start the room.
+"""RC202 room-never-starts: every role joins with `startOnEnter: false` (written, or muted), so no caller can start the room.
 
 Everyone would sit on hold music forever, and hold time is billed as call time.
 
@@ -27,9 +27,9 @@ SEVERITY = Severity.ERROR
 
 def check(policy: Policy) -> Iterator[Diagnostic]:
     for room in policy.rooms.values():
-        # Unset means the PBX default, which may start the room; only an explicit false everywhere is certain.
-        if room.roles and all(role.params.get("startOnEnter") is False for role in room.roles):
+        # What codegen emits (unset is decided, never left to the PBX): a muted role does not start a room.
+        if room.roles and not any(room.start_on_enter(role) for role in room.roles):
             yield Diagnostic(CODE, SEVERITY,
-                             f"no role of room '{room.id}' can start it (all have startOnEnter: false); "
+                             f"no role of room '{room.id}' can start it (all join with startOnEnter: false); "
                              "callers would wait on hold forever", policy.key_span(room.path + ("roles",)),
                              room.path + ("roles",))

@@ -116,3 +116,43 @@ routes:
 """)
     found = [(d.code, d.message) for d in pipeline.run([str(path)]).diagnostics]
     assert any(code == "RC403" and "51 actions" in message for code, message in found), found
+
+
+def _conferences(table):
+    for room in table["rooms"].values():
+        for role in room["roles"]:
+            yield room, role, role["actions"][-1]["conference"]
+
+
+def test_every_conference_says_start_on_enter_and_end_on_exit(rooms_table):
+    """Unset is never left to the PBX: the SDK says `true`, the docs say the PBX default."""
+    for _, _, conference in _conferences(rooms_table):
+        assert isinstance(conference["startOnEnter"], bool) and isinstance(conference["endOnExit"], bool)
+    supervisor = next(c for room, role, c in _conferences(rooms_table) if role["id"] == "supervisor" and c["muted"])
+    assert supervisor["startOnEnter"] is False  # a listen-only supervisor who arrives first starts nothing
+
+
+def test_unset_start_on_enter_is_decided_by_the_room(tmp_path):
+    table = table_for(tmp_path, """
+        roomc: 1
+        server: {publicUrl: "https://rooms.example.com", signatureSecretEnv: S}
+        rooms:
+          open:
+            name: "open-{{ query.room }}"
+            roles:
+              listener: {when: "query.listen == '1'", muted: true}
+              anyone: {}
+          hosted:
+            name: "hosted-{{ query.room }}"
+            roles:
+              host: {when: "query.host == '1'", startOnEnter: true, endOnExit: true}
+              guest: {}
+        routes:
+          /open: {join: open}
+          /hosted: {join: hosted}
+          /events: events
+        """)
+    starts = {(room["name"]["$t"].split("-")[0], role["id"]): (c["startOnEnter"], c["endOnExit"])
+              for room, role, c in _conferences(table)}
+    assert starts == {("open", "listener"): (False, False), ("open", "anyone"): (True, False),
+                      ("hosted", "host"): (True, True), ("hosted", "guest"): (False, False)}
