@@ -8,8 +8,6 @@ from urllib.parse import urlencode
 
 import click
 
-from roomc.runtime.render import Responder
-
 from .explain import parse_pairs
 from .main import Failure, load_table, main
 
@@ -49,6 +47,8 @@ def _dial(paths: tuple[str, ...], route: str, queries: tuple[str, ...], to: str,
         raise Failure("no public URL: set server.publicUrl, ROOMC_PUBLIC_URL or --public-url")
     # The room name, rendered the way the runtime will, so the call can be found by room later.
     try:
+        from roomc.runtime.render import Responder  # lazily: Flask is slow to import for `roomc lint`
+
         room = Responder(table).rooms[spec["room"]].name({"query": query, "call": {}, "secret": {}})
     except Exception:
         room = spec["room"]

@@ -2,13 +2,14 @@
 from __future__ import annotations
 
 import json
+from typing import TYPE_CHECKING
 
 import click
 
-from roomc.runtime.normalise import call_fields, has_digits
-from roomc.runtime.render import CompiledRole, Responder
-
 from .main import Failure, load_table, main
+
+if TYPE_CHECKING:
+    from roomc.runtime.render import CompiledRole
 
 
 def parse_pairs(values: tuple[str, ...], option: str) -> dict[str, str]:
@@ -41,6 +42,10 @@ def explain(paths: tuple[str, ...], route_path: str, queries: tuple[str, ...], f
     if table["routes"][route_path]["kind"] == "events":
         raise Failure(f"{route_path} is the status-events sink; it answers no actions")
     fields = parse_pairs(forms, "--form")
+    # Imported here: the runtime pulls in Flask, which `roomc lint` should not pay for at start-up.
+    from roomc.runtime.normalise import call_fields, has_digits
+    from roomc.runtime.render import Responder
+
     responder = Responder(table, secrets=parse_pairs(secrets, "--secret"))
 
     def seats(room: str, role: CompiledRole, limit: int) -> tuple[bool, str]:
