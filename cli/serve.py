@@ -1,8 +1,10 @@
 """`roomc serve` and `roomc rooms`: run the webhook server, read what it stored."""
 from __future__ import annotations
 
+import errno
 import json
 import os
+import socket
 import sys
 from pathlib import Path
 
@@ -12,9 +14,32 @@ from roomc.compiler.emit import emit
 
 from .main import Failure, load_table, main
 
-# One Python thread per worker: a second only contends for the GIL, and seat writes are
-# serialised anyway (bench/serve_bench.py, 2 cores: 2 threads a worker answered 5-20 % fewer requests/s).
+# One Python thread per worker (the event loop's): a second only contends for the GIL, and seat writes
+# are serialised anyway (bench/serve_bench.py, 2 cores: handing requests to a second thread answered
+# 25-30 % fewer requests/s).
 DEFAULT_BLOCKING_THREADS = 1
+# Slow clients (docs/runtime.md): headers must arrive within this, bodies within --body-timeout.
+HEADER_READ_TIMEOUT_MS = 5000
+DEFAULT_BODY_TIMEOUT = 5.0
+
+
+def port_problem(host: str, port: int) -> str | None:
+    """Why `host:port` cannot be listened on, or None.
+
+    granian binds with SO_REUSEPORT, so a second server on a taken port would start and
+    silently take part of the traffic; a plain bind (SO_REUSEADDR only, which still refuses
+    a port someone listens on) tells a taken port from a free one first.
+    """
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError as error:
+            if error.errno == errno.EADDRINUSE:
+                return f"port {port} on {host} is already in use (another roomc serve, or another program)"
+            return f"cannot listen on {host}:{port}: {error.strerror or error}"
+    return None
 
 
 def default_workers() -> int:
@@ -39,12 +64,17 @@ def default_workers() -> int:
               help="SQLite file for seats, participants and events.")
 @click.option("--workers", default=default_workers, show_default="one per two cores, at least 1", type=int,
               help="Worker processes (granian); a worker that dies is replaced.")
-@click.option("--blocking-threads", default=DEFAULT_BLOCKING_THREADS, show_default=True, type=int,
-              help="Threads per worker (granian).")
+@click.option("--blocking-threads", default=DEFAULT_BLOCKING_THREADS, show_default=True,
+              type=click.IntRange(min=1), help="Request threads per worker (1: the worker's event loop thread).")
+@click.option("--body-timeout", default=DEFAULT_BODY_TIMEOUT, show_default=True, type=click.FloatRange(min=0.1),
+              help="Seconds a client has to send its request body; slower ones get 408.")
 @click.option("--dev", is_flag=True, help="Flask's development server with the reloader, instead of granian.")
 def serve(paths: tuple[str, ...], host: str, port: int, db: str, workers: int, blocking_threads: int,
-          dev: bool) -> None:
+          body_timeout: float, dev: bool) -> None:
     """Serve a route table (build/routes.json) or room policies (compiled first) as Sautikit webhooks."""
+    problem = port_problem(host, port)
+    if problem:
+        raise Failure(f"{problem}; choose another --port or stop what is listening there")
     table = load_table(paths or ("rooms",))
     table_path = Path(paths[0]) if len(paths) == 1 and paths[0].endswith(".json") else Path("build/serve-routes.json")
     if not (len(paths) == 1 and paths[0].endswith(".json")):
@@ -55,18 +85,23 @@ def serve(paths: tuple[str, ...], host: str, port: int, db: str, workers: int, b
     SQLiteStore(db)  # create the file and its tables once, before workers race to do it
     os.environ["ROOMC_TABLE"] = str(table_path.resolve())
     os.environ["ROOMC_DB"] = str(Path(db).resolve())
+    os.environ["ROOMC_BODY_TIMEOUT"] = str(body_timeout)
+    os.environ["ROOMC_REQUEST_THREADS"] = str(blocking_threads)
     click.echo(f"roomc: serving {len(table['routes'])} routes on http://{host}:{port} (db {db})", err=True)
     if dev:
         from roomc.runtime import create_app
 
         create_app(table, store=SQLiteStore(db)).run(host=host, port=port, debug=True, use_reloader=True)
         return
-    os.execv(sys.executable, [sys.executable, "-m", "granian", "--interface", "wsgi", "--host", host,
-                              "--port", str(port), "--workers", str(workers), "--blocking-threads",
-                              str(blocking_threads), "--no-access-log", "--workers-kill-timeout", "5",
+    # RSGI, not WSGI: granian's WSGI body read blocks the request thread with no deadline, so one
+    # stalled upload stopped the worker (runtime/rsgi.py reads bodies on the event loop instead).
+    os.execv(sys.executable, [sys.executable, "-m", "granian", "--interface", "rsgi", "--host", host,
+                              "--port", str(port), "--workers", str(workers), "--no-access-log",
+                              "--http1-header-read-timeout", str(HEADER_READ_TIMEOUT_MS),
+                              "--workers-kill-timeout", "5",
                               # Without this, one worker's death stops the whole server and every caller hears silence.
                               "--respawn-failed-workers", "--respawn-interval", "0.5",
-                              "roomc.runtime.wsgi:app"])
+                              "roomc.runtime.wsgi:rsgi"])
 
 
 @main.command()

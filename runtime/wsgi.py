@@ -11,6 +11,7 @@ import os
 import orjson
 
 from .app import create_app
+from .rsgi import RSGIServer
 from .store import SQLiteStore
 
 logging.basicConfig(level=os.environ.get("ROOMC_LOG_LEVEL", "INFO"), format="%(asctime)s %(levelname)s %(name)s %(message)s")
@@ -19,3 +20,9 @@ with open(os.environ["ROOMC_TABLE"], "rb") as handle:
     _table = orjson.loads(handle.read())
 
 app = create_app(_table, store=SQLiteStore(os.environ.get("ROOMC_DB", "roomc.db")))
+
+# `roomc serve` runs granian's RSGI interface with this (runtime/rsgi.py): bodies are read on the
+# event loop with a deadline before a request thread is taken.
+rsgi = RSGIServer(app, max_body_bytes=app.extensions["roomc"]["settings"].max_body_bytes,
+                  body_timeout=float(os.environ.get("ROOMC_BODY_TIMEOUT") or 5),
+                  threads=int(os.environ.get("ROOMC_REQUEST_THREADS") or 1))

@@ -1,11 +1,13 @@
 """`roomc serve`: the granian command it hands over to, and the default worker count."""
 import os
+import socket
 
 import pytest
 
 from roomc.cli import serve as serve_module
 
 from ..conftest import ROOMS
+from ..runtime.server import free_port
 
 
 @pytest.fixture
@@ -19,7 +21,8 @@ def granian_argv(monkeypatch, tmp_path):
     monkeypatch.setattr(serve_module.os, "execv", capture)
     monkeypatch.chdir(tmp_path)  # serve writes build/serve-routes.json under the working directory
     monkeypatch.setenv("ROOMC_DB", str(tmp_path / "roomc.db"))
-    monkeypatch.delenv("ROOMC_TABLE", raising=False)  # serve sets it for granian's workers; undone after
+    for name in ("ROOMC_TABLE", "ROOMC_BODY_TIMEOUT", "ROOMC_REQUEST_THREADS"):
+        monkeypatch.delenv(name, raising=False)  # serve sets them for granian's workers; undone after
     return captured
 
 
@@ -29,19 +32,36 @@ def test_one_worker_per_two_cores(monkeypatch, cores, workers):
     assert serve_module.default_workers() == workers
 
 
-def test_serve_hands_granian_one_thread_per_worker_and_respawn(invoke, granian_argv, monkeypatch):
+def test_serve_hands_granian_rsgi_with_read_deadlines_and_respawn(invoke, granian_argv, monkeypatch):
     monkeypatch.setattr(serve_module.os, "sched_getaffinity", lambda _pid: {0, 1, 2, 3}, raising=False)
-    result = invoke("serve", str(ROOMS), "--port", "8099")
+    port = free_port()
+    result = invoke("serve", str(ROOMS), "--port", str(port))
     assert result.exit_code == 0, result.output
     argv = granian_argv[0]
     flag = {argv[i]: argv[i + 1] for i in range(len(argv) - 1) if argv[i].startswith("--")}
-    assert flag["--workers"] == "2" and flag["--blocking-threads"] == "1" and flag["--port"] == "8099"
+    # RSGI: bodies are read on the event loop under a deadline (runtime/rsgi.py); headers under granian's.
+    assert flag["--interface"] == "rsgi" and argv[-1] == "roomc.runtime.wsgi:rsgi"
+    assert flag["--workers"] == "2" and flag["--port"] == str(port)
+    assert flag["--http1-header-read-timeout"] == str(serve_module.HEADER_READ_TIMEOUT_MS)
     assert "--respawn-failed-workers" in argv
-    assert argv[-1] == "roomc.runtime.wsgi:app"
     assert os.environ["ROOMC_TABLE"].endswith("serve-routes.json")
+    assert os.environ["ROOMC_REQUEST_THREADS"] == "1" and float(os.environ["ROOMC_BODY_TIMEOUT"]) == 5.0
+
+
+def test_a_taken_port_is_refused_before_granian_starts(invoke, granian_argv):
+    # granian binds with SO_REUSEPORT: without this check a second server shares the port silently.
+    with socket.socket() as taken:
+        taken.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = invoke("serve", str(ROOMS), "--port", str(port))
+    assert result.exit_code == 2
+    assert f"port {port} on 127.0.0.1 is already in use" in result.output
+    assert granian_argv == []
 
 
 def test_workers_can_be_set(invoke, granian_argv):
-    assert invoke("serve", str(ROOMS), "--workers", "3").exit_code == 0
+    assert invoke("serve", str(ROOMS), "--workers", "3", "--port", str(free_port())).exit_code == 0
     argv = granian_argv[0]
     assert argv[argv.index("--workers") + 1] == "3"

@@ -22,11 +22,14 @@ def free_port() -> int:
 class Server:
     """Starts `roomc serve` (granian, real worker processes) and talks HTTP to it."""
 
-    def __init__(self, table: Path, db: Path, *, workers: int = 2, env: dict | None = None):
+    def __init__(self, table: Path, db: Path, *, workers: int = 2, env: dict | None = None,
+                 body_timeout: float | None = None, extra_args: tuple[str, ...] = ()):
         self.port = free_port()
         self.base = f"http://127.0.0.1:{self.port}"
         self.args = [sys.executable, "-c", "from roomc.cli import run; run()", "serve", str(table),
-                     "--port", str(self.port), "--db", str(db), "--workers", str(workers)]
+                     "--port", str(self.port), "--db", str(db), "--workers", str(workers), *extra_args]
+        if body_timeout is not None:
+            self.args += ["--body-timeout", str(body_timeout)]
         self.env = {**os.environ, **(env or {})}
         self.log_path = Path(db).with_suffix(".log")
         self.process: subprocess.Popen | None = None

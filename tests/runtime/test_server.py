@@ -1,6 +1,10 @@
 """The real server process: HTTP end to end, exact capacity across two workers, restarts."""
+import json
 import os
 import signal
+import socket
+import subprocess
+import sys
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -111,3 +115,81 @@ def test_a_worker_that_dies_is_replaced_and_its_seats_kept(table_file, tmp_path)
         assert server.get("/rooms", ADMIN)[1]["rooms"][0]["seatsTaken"] == 2
     finally:
         server.stop()
+
+
+def _stall(port: int, kind: str) -> socket.socket:
+    """A connection that starts a request and then stops sending, as a slow or hostile client does."""
+    sock = socket.create_connection(("127.0.0.1", port))
+    if kind == "headers-only":  # a declared body that never comes
+        sock.sendall(b"POST /conference/join?room=stall HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n")
+    elif kind == "partial-body":  # the reproducer of issue 9
+        sock.sendall(b"POST /conference/join HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\nCallSid=")
+    elif kind == "chunked":  # a chunked body that stops mid-way
+        sock.sendall(b"POST /conference/events HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nab")
+    else:  # slowloris: headers that never end
+        sock.sendall(b"POST /conference/join HTTP/1.1\r\nHost: x\r\nX-Slow: a")
+    return sock
+
+
+def test_stalled_clients_hold_no_one_up(table_file, tmp_path):
+    # The default shape (one worker, one request thread): under granian's WSGI interface a single
+    # stalled body stopped every caller and /healthz (issue 9 item 1).
+    server = Server(table_file, tmp_path / "roomc.db", workers=1).start()
+    stalled: list[socket.socket] = []
+    try:
+        for i in range(120):
+            stalled.append(_stall(server.port, ("headers-only", "partial-body", "chunked", "slowloris")[i % 4]))
+        time.sleep(0.3)  # every stalled request has reached the server
+        for i in range(5):
+            started = time.monotonic()
+            assert server.get("/healthz")[0] == 200
+            status, body = server.post_form("/conference/join?room=open", f"CallId=c{i}")
+            assert status == 200 and "conference" in body["actions"][-1]
+            assert time.monotonic() - started < 1.0, "a caller waited on a stalled stranger"
+        # A slowloris keeps trickling header bytes; callers are still answered at once.
+        for sock in stalled[3::4]:
+            sock.sendall(b"b")
+        started = time.monotonic()
+        assert server.post_form("/conference/join?room=open", "CallId=late")[0] == 200
+        assert time.monotonic() - started < 1.0
+    finally:
+        for sock in stalled:
+            sock.close()
+        server.stop()
+
+
+def test_a_stalled_body_gets_a_json_408_and_takes_no_seat(table_file, tmp_path):
+    server = Server(table_file, tmp_path / "roomc.db", workers=1, body_timeout=1,
+                    env={"ROOMC_ADMIN_TOKEN": "t0ken"}).start()
+    try:
+        sock = _stall(server.port, "partial-body")
+        sock.settimeout(10)
+        answer = b""
+        while b"}}" not in answer:
+            chunk = sock.recv(4096)
+            if not chunk:
+                break
+            answer += chunk
+        sock.close()
+        head, _, body = answer.partition(b"\r\n\r\n")
+        assert head.startswith(b"HTTP/1.1 408") and b"application/json" in head
+        assert json.loads(body)["error"]["code"] == "request.timeout"
+        assert server.get("/rooms", ADMIN)[1]["rooms"] == []
+    finally:
+        server.stop()
+
+
+def test_a_second_server_on_a_taken_port_exits_with_a_clear_message(table_file, tmp_path):
+    # granian listens with SO_REUSEPORT: a second server used to start and take half the traffic.
+    first = Server(table_file, tmp_path / "first.db", workers=1).start()
+    try:
+        second = subprocess.run([sys.executable, "-c", "from roomc.cli import run; run()", "serve", str(table_file),
+                                 "--port", str(first.port), "--db", str(tmp_path / "second.db")],
+                                capture_output=True, text=True, timeout=60)
+        assert second.returncode == 2
+        assert f"port {first.port} on 127.0.0.1 is already in use" in second.stderr
+        assert "Traceback" not in second.stderr
+        pids = {first.get("/healthz")[1]["pid"] for _ in range(20)}
+        assert len(pids) == 1  # every request still reaches the first server
+    finally:
+        first.stop()
