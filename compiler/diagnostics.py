@@ -20,11 +20,17 @@ class Severity(str, enum.Enum):
 
 @dataclass(frozen=True, order=True)
 class Span:
-    """Where a node sits in its source: 1-based line and column."""
+    """Where a node sits in its source: 1-based line and column, and where it ends when known.
+
+    `end_line`/`end_column` (exclusive, 0 = unknown) let reporters underline the exact text; when
+    unknown they underline the YAML token that starts at `column`.
+    """
 
     file: str = ""
     line: int = 1
     column: int = 1
+    end_line: int = 0
+    end_column: int = 0
 
 
 def nearest_span(spans: dict[tuple, Span], path: tuple, default: Span) -> Span:
@@ -46,6 +52,12 @@ class Diagnostic:
     message: str
     span: Span = field(default_factory=Span)
     path: tuple = ()
+    help: str = ""  # what to do about it (e.g. "did you mean 'x'?"), shown on its own line
+
+    @property
+    def full_message(self) -> str:
+        """The message with its help appended, for one-line formats."""
+        return f"{self.message}; {self.help}" if self.help else self.message
 
     @property
     def json_path(self) -> str:
@@ -66,7 +78,10 @@ class Diagnostic:
             "file": self.span.file,
             "line": self.span.line,
             "column": self.span.column,
+            "end_line": self.span.end_line or None,
+            "end_column": self.span.end_column or None,
             "message": self.message,
+            "help": self.help or None,
             "path": self.json_path,
         }
 

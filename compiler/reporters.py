@@ -2,26 +2,100 @@
 from __future__ import annotations
 
 import json
-from typing import Callable
+from dataclasses import dataclass, field
+from typing import Callable, Mapping
 
-from .codes import CODES
 from .diagnostics import Diagnostic, Severity
-from .rules import RULES
+from .excerpt import end_of, excerpt, safe
 
 
-def text(diagnostics: list[Diagnostic]) -> str:
-    """`file:line:col: severity [CODE] message`, one a line, then a count."""
-    lines = [f"{d.span.file}:{d.span.line}:{d.span.column}: {d.severity.value} [{d.code}] {d.message}"
-             for d in diagnostics]
+@dataclass(frozen=True)
+class Options:
+    """What a reporter may use besides the findings: the text of each file, colour, the SARIF root."""
+
+    sources: Mapping[str, str] = field(default_factory=dict)  # path as in Span.file -> its text
+    color: bool = False
+    root: str = ""  # folder SARIF paths are relative to (%SRCROOT%); "" is the current folder
+
+
+NO_OPTIONS = Options()
+_SEVERITY_COLOUR = {Severity.ERROR: "red", Severity.WARNING: "yellow", Severity.INFO: "cyan"}
+
+
+def _style(text: str, options: Options, **style: object) -> str:
+    if not options.color:
+        return text
+    import click  # only when colouring: the compiler itself does not need click
+
+    return click.style(text, **style)  # type: ignore[arg-type]
+
+
+def _summary(diagnostics: list[Diagnostic]) -> str:
+    errors = sum(d.severity is Severity.ERROR for d in diagnostics)
+    return f"{len(diagnostics)} problem(s): {errors} error(s), {len(diagnostics) - errors} warning(s)"
+
+
+def _source_lines(options: Options, cache: dict[str, list[str]], file: str) -> list[str] | None:
+    if file not in options.sources:
+        return None
+    if file not in cache:
+        cache[file] = options.sources[file].splitlines()
+    return cache[file]
+
+
+def _full(d: Diagnostic, lines: list[str] | None, options: Options) -> list[str]:
+    """One finding as ruff shows it: the header, the source line with carets under the span, the help."""
+    colour = _SEVERITY_COLOUR[d.severity]
+    where = f"{_style(safe(d.span.file), options, bold=True)}:{d.span.line}:{d.span.column}:"
+    label = _style(f"{d.severity.value} [{d.code}]", options, fg=colour, bold=True)
+    has_line = lines is not None and 1 <= d.span.line <= len(lines) + 1
+    message = d.message if has_line or not d.help else d.full_message
+    out = [f"{where} {label} {safe(message)}"]
+    if lines is None or not has_line:
+        return out
+    source_line = lines[d.span.line - 1] if d.span.line <= len(lines) else ""
+    shown, marks = excerpt(source_line, d.span)
+    gutter = " " * len(str(d.span.line))
+    bar = _style(f"{gutter} |", options, fg="blue", bold=True)
+    number = _style(f"{d.span.line} |", options, fg="blue", bold=True)
+    carets = marks.lstrip(" ")
+    under = " " * (len(marks) - len(carets)) + _style(f"{carets} {d.code}", options, fg=colour, bold=True)
+    out += [bar, f"{number} {shown}".rstrip(), f"{bar} {under}", bar]
+    if d.help:
+        out.append(f"{gutter} = {_style('help', options, bold=True)}: {safe(d.help)}")
+    out.append("")
+    return out
+
+
+def text(diagnostics: list[Diagnostic], options: Options = NO_OPTIONS) -> str:
+    """`file:line:col: severity [CODE] message` per finding (with its source line when the text is known), a count."""
+    lines: list[str] = []
+    cache: dict[str, list[str]] = {}
+    for d in diagnostics:
+        source = _source_lines(options, cache, d.span.file)
+        if source is None:
+            lines.append(f"{safe(d.span.file)}:{d.span.line}:{d.span.column}: {d.severity.value} [{d.code}] "
+                         f"{safe(d.full_message)}")
+        else:
+            lines += _full(d, source, options)
     if diagnostics:
-        errors = sum(d.severity is Severity.ERROR for d in diagnostics)
-        lines.append(f"{len(diagnostics)} problem(s): {errors} error(s), {len(diagnostics) - errors} warning(s)")
+        lines.append(_style(_summary(diagnostics), options, bold=True))
     return "\n".join(lines) + ("\n" if lines else "")
 
 
-def as_json(diagnostics: list[Diagnostic]) -> str:
-    """A JSON array of findings in the one shape shared with the HTTP layer."""
-    return json.dumps([d.to_dict() for d in diagnostics], indent=2) + "\n"
+def _line(options: Options, cache: dict[str, list[str]], d: Diagnostic) -> str | None:
+    lines = _source_lines(options, cache, d.span.file)
+    return lines[d.span.line - 1] if lines and 0 < d.span.line <= len(lines) else None
+
+
+def as_json(diagnostics: list[Diagnostic], options: Options = NO_OPTIONS) -> str:
+    """A JSON array of findings in the one shape shared with the HTTP layer (ends filled in from the source)."""
+    out: list[dict] = []
+    cache: dict[str, list[str]] = {}
+    for d in diagnostics:
+        end_line, end_column = end_of(_line(options, cache, d), d.span)
+        out.append({**d.to_dict(), "end_line": end_line or None, "end_column": end_column or None})
+    return json.dumps(out, indent=2) + "\n"
 
 
 def _escape(value: str, *, property_value: bool = False) -> str:
@@ -31,51 +105,21 @@ def _escape(value: str, *, property_value: bool = False) -> str:
     return value
 
 
-def github(diagnostics: list[Diagnostic]) -> str:
+def github(diagnostics: list[Diagnostic], options: Options = NO_OPTIONS) -> str:
     """GitHub Actions workflow commands, which annotate the lines in a pull request."""
     kinds = {Severity.ERROR: "error", Severity.WARNING: "warning", Severity.INFO: "notice"}
+    # No endColumn: GitHub does not say whether it is inclusive, and annotations mark whole lines anyway.
     return "".join(
         f"::{kinds[d.severity]} file={_escape(d.span.file, property_value=True)},line={d.span.line},"
-        f"col={d.span.column},title={d.code}::{_escape(d.message)}\n" for d in diagnostics)
+        f"col={d.span.column},title={d.code}::{_escape(safe(d.full_message))}\n" for d in diagnostics)
 
 
-def _rule_catalogue() -> dict[str, tuple[str, str]]:
-    catalogue = dict(CODES)
-    for rule in RULES:
-        catalogue[rule.CODE] = (rule.NAME, (rule.__doc__ or "").strip().splitlines()[0])
-    return catalogue
+def sarif(diagnostics: list[Diagnostic], options: Options = NO_OPTIONS) -> str:
+    """SARIF 2.1.0 as GitHub code scanning reads it (see compiler/sarif.py)."""
+    from .sarif import render  # the rule catalogue and hashing are only needed here
+
+    return render(diagnostics, sources=options.sources, root=options.root)
 
 
-def sarif(diagnostics: list[Diagnostic]) -> str:
-    """SARIF 2.1.0, the format GitHub code scanning and many CI systems read."""
-    catalogue = _rule_catalogue()
-    codes = sorted({d.code for d in diagnostics})
-    levels = {Severity.ERROR: "error", Severity.WARNING: "warning", Severity.INFO: "note"}
-    document = {
-        "$schema": "https://json.schemastore.org/sarif-2.1.0.json",
-        "version": "2.1.0",
-        "runs": [{
-            "tool": {"driver": {
-                "name": "roomc",
-                "informationUri": "https://github.com/roomc/roomc",
-                "rules": [{"id": c, "name": catalogue.get(c, (c, ""))[0],
-                           "shortDescription": {"text": catalogue.get(c, ("", c))[1]}} for c in codes],
-            }},
-            "results": [{
-                "ruleId": d.code,
-                "ruleIndex": codes.index(d.code),
-                "level": levels[d.severity],
-                "message": {"text": d.message},
-                "locations": [{"physicalLocation": {
-                    "artifactLocation": {"uri": d.span.file},
-                    "region": {"startLine": d.span.line, "startColumn": d.span.column},
-                }}],
-            } for d in diagnostics],
-        }],
-    }
-    return json.dumps(document, indent=2) + "\n"
-
-
-REPORTERS: dict[str, Callable[[list[Diagnostic]], str]] = {
-    "text": text, "json": as_json, "github": github, "sarif": sarif,
-}
+Reporter = Callable[[list[Diagnostic], Options], str]
+REPORTERS: dict[str, Reporter] = {"text": text, "json": as_json, "github": github, "sarif": sarif}

@@ -54,10 +54,10 @@ def _convert(error: ValidationError, source: SourceFile) -> Iterator[Diagnostic]
             if key in allowed:
                 continue
             near = difflib.get_close_matches(key, allowed, n=1)
-            hint = f"; did you mean '{near[0]}'?" if near else (
-                f"; expected one of: {', '.join(allowed)}" if allowed else "")
-            yield Diagnostic("RC101", Severity.ERROR, f"unknown key '{key}' in {_where(path)}{hint}",
-                             source.key_spans.get(path + (key,), source.span(path + (key,))), path + (key,))
+            hint = f"did you mean '{near[0]}'?" if near else (
+                f"expected one of: {', '.join(allowed)}" if allowed else "")
+            yield Diagnostic("RC101", Severity.ERROR, f"unknown key '{key}' in {_where(path)}",
+                             source.key_spans.get(path + (key,), source.span(path + (key,))), path + (key,), hint)
         return
     if kind == "required":
         missing = [k for k in error.validator_value if k not in error.instance]

@@ -39,6 +39,6 @@ def check(policy: Policy) -> Iterator[Diagnostic]:
         for index, name in enumerate(events):
             if isinstance(name, str) and name not in STATUS_EVENTS:
                 near = difflib.get_close_matches(name, STATUS_EVENTS, n=1)
-                hint = f"; did you mean '{near[0]}'?" if near else f"; known: {' '.join(STATUS_EVENTS)}"
-                yield Diagnostic(CODE, SEVERITY, f"unknown status event '{name}'{hint}",
-                                 policy.span(path + (index,)), path + (index,))
+                hint = f"did you mean '{near[0]}'?" if near else f"known: {' '.join(STATUS_EVENTS)}"
+                yield Diagnostic(CODE, SEVERITY, f"unknown status event '{name}'",
+                                 policy.span(path + (index,)), path + (index,), hint)

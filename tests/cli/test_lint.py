@@ -16,9 +16,10 @@ def test_clean_examples_exit_zero(invoke):
 def test_errors_exit_one_with_text_findings(invoke):
     result = invoke("lint", BROKEN, env={"GITHUB_ACTIONS": "false"})
     assert result.exit_code == 1
-    first = result.output.splitlines()[0]
-    assert first.endswith("policy.yaml:7:5: error [RC101] unknown key 'maxParticipant' in 'rooms.meeting'; "
-                          "did you mean 'maxParticipants'?")
+    lines = result.output.splitlines()
+    assert lines[0].endswith("policy.yaml:7:5: error [RC101] unknown key 'maxParticipant' in 'rooms.meeting'")
+    assert lines[1:6] == ["  |", "7 |     maxParticipant: 10", "  |     ^^^^^^^^^^^^^^ RC101", "  |",
+                          "  = help: did you mean 'maxParticipants'?"]
 
 
 def test_warnings_pass_unless_fail_on_warning(invoke):
@@ -30,8 +31,8 @@ def test_json_format(invoke):
     result = invoke("lint", BROKEN, "--format", "json")
     data = json.loads(result.output)
     assert data[0] == {"code": "RC101", "severity": "error", "file": data[0]["file"], "line": 7, "column": 5,
-                       "message": "unknown key 'maxParticipant' in 'rooms.meeting'; did you mean 'maxParticipants'?",
-                       "path": "$.rooms.meeting.maxParticipant"}
+                       "end_line": 7, "end_column": 19, "message": "unknown key 'maxParticipant' in 'rooms.meeting'",
+                       "help": "did you mean 'maxParticipants'?", "path": "$.rooms.meeting.maxParticipant"}
 
 
 def test_github_format_is_chosen_on_github_actions(invoke):
@@ -43,9 +44,9 @@ def test_github_format_is_chosen_on_github_actions(invoke):
 def test_sarif_format(invoke):
     result = invoke("lint", BROKEN, "--format", "sarif")
     run = json.loads(result.output)["runs"][0]
-    assert run["tool"]["driver"]["rules"][0]["id"] == "RC101"
+    assert run["tool"]["driver"]["rules"][run["results"][0]["ruleIndex"]]["id"] == "RC101"
     region = run["results"][0]["locations"][0]["physicalLocation"]["region"]
-    assert region == {"startLine": 7, "startColumn": 5}
+    assert region == {"startLine": 7, "startColumn": 5, "endLine": 7, "endColumn": 19}
 
 
 def test_missing_path_is_a_usage_error(invoke):

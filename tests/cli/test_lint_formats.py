@@ -1,0 +1,124 @@
+"""Golden output of `roomc lint` in every format, and SARIF as GitHub code scanning reads it.
+
+The inputs are tests/cli/golden/{schema,rules}.yaml, two policies linted in one run. Regenerate the
+golden files on purpose with `ROOMC_REGENERATE=1 make test`, then read the diff.
+"""
+import json
+from pathlib import Path
+
+import jsonschema
+import pytest
+
+from ..conftest import REGENERATE, ROOT
+
+GOLDEN = Path(__file__).parent / "golden"
+INPUTS = ["tests/cli/golden/schema.yaml", "tests/cli/golden/rules.yaml"]
+SARIF_SCHEMA = Path(__file__).parent / "sarif-schema-2.1.0.json"
+FORMATS = {
+    "lint.txt": ["--format", "text", "--color", "never"],
+    "lint-color.txt": ["--format", "text", "--color", "always"],
+    "lint.json": ["--format", "json"],
+    "lint.github": ["--format", "github"],
+    "lint.sarif": ["--format", "sarif"],
+}
+
+
+def lint(invoke, *args, env=None):
+    return invoke("lint", *INPUTS, "--no-config", *args, env={"GITHUB_ACTIONS": "false", **(env or {})})
+
+
+def _normalised(output: str) -> str:
+    # The SARIF root is this checkout's absolute folder; the golden file names it ROOT.
+    return output.replace(ROOT.as_uri(), "file:///ROOT")
+
+
+@pytest.mark.parametrize("golden", sorted(FORMATS))
+def test_output_matches_golden(golden, invoke, monkeypatch):
+    monkeypatch.chdir(ROOT)  # findings name files relative to the repository, as in CI
+    result = lint(invoke, *FORMATS[golden])
+    assert result.exit_code == 1, result.output
+    output = _normalised(result.stdout)
+    if REGENERATE:
+        (GOLDEN / golden).write_text(output, encoding="utf-8")
+    assert output == (GOLDEN / golden).read_text(encoding="utf-8")
+
+
+def test_colour_only_where_asked(invoke, monkeypatch):
+    monkeypatch.chdir(ROOT)
+    plain = (GOLDEN / "lint.txt").read_text(encoding="utf-8")
+    coloured = (GOLDEN / "lint-color.txt").read_text(encoding="utf-8")
+    assert "\x1b[" in coloured and "\x1b[" not in plain
+    assert lint(invoke).stdout == plain  # not a terminal: no colour
+    assert lint(invoke, env={"FORCE_COLOR": "1"}).stdout == coloured
+    assert lint(invoke, env={"FORCE_COLOR": "1", "NO_COLOR": "1"}).stdout == plain
+    assert lint(invoke, "--color", "always", env={"NO_COLOR": "1"}).stdout == coloured
+    assert lint(invoke, "--color", "never", env={"FORCE_COLOR": "1"}).stdout == plain
+    for fmt in ("json", "github", "sarif"):  # machine formats never carry escapes
+        assert "\x1b" not in lint(invoke, "--format", fmt, "--color", "always").stdout
+
+
+def _sarif(invoke) -> dict:
+    return json.loads(lint(invoke, "--format", "sarif").stdout)
+
+
+def test_sarif_is_valid_against_the_2_1_0_schema(invoke, monkeypatch):
+    monkeypatch.chdir(ROOT)
+    schema = json.loads(SARIF_SCHEMA.read_text(encoding="utf-8"))
+    errors = list(jsonschema.Draft4Validator(schema).iter_errors(_sarif(invoke)))
+    assert [e.message for e in errors] == []
+
+
+def test_sarif_has_what_github_code_scanning_reads(invoke, monkeypatch):
+    monkeypatch.chdir(ROOT)
+    run = _sarif(invoke)["runs"][0]
+    driver = run["tool"]["driver"]
+    assert driver["version"] and driver["informationUri"].startswith("https://")
+    for rule in driver["rules"]:
+        assert rule["shortDescription"]["text"] and rule["fullDescription"]["text"]
+        assert rule["help"]["text"] and rule["help"]["markdown"]
+        assert rule["helpUri"].startswith("https://")
+        assert rule["defaultConfiguration"]["level"] in ("error", "warning", "note")
+    rc208 = next(rule for rule in driver["rules"] if rule["id"] == "RC208")
+    assert "Failing:" in rc208["help"]["text"] and "```yaml" in rc208["help"]["markdown"]
+    assert rc208["helpUri"].endswith("docs/rules.md#rc208-status-event-name")
+    assert rc208["fullDescription"]["text"].startswith("Documented names are start, end, join")
+    assert run["originalUriBaseIds"]["%SRCROOT%"]["uri"] == ROOT.as_uri() + "/"
+    assert [r["ruleId"] for r in run["results"]] == ["RC402", "RC208", "RC401", "RC101"]
+    for result in run["results"]:
+        assert driver["rules"][result["ruleIndex"]]["id"] == result["ruleId"]
+        location = result["locations"][0]["physicalLocation"]
+        assert location["artifactLocation"]["uriBaseId"] == "%SRCROOT%"
+        assert location["artifactLocation"]["uri"].startswith("tests/cli/golden/")
+        assert result["partialFingerprints"]["primaryLocationLineHash"]
+    region = run["results"][3]["locations"][0]["physicalLocation"]["region"]
+    assert region == {"startLine": 6, "startColumn": 5, "endLine": 6, "endColumn": 19}  # under 'maxParticipant'
+
+
+def test_sarif_fingerprints_survive_unrelated_edits(invoke, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    policy = (ROOT / "tests/cli/golden/rules.yaml").read_text(encoding="utf-8")
+
+    def fingerprints():
+        out = json.loads(invoke("lint", "p.yaml", "--no-config", "--format", "sarif").stdout)
+        return {r["ruleId"]: r["partialFingerprints"]["primaryLocationLineHash"] for r in out["runs"][0]["results"]}
+
+    (tmp_path / "p.yaml").write_text(policy, encoding="utf-8")
+    before = fingerprints()
+    (tmp_path / "p.yaml").write_text("# a new comment line\n\n" + policy, encoding="utf-8")
+    after = fingerprints()
+    assert before == after and len(set(before.values())) == 3
+    (tmp_path / "p.yaml").write_text(policy.replace("mutte", "mutee"), encoding="utf-8")
+    assert fingerprints()["RC208"] != before["RC208"]  # the finding's own line changed: a new alert
+
+
+def test_sarif_paths_outside_the_root_are_absolute(invoke, tmp_path, monkeypatch):
+    (tmp_path / "here").mkdir()
+    monkeypatch.chdir(tmp_path / "here")
+    (tmp_path / "p q.yaml").write_text("roomc: 1\nrooms: {m: {nme: x}}\n", encoding="utf-8")
+    out = json.loads(invoke("lint", "../p q.yaml", "--no-config", "--format", "sarif").stdout)
+    artifact = out["runs"][0]["results"][0]["locations"][0]["physicalLocation"]["artifactLocation"]
+    assert artifact == {"uri": (tmp_path / "p q.yaml").as_uri()}
+    (tmp_path / "here" / "a b.yaml").write_text("roomc: 1\nrooms: {m: {nme: x}}\n", encoding="utf-8")
+    out = json.loads(invoke("lint", "a b.yaml", "--no-config", "--format", "sarif").stdout)
+    artifact = out["runs"][0]["results"][0]["locations"][0]["physicalLocation"]["artifactLocation"]
+    assert artifact == {"uri": "a%20b.yaml", "uriBaseId": "%SRCROOT%"}
