@@ -358,6 +358,30 @@ class SQLiteStore:
         """How many events are stored (benchmarks check nothing was lost)."""
         return self._connection().execute("SELECT COUNT(*) FROM events").fetchone()[0]
 
+    def record_dialled_call(self, room: str, call_id: str, *, role: str | None = None,
+                            session_id: str | None = None, to: str | None = None, at: float | None = None) -> None:
+        """Remember a call `roomc dial` placed into `room`: the calls API cannot find calls by room."""
+        with self._write() as db:
+            db.execute(DIALLED_SCHEMA)
+            db.execute("INSERT INTO dialled_calls (call_id, room, role, session_id, dialled_to, dialled_at) "
+                       "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (call_id) DO NOTHING",
+                       (call_id, room, role, session_id, to, time.time() if at is None else at))
+
+    def dialled_calls(self, room: str) -> list[dict]:
+        """The calls `roomc dial` placed into `room`, oldest first."""
+        with self._write() as db:  # the table may not exist yet in a store that never dialled
+            db.execute(DIALLED_SCHEMA)
+        rows = self._connection().execute(
+            "SELECT * FROM dialled_calls WHERE room=? ORDER BY dialled_at, call_id", (room,)).fetchall()
+        return [{"callId": r["call_id"], "room": r["room"], "role": r["role"], "sessionId": r["session_id"],
+                 "to": r["dialled_to"], "dialledAt": _iso(r["dialled_at"])} for r in rows]
+
+
+# Kept apart from SCHEMA and created on first use: only `roomc dial` and `roomc calls` touch it.
+DIALLED_SCHEMA = """CREATE TABLE IF NOT EXISTS dialled_calls (
+    call_id TEXT PRIMARY KEY, room TEXT NOT NULL, role TEXT, session_id TEXT, dialled_to TEXT, dialled_at REAL NOT NULL
+)"""
+
 
 def _iso(timestamp: float | None) -> str | None:
     if timestamp is None:

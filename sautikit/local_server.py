@@ -14,6 +14,7 @@ import uuid
 from flask import Flask, Response, jsonify, request
 
 from .engine import Platform, ScaledClock
+from .readings import Readings
 
 
 def _error(status: int, code: str, message: str) -> tuple[Response, int]:
@@ -132,7 +133,8 @@ def create_local_app(platform: Platform, *, api_key: str | None) -> Flask:
 
 
 def serve_local(host: str, port: int, *, speed: float, api_key: str | None, secret: bytes | None,
-                rounding: str) -> None:
+                rounding: str, readings: Readings | None = None, events_url: str | None = None,
+                voice_url: str | None = None) -> None:
     """Run the local platform until interrupted."""
     import logging
 
@@ -141,7 +143,8 @@ def serve_local(host: str, port: int, *, speed: float, api_key: str | None, secr
     logging.getLogger("werkzeug").setLevel(logging.WARNING)
 
     platform = Platform(ScaledClock(speed), secret=secret, rounding=rounding,
-                        recording_base=f"http://{host}:{port}/recordings")
+                        recording_base=f"http://{host}:{port}/recordings", readings=readings,
+                        events_url=events_url, voice_url=voice_url)
     stop = threading.Event()
     threading.Thread(target=platform.run_forever, args=(stop,), daemon=True, name="sautikit-engine").start()
     server = make_server(host, port, create_local_app(platform, api_key=api_key), threaded=True)

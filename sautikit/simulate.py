@@ -10,7 +10,7 @@ import tempfile
 import threading
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Mapping
 from urllib.parse import urlencode
 
 import yaml
@@ -21,6 +21,7 @@ from roomc.runtime.store import SQLiteStore
 
 from .engine import Platform, ScaledClock, VirtualClock
 from .local_server import report
+from .readings import Readings
 
 SECRET = b"roomc-simulate-secret"
 
@@ -45,8 +46,26 @@ def _load(path: Path) -> dict:
     return scenario
 
 
-def run(path: str | Path, *, realtime: bool = False, rounding: str | None = None) -> Outcome:
-    """Run one scenario file and return the platform's report and the runtime's rooms."""
+def platform_section(scenario: dict, overrides: Mapping[str, Any] | None = None) -> tuple[Readings, dict]:
+    """The scenario's `platform:` readings (with `overrides` on top) and its number routing (`events_url`)."""
+    section = scenario.get("platform") or {}
+    if not isinstance(section, dict):
+        raise ScenarioError("`platform` must be a mapping of switch: value (docs/simulate.md)")
+    merged = {**section, **(overrides or {})}
+    routing = {key: merged.pop(key) for key in ("events_url",) if key in merged}
+    try:
+        return Readings.from_mapping(merged), routing
+    except ValueError as exc:
+        raise ScenarioError(str(exc)) from None
+
+
+def run(path: str | Path, *, realtime: bool = False, rounding: str | None = None,
+        platform: Mapping[str, Any] | None = None) -> Outcome:
+    """Run one scenario file and return the platform's report and the runtime's rooms.
+
+    `platform` overrides the scenario's `platform:` switches (how the local Sautikit reads each
+    open question), so one scenario can be run under every reading.
+    """
     from werkzeug.serving import make_server
 
     import logging
@@ -54,6 +73,7 @@ def run(path: str | Path, *, realtime: bool = False, rounding: str | None = None
     logging.getLogger("werkzeug").setLevel(logging.ERROR)  # the runtime's access log is not the timeline
     path = Path(path)
     scenario = _load(path)
+    readings, routing = platform_section(scenario, platform)
     compilation = pipeline.run([str((path.parent / scenario["policy"]).resolve())])
     if compilation.table is None:
         problems = "; ".join(f"{d.span.file}:{d.span.line}: {d.message}" for d in compilation.diagnostics[:5])
@@ -68,9 +88,13 @@ def run(path: str | Path, *, realtime: bool = False, rounding: str | None = None
         public_url=base, signing_secret=SECRET,
         secrets={k: str(v) for k, v in (scenario.get("secrets") or {}).items()}))
     threading.Thread(target=server.serve_forever, daemon=True).start()
-    platform = Platform(ScaledClock(1.0) if realtime else VirtualClock(), secret=SECRET,
-                        rounding=rounding or scenario.get("billing", "per-second"),
-                        recording_base="https://recordings.sautikit.local", epoch=float(scenario.get("epoch", 1.8e9)))
+    events_url = routing.get("events_url")
+    if events_url and str(events_url).startswith("/"):
+        events_url = base + str(events_url)  # a route of the policy, on the runtime being simulated
+    engine = Platform(ScaledClock(1.0) if realtime else VirtualClock(), secret=SECRET,
+                      rounding=rounding or scenario.get("billing", "per-second"),
+                      recording_base="https://recordings.sautikit.local", epoch=float(scenario.get("epoch", 1.8e9)),
+                      readings=readings, events_url=events_url)
     number = str(scenario.get("number", "+254700000001"))
     try:
         for index, call in enumerate(scenario["calls"]):
@@ -81,17 +105,17 @@ def run(path: str | Path, *, realtime: bool = False, rounding: str | None = None
             query = {k: str(v) for k, v in (call.get("query") or {}).items()}
             url = base + call["route"] + ("?" + urlencode(query) if query else "")
             direction = call.get("direction", "outbound")
-            platform.place_call(local=number, remote=str(call.get("number", f"+2547330{index:05d}")), url=url,
+            engine.place_call(local=number, remote=str(call.get("number", f"+2547330{index:05d}")), url=url,
                                 direction=direction, label=str(call.get("name", f"caller-{index + 1}")),
                                 digits=[str(d) for d in call.get("digits") or []],
                                 hangup_after=call.get("hangupAfter"), when=float(call.get("at", 0)))
-        platform.run_until_idle()
+        engine.run_until_idle()
     finally:
         server.shutdown()
-    names = sorted({e.room for e in platform.timeline if e.room})
+    names = sorted({e.room for e in engine.timeline if e.room})
     with store:
         rooms = {name: store.room(name) for name in names}
-    return Outcome(report(platform), rooms)
+    return Outcome({**report(engine), "platform": readings.as_dict()}, rooms)
 
 
 def clock(seconds: float) -> str:

@@ -45,7 +45,9 @@ def line(tmp_path):
             if time.time() > deadline:
                 raise
             time.sleep(0.1)
-    yield runtime, api, {"SAUTIKIT_API_URL": api, "SAUTIKIT_API_KEY": KEY, "ROOMC_PUBLIC_URL": runtime.base}
+    # `roomc dial` records its calls in the runtime's own store, as an operator on that machine would.
+    yield runtime, api, {"SAUTIKIT_API_URL": api, "SAUTIKIT_API_KEY": KEY, "ROOMC_PUBLIC_URL": runtime.base,
+                         "ROOMC_DB": str(tmp_path / "roomc.db")}
     local.send_signal(signal.SIGINT)
     local.wait(timeout=10)
     runtime.stop()

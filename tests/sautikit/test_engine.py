@@ -1,33 +1,9 @@
 """The local platform's own rules, against small real webhook servers on loopback."""
 import json
-import threading
 from urllib.parse import parse_qs
-
-import pytest
-from werkzeug.serving import make_server
 
 from roomc.runtime.signatures import verify
 from roomc.sautikit.engine import Platform, VirtualClock
-
-
-@pytest.fixture
-def webhook():
-    """A loopback server answering each POST with the next queued reply, recording what it got."""
-    replies, received = [], []
-
-    def app(environ, start_response):
-        body = environ["wsgi.input"].read(int(environ.get("CONTENT_LENGTH") or 0))
-        received.append((environ["PATH_INFO"], body, environ.get("HTTP_X_SAUTIKIT_SIGNATURE")))
-        reply = replies.pop(0) if replies else {"ok": True}
-        status, reply = reply if isinstance(reply, tuple) else ("200 OK", reply)
-        data = reply if isinstance(reply, bytes) else json.dumps(reply).encode()
-        start_response(status, [("Content-Type", "application/json")])
-        return [data]
-
-    server = make_server("127.0.0.1", 0, app, threaded=True)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{server.server_port}", replies, received
-    server.shutdown()
 
 
 def test_a_response_sautikit_would_refuse_drops_the_call(webhook):
