@@ -22,7 +22,8 @@ def safe(text: str) -> str:
     """`text` with control and format characters shown as escapes, so it cannot drive a terminal."""
     if text.isprintable():
         return text
-    return "".join(ch if ch.isprintable() or ch == " " else _escape(ch) for ch in text)
+    # A line break in a message (PyYAML writes some on two lines) keeps the finding on one line.
+    return "".join(ch if ch.isprintable() or ch == " " else " " if ch == "\n" else _escape(ch) for ch in text)
 
 
 def _escape(ch: str) -> str:

@@ -24,7 +24,10 @@ def render() -> str:
         "",
         "Families: RC0xx files and YAML traps, RC1xx schema, RC2xx meaning, RC3xx templates, "
         "RC4xx platform and security, RC9xx suppressions. Silence one finding with "
-        "`# roomc: ignore[CODE]` at the end of its line.",
+        "`# roomc: ignore[CODE]` at the end of its line; choose codes for a whole run with "
+        "`roomc lint --select`/`--ignore` (codes or prefixes such as `RC2`) or the `select`/`ignore` keys of "
+        "`roomc.toml` or `[tool.roomc]` in pyproject.toml (README, \"Lint in CI\"). Every finding shows its "
+        "source line with carets under the span; the SARIF output carries each rule's section below as its help.",
         "",
         "| code | name | severity | why it matters |",
         "| --- | --- | --- | --- |",

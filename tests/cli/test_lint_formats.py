@@ -122,3 +122,12 @@ def test_sarif_paths_outside_the_root_are_absolute(invoke, tmp_path, monkeypatch
     out = json.loads(invoke("lint", "a b.yaml", "--no-config", "--format", "sarif").stdout)
     artifact = out["runs"][0]["results"][0]["locations"][0]["physicalLocation"]["artifactLocation"]
     assert artifact == {"uri": "a%20b.yaml", "uriBaseId": "%SRCROOT%"}
+
+
+def test_readme_shows_the_text_format_as_it_is(invoke, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "policy.yaml").write_text((GOLDEN / "schema.yaml").read_text(encoding="utf-8"), encoding="utf-8")
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    shown = readme.split("$ roomc lint policy.yaml\n", 1)[1].split("```", 1)[0]
+    result = invoke("lint", "policy.yaml", "--no-config", "--format", "text", env={"NO_COLOR": "1"})
+    assert shown == result.stdout
