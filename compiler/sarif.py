@@ -124,14 +124,17 @@ def render(diagnostics: list[Diagnostic], *, sources: Mapping[str, str], root: s
         end_line, end_column = end_of(line, d.span)
         if end_line and (end_line, end_column) > (d.span.line, d.span.column):
             region.update(endLine=end_line, endColumn=end_column)
-        results.append({
+        result = {
             "ruleId": d.code,
             "ruleIndex": index[d.code],
             "level": _LEVELS[d.severity],
             "message": {"text": d.full_message},
             "locations": [{"physicalLocation": {"artifactLocation": artifact, "region": region}}],
             "partialFingerprints": {"primaryLocationLineHash": _fingerprint(d, artifact["uri"], line, seen)},
-        })
+        }
+        if not d.span.file:  # a finding about no file (an internal one): no location to point at
+            del result["locations"]
+        results.append(result)
     document = {
         "$schema": SCHEMA_URI,
         "version": "2.1.0",

@@ -64,8 +64,14 @@ def _sarif(invoke) -> dict:
 def test_sarif_is_valid_against_the_2_1_0_schema(invoke, monkeypatch):
     monkeypatch.chdir(ROOT)
     schema = json.loads(SARIF_SCHEMA.read_text(encoding="utf-8"))
-    errors = list(jsonschema.Draft4Validator(schema).iter_errors(_sarif(invoke)))
-    assert [e.message for e in errors] == []
+    validator = jsonschema.Draft4Validator(schema)
+    assert [e.message for e in validator.iter_errors(_sarif(invoke))] == []
+    clean = json.loads(invoke("lint", "rooms", "--no-config", "--format", "sarif").stdout)
+    assert clean["runs"][0]["results"] == [] and validator.is_valid(clean)
+    from roomc.compiler.diagnostics import Diagnostic, Severity
+    from roomc.compiler.sarif import render
+    nowhere = json.loads(render([Diagnostic("RC405", Severity.ERROR, "internal")], sources={}))
+    assert "locations" not in nowhere["runs"][0]["results"][0] and validator.is_valid(nowhere)
 
 
 def test_sarif_has_what_github_code_scanning_reads(invoke, monkeypatch):
