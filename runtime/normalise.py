@@ -7,9 +7,11 @@ Sautikit's docs, its SDK, the platform page and integrator code.
 from __future__ import annotations
 
 import functools
+import math
 import re
 import time
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, Mapping
 from urllib.parse import unquote_to_bytes
 
@@ -124,6 +126,16 @@ def has_digits(fields: dict[str, Any]) -> bool:
     return any(fold(k) in CALL_ALIASES["digits"] for k in fields)
 
 
+# Plausible sender clocks: the platform retries a delivery for up to about a week before
+# dead-lettering it (fact sheet §5.5), so an old timestamp can be genuine; one from the future
+# is only a skewed clock. Outside this window the arrival time is used and the event is marked.
+MAX_EVENT_AGE = 8 * 24 * 3600.0
+MAX_CLOCK_SKEW = 300.0
+# Longest identifier or name kept as a field; longer values make the event unreadable (kept raw).
+MAX_FIELD_CHARS = 256
+MAX_URL_CHARS = 2048
+
+
 @dataclass(frozen=True)
 class Event:
     """One conference status event, whatever spelling it arrived in."""
@@ -137,6 +149,7 @@ class Event:
     event_id: str | None
     raw: dict
     timed: bool = True  # whether `at` came from the sender (False: it is the arrival time)
+    clock: str | None = None  # why the sender's timestamp was set aside, when it was
 
     @property
     def readable(self) -> bool:
@@ -145,49 +158,89 @@ class Event:
         return self.kind in ("start", "end") or self.call is not None
 
     def dedupe_key(self) -> str:
-        """Idempotency key: the event id when sent, else what identifies the event itself.
+        """Idempotency key, always scoped by room, kind and call: platform ids and sequence
+        numbers may be per conference, so a bare id shared by two rooms must not make one a
+        duplicate of the other.
 
         Without an id or a sender's timestamp, a retry arrives at another time, so a participant
         event is keyed on room, kind and call alone (a retried `join` after the `leave` must not
         seat the caller again). Room `start`/`end` keep the arrival time: a room name may host
         another session later, and duplicates of those only move the session's times.
         """
+        scope = f"{self.room}|{self.kind}|{self.call or ''}"
         if self.event_id:
-            return f"id:{self.event_id}"
+            return f"{scope}|id:{self.event_id}"
         if not self.timed and self.call is not None:
-            return f"{self.room}|{self.kind}|{self.call}|untimed"
-        return f"{self.room}|{self.kind}|{self.call or ''}|{self.at!r}"
+            return f"{scope}|untimed"
+        return f"{scope}|{self.at!r}"
 
 
-def _timestamp(value: Any, fallback: float) -> tuple[float, bool]:
+def _finite(number: float) -> bool:
+    return math.isfinite(number)
+
+
+def _timestamp(value: Any, received: float) -> tuple[float, bool, str | None]:
+    """(time, whether the sender's, why it was set aside): a finite, plausible time or the arrival time."""
     if value is None:
-        return fallback, False
-    try:
-        number = float(value)
-        return (number / 1000.0 if number > 1e11 else number), True  # milliseconds
-    except (TypeError, ValueError):
-        pass
-    from datetime import datetime
+        return received, False, None
+    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+        return received, False, "timestamp is not a number or a date"
+    number: float | None = None
+    if isinstance(value, (int, float)):
+        number = float(value) if not isinstance(value, int) or abs(value) < 10 ** 20 else math.inf
+    elif len(value) <= 64:
+        try:
+            number = float(value)
+        except ValueError:
+            try:
+                number = datetime.fromisoformat(value.strip().replace("Z", "+00:00")).timestamp()
+            except (ValueError, OverflowError, OSError):
+                return received, False, "timestamp is not a number or a date"
+    if number is None or not _finite(number):
+        return received, False, "timestamp is not a finite number"
+    if number > 1e14:  # microseconds
+        number /= 1e6
+    elif number > 1e11:  # milliseconds
+        number /= 1000.0
+    if not received - MAX_EVENT_AGE <= number <= received + MAX_CLOCK_SKEW:
+        return received, False, "timestamp outside the plausible window"
+    return number, True, None
 
-    try:
-        return datetime.fromisoformat(str(value).replace("Z", "+00:00")).timestamp(), True
-    except ValueError:
-        return fallback, False
+
+def _field(value: Any, limit: int = MAX_FIELD_CHARS) -> tuple[str | None, bool]:
+    """(the field as text, whether usable): a mapping, a list, control characters or a value past
+    `limit` characters is present but unusable."""
+    if value is None:
+        return None, True
+    if isinstance(value, (dict, list)):
+        return None, False
+    text = _text(value)
+    if len(text) > limit or any(ord(ch) < 32 for ch in text):
+        return None, False
+    return text or None, True
 
 
 def event(fields: dict[str, Any], headers: Mapping[str, str | None] | None = None, now: float | None = None) -> Event:
-    """A status event from its raw fields (and the event-id headers Sautikit's webhooks carry)."""
-    folded = {fold(k): v for k, v in fields.items()}
-    raw_kind = _pick(folded, EVENT_ALIASES["event"])
-    kind = EVENT_NAMES.get(fold(_text(raw_kind))) if raw_kind is not None else None
-    at, timed = _timestamp(_pick(folded, EVENT_ALIASES["at"]), time.time() if now is None else now)
-    event_id = _pick(folded, EVENT_ALIASES["id"])
+    """A status event from its raw fields (and the event-id headers Sautikit's webhooks carry).
+
+    Every field is checked: identifiers must be short scalar text, the timestamp finite and
+    plausible. An unusable room, kind or call makes the event unreadable (it is kept raw);
+    an unusable timestamp is replaced by the arrival time and the event marked.
+    """
+    received = time.time() if now is None else now
+    folded = {fold(k): v for k, v in fields.items() if isinstance(k, str)}
+    raw_kind, kind_ok = _field(_pick(folded, EVENT_ALIASES["event"]))
+    kind = EVENT_NAMES.get(fold(raw_kind)) if raw_kind is not None else None
+    at, timed, clock = _timestamp(_pick(folded, EVENT_ALIASES["at"]), received)
+    event_id, _ = _field(_pick(folded, EVENT_ALIASES["id"]))
     if event_id is None and headers is not None:
-        event_id = headers.get("X-Sautikit-Event-Id") or headers.get("X-Sautikit-Idempotency-Key")
-    room = _pick(folded, EVENT_ALIASES["room"])
-    call = _pick(folded, EVENT_ALIASES["call"])
-    recording = _pick(folded, EVENT_ALIASES["recording"])
-    return Event(kind, None if room is None else _text(room), None if call is None else _text(call),
-                 None if (p := _pick(folded, EVENT_ALIASES["participant"])) is None else _text(p), at,
-                 None if recording is None else _text(recording), None if event_id is None else _text(event_id),
-                 fields, timed)
+        event_id, _ = _field(headers.get("X-Sautikit-Event-Id") or headers.get("X-Sautikit-Idempotency-Key"))
+    room, room_ok = _field(_pick(folded, EVENT_ALIASES["room"]))
+    call, call_ok = _field(_pick(folded, EVENT_ALIASES["call"]))
+    participant, _ = _field(_pick(folded, EVENT_ALIASES["participant"]))
+    recording, _ = _field(_pick(folded, EVENT_ALIASES["recording"]), MAX_URL_CHARS)
+    if recording is not None and not recording.startswith(("https://", "http://")):
+        recording = None
+    if not (room_ok and call_ok and kind_ok):
+        kind = None  # unreadable: kept raw, never half-read
+    return Event(kind, room, call, participant, at, recording, event_id, fields, timed, clock)

@@ -9,7 +9,7 @@ def test_rooms_json_matches_the_http_shape(invoke, tmp_path):
     db = tmp_path / "roomc.db"
     store = SQLiteStore(str(db))
     store.reserve("m-1", "c1", "host", counted=True, limit=10, ttl=60, muted=False)
-    store.record(event({"ConferenceName": "m-1", "StatusCallbackEvent": "join", "CallId": "c1", "Timestamp": 1.7e9}))
+    store.record(event({"ConferenceName": "m-1", "StatusCallbackEvent": "join", "CallId": "c1", "Timestamp": 1.7e9}, now=1.7e9 + 5))
     one = json.loads(invoke("rooms", "m-1", "--db", str(db), "--format", "json").output)
     reserved = one["participants"][0].pop("reservedAt")
     assert reserved is not None and reserved.endswith("Z")

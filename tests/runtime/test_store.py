@@ -7,10 +7,17 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from roomc.runtime.normalise import event
-from roomc.runtime.store import SQLiteStore
+from roomc.runtime import normalise
+from roomc.runtime.store import SQLiteStore, StoreTimeout
 
 NOW = 1_800_000_000.0
+
+
+def event(fields, headers=None, now=None):
+    """An event read as if it arrived when it says it happened (else at NOW): timestamps far from
+    the arrival time are set aside."""
+    stamp = fields.get("Timestamp", fields.get("timestamp"))
+    return normalise.event(fields, headers, now=now if now is not None else float(stamp or NOW))
 
 
 def reserve(store, call, room="r", limit=2, counted=True, now=NOW):
@@ -173,3 +180,189 @@ def test_recent_events_and_ended_rooms(store):
                                     "ended": "2027-01-15T08:00:04.000Z", "recordingUrl": "https://rec.example/r.mp3"}]
     store.record(event({"ConferenceName": "r", "StatusCallbackEvent": "start", "Timestamp": NOW + 10}))
     assert store.ended_rooms() == [], "a room started again is live, not ended"
+
+
+# --- Hostile deliveries (issue 9): ids shared by rooms, impossible clocks, reordering, replays ---
+
+def test_an_event_id_shared_by_two_rooms_stores_both(store):
+    for room in ("A", "B"):
+        fields = {"ConferenceName": room, "StatusCallbackEvent": "join", "CallId": "c1", "SequenceNumber": "1"}
+        assert store.record(event(fields)) == "stored"
+    header = {"X-Sautikit-Event-Id": "evt-1"}
+    for room in ("A", "B"):
+        fields = {"ConferenceName": room, "StatusCallbackEvent": "leave", "CallId": "c1"}
+        assert store.record(event(fields, header)) == "stored"
+    assert store.record(event({"ConferenceName": "B", "StatusCallbackEvent": "leave", "CallId": "c1"},
+                              header)) == "duplicate"
+    assert [p["leftAt"] is not None for p in store.room("B")["participants"]] == [True]
+    assert store.count_events() == 4
+
+
+@pytest.mark.parametrize("stamp", ["1e400", "-1e400", "nan", "inf", "-inf", 1e308, "9" * 5000, 10 ** 30, -5,
+                                   "2999-01-01T00:00:00Z", "0001-01-01", "not a date", [1], {"t": 1}, True, ""])
+def test_impossible_timestamps_become_the_arrival_time(store, stamp):
+    fields = {"ConferenceName": "r", "StatusCallbackEvent": "join", "CallId": "a", "Timestamp": stamp}
+    read = normalise.event(fields, now=NOW)
+    assert read.at == NOW and not read.timed
+    assert store.record(read) == "stored"
+    assert store.room("r")["participants"][0]["joinedAt"].startswith("2027-01-15T08:00:00")
+    assert store.live_rooms(now=NOW + 1)[0]["participants"] == 1
+
+
+def test_plausible_timestamps_are_kept_in_seconds_milliseconds_and_iso():
+    for stamp in (NOW - 3600, (NOW - 3600) * 1000, (NOW - 3600) * 1e6, "2027-01-15T07:00:00Z"):
+        read = normalise.event({"room": "r", "event": "join", "callId": "a", "timestamp": stamp}, now=NOW)
+        assert read.timed and read.at == pytest.approx(NOW - 3600), stamp
+
+
+@pytest.mark.parametrize("field,value", [("ConferenceName", {"a": 1}), ("ConferenceName", "x" * 5000),
+                                         ("CallId", ["a"]), ("CallId", "a\r\nb"), ("StatusCallbackEvent", {"k": 1})])
+def test_unusable_identifiers_make_the_event_unreadable_not_half_read(store, field, value):
+    fields = {"ConferenceName": "r", "StatusCallbackEvent": "join", "CallId": "a", field: value}
+    assert store.record(event(fields)) == "unreadable"
+    assert store.record(event(fields)) == "duplicate"  # a replayed unreadable body is kept once
+    assert store.room("r") is None
+
+
+def test_untimed_leave_before_join_frees_the_seat(store):
+    reserve(store, "a", limit=1)
+    leave = {"ConferenceName": "r", "StatusCallbackEvent": "leave", "CallId": "a"}
+    assert store.record(event(leave, now=NOW + 1)) == "stored"
+    assert store.record(event({**leave, "StatusCallbackEvent": "join"}, now=NOW + 2)) == "stored"
+    assert store.record(event(leave, now=NOW + 3)) == "duplicate"
+    person = store.room("r")["participants"][0]
+    assert person["joinedAt"] and person["leftAt"] and person["leftAt"] >= person["joinedAt"]
+    assert reserve(store, "b", limit=1, now=NOW + 4).admitted
+    assert store.live_rooms(now=NOW + 5) == [{"name": "r", "participants": 0, "reserved": 1, "seatsTaken": 1,
+                                             "started": False}]
+
+
+def test_a_timed_join_and_an_untimed_leave_in_either_order_free_the_seat(store):
+    join = {"ConferenceName": "r", "StatusCallbackEvent": "join", "CallId": "a", "Timestamp": NOW + 10}
+    store.record(event({"ConferenceName": "r", "StatusCallbackEvent": "leave", "CallId": "a"}, now=NOW + 1))
+    store.record(event(join, now=NOW + 11))
+    assert store.live_rooms(now=NOW + 12) == []
+
+
+def test_a_signature_is_good_for_one_request(store):
+    bind = store.bind_signature
+    assert bind("t=1,v1=aa", "POST /join?room=a", expires_at=NOW + 300, now=NOW)
+    assert bind("t=1,v1=aa", "POST /join?room=a", expires_at=NOW + 300, now=NOW + 1)  # an exact retry
+    assert not bind("t=1,v1=aa", "POST /join?room=a&host=1", expires_at=NOW + 300, now=NOW + 2)
+    assert not bind("t=1,v1=aa", "POST /other?room=a", expires_at=NOW + 300, now=NOW + 2)
+    assert not bind("t=1,v1=aa", "GET /join?room=a", expires_at=NOW + 300, now=NOW + 2)
+    assert bind("t=1,v1=aa", "GET /join?room=b", expires_at=NOW + 900, now=NOW + 301)  # expired: taken afresh
+    assert store.forget_expired_signatures(now=NOW + 901) == 2
+
+
+def test_bindings_hold_across_processes_sharing_the_file(tmp_path):
+    path = str(tmp_path / "db.sqlite")
+    with SQLiteStore(path) as one, SQLiteStore(path) as two:
+        assert one.bind_signature("s", "POST /a?", expires_at=NOW + 300, now=NOW)
+        assert not two.bind_signature("s", "POST /b?", expires_at=NOW + 300, now=NOW)
+
+
+def test_a_store_locked_from_outside_answers_within_the_deadline(tmp_path):
+    path = str(tmp_path / "db.sqlite")
+    with SQLiteStore(path) as store:
+        reserve(store, "warm")
+        outsider = sqlite3.connect(path, isolation_level=None)
+        outsider.execute("BEGIN IMMEDIATE")  # an operator's sqlite3 shell holding the write lock
+        try:
+            started = time.monotonic()
+            with pytest.raises(StoreTimeout):
+                store.reserve("r", "a", "m", counted=True, limit=5, ttl=60, muted=False,
+                              deadline=time.monotonic() + 0.5)
+            assert time.monotonic() - started < 1.0
+            assert store.health()["store"] == "degraded"
+            # Callers queued behind it get a short try, not the whole deadline each.
+            started = time.monotonic()
+            for call in ("b", "c", "d"):
+                with pytest.raises(StoreTimeout):
+                    store.record(event({"room": "r", "event": "join", "callId": call}),
+                                 deadline=time.monotonic() + 2.0)
+            assert time.monotonic() - started < 1.0
+        finally:
+            outsider.execute("ROLLBACK")
+            outsider.close()
+        assert store.reserve("r", "a", "m", counted=True, limit=5, ttl=60, muted=False,
+                             deadline=time.monotonic() + 2.0).admitted
+        assert store.health()["store"] == "ok"
+
+
+def test_another_worker_holding_the_lock_is_waited_for_only_until_the_deadline(tmp_path):
+    path = str(tmp_path / "db.sqlite")
+    with SQLiteStore(path) as store:
+        reserve(store, "warm")
+        import fcntl
+        import os
+        holder = os.open(path + ".lock", os.O_RDWR)
+        fcntl.flock(holder, fcntl.LOCK_EX)  # what a stuck worker process would hold
+        try:
+            started = time.monotonic()
+            with pytest.raises(StoreTimeout):
+                store.reserve("r", "a", "m", counted=True, limit=5, ttl=60, muted=False,
+                              deadline=time.monotonic() + 0.3)
+            assert 0.25 < time.monotonic() - started < 1.0
+        finally:
+            os.close(holder)
+        assert reserve(store, "a", room="r").admitted
+
+
+ROOM_NAMES = st.sampled_from(["A", "B", "C"])
+SHARED_IDS = st.sampled_from(["1", "2", "3"])  # ids and sequence numbers that collide across rooms
+TIMED_EVENTS = st.tuples(st.sampled_from(["join", "leave", "mute", "unmute", "start", "end"]), ROOM_NAMES,
+                         CALLS, st.integers(0, 50), SHARED_IDS)
+
+
+def _timed_fields(kind, room, call, at, seq):
+    fields = {"ConferenceName": room, "StatusCallbackEvent": kind, "Timestamp": NOW + at, "SequenceNumber": seq}
+    if kind not in ("start", "end"):
+        fields["CallId"] = call
+    return fields
+
+
+def _key(generated):
+    kind, room, call, _at, seq = generated
+    return (kind, room, None if kind in ("start", "end") else call, seq)
+
+
+@given(events=st.lists(TIMED_EVENTS, min_size=1, max_size=20, unique_by=_key), data=st.data())
+@settings(max_examples=60, deadline=None)
+def test_every_acknowledged_event_is_stored_once_whatever_the_interleaving(tmp_path_factory, events, data):
+    retries = data.draw(st.lists(st.sampled_from(events), max_size=8))
+    delivered = data.draw(st.permutations(events + retries))
+    states = []
+    for order in (events, delivered):
+        with SQLiteStore(str(tmp_path_factory.mktemp("s") / "db.sqlite")) as store:
+            outcomes = [store.record(event(_timed_fields(*e), now=NOW + 60)) for e in order]
+            assert outcomes.count("stored") == len(events)
+            states.append(([store.room(r) for r in "ABC"], store.live_rooms(now=NOW + 100), store.count_events()))
+    assert states[0] == states[1]
+
+
+UNTIMED = st.tuples(st.sampled_from(["join", "leave"]), ROOM_NAMES, CALLS)
+
+
+@given(events=st.lists(UNTIMED, min_size=1, max_size=12, unique=True), data=st.data())
+@settings(max_examples=60, deadline=None)
+def test_untimed_events_converge_whatever_their_order(tmp_path_factory, events, data):
+    delivered = data.draw(st.permutations(events + data.draw(st.lists(st.sampled_from(events), max_size=5))))
+    states = []
+    for order in (events, delivered):
+        with SQLiteStore(str(tmp_path_factory.mktemp("s") / "db.sqlite")) as store:
+            for at, (kind, room, call) in enumerate(order):
+                store.record(event({"room": room, "event": kind, "callId": call}, now=NOW + at))
+            states.append({(r["name"], r["participants"]) for r in store.live_rooms(now=NOW + 100)})
+    assert states[0] == states[1]
+
+
+def test_a_call_may_follow_its_own_redirect_with_the_same_signature_but_go_nowhere_else(store):
+    assert store.bind_signature("s", "POST /lobby?", expires_at=NOW + 300, now=NOW, grant="redirect:c1")
+    store.grant_redirect("redirect:c1", "POST /pin?meeting=123456", expires_at=NOW + 300)
+    assert store.bind_signature("s", "POST /pin?meeting=123456", expires_at=NOW + 300, now=NOW + 1, grant="redirect:c1")
+    assert not store.bind_signature("s", "POST /pin?meeting=123456&host=1", expires_at=NOW + 300, now=NOW + 1,
+                                    grant="redirect:c1")
+    assert not store.bind_signature("s", "POST /pin?meeting=123456", expires_at=NOW + 300, now=NOW + 1,
+                                    grant="redirect:c2")  # another call's grant opens nothing for this body
+    assert store.bind_signature("s", "POST /lobby?", expires_at=NOW + 300, now=NOW + 2, grant="redirect:c1")
