@@ -33,47 +33,72 @@ CREATE TABLE IF NOT EXISTS seats (
 -- touches is another page in each commit, and the events route must keep up with bursts.
 CREATE TABLE IF NOT EXISTS events (
     dedupe TEXT PRIMARY KEY, room TEXT, kind TEXT, call_id TEXT,
-    at REAL NOT NULL, received_at REAL NOT NULL, recording TEXT, readable INTEGER NOT NULL, body BLOB NOT NULL
+    at REAL NOT NULL, received_at REAL NOT NULL, recording TEXT, readable INTEGER NOT NULL, body BLOB NOT NULL,
+    timed INTEGER NOT NULL DEFAULT 1, clock TEXT
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS events_by_room ON events (room, call_id, kind, at);
 CREATE TABLE IF NOT EXISTS rooms (
     room TEXT PRIMARY KEY, started_at REAL, ended_at REAL, recording_url TEXT
 );
+-- Each verified signature and the one request it was first seen on: Sautikit's signature covers
+-- only the body and `t`, so within its window the same signature on another method, path or query
+-- is a replay (docs/runtime.md, "Signatures").
+-- Rows keyed `redirect:<call id>` record where roomc itself redirected a call: the platform may post
+-- one of that call's bodies again (so the same signature) there, which is no replay.
+CREATE TABLE IF NOT EXISTS signature_uses (
+    signature TEXT NOT NULL, request TEXT NOT NULL, expires_at REAL NOT NULL,
+    PRIMARY KEY (signature, request)
+) WITHOUT ROWID;
+
+"""
+TRIGGERS = """
+DROP TRIGGER IF EXISTS derive_participant;
+DROP TRIGGER IF EXISTS end_releases;
+DROP TRIGGER IF EXISTS derive_room;
 
 -- A participant from the set of its events, whatever order they came in: the latest join;
 -- the first leave (or room end, once joined) at or after it; the latest mute/unmute, where
--- at equal times unmute wins, so a caller is heard rather than silenced.
-CREATE TRIGGER IF NOT EXISTS derive_participant AFTER INSERT ON events
+-- at equal times unmute wins, so a caller is heard rather than silenced. Untimed events carry
+-- their arrival time, which says nothing about order: an untimed leave (or a leave of an
+-- untimed join) ends the participant whichever arrived first, so a reordered pair frees the seat.
+CREATE TRIGGER derive_participant AFTER INSERT ON events
 WHEN NEW.readable = 1 AND NEW.call_id IS NOT NULL AND NEW.kind IN ('join', 'leave', 'mute', 'unmute')
 BEGIN
     INSERT INTO seats (room, call_id, counted, joined_at, left_at, muted)
     SELECT NEW.room, NEW.call_id, 1, j.joined,
-        (SELECT MIN(at) FROM events
-          WHERE room = NEW.room AND at >= COALESCE(j.joined, -1e300)
-            AND ((call_id = NEW.call_id AND kind = 'leave') OR (kind = 'end' AND j.joined IS NOT NULL))),
+        (SELECT MIN(CASE WHEN kind = 'leave' AND (timed = 0 OR j.untimed) THEN MAX(at, COALESCE(j.joined, at)) ELSE at END)
+           FROM events
+          WHERE room = NEW.room
+            AND ((call_id = NEW.call_id AND kind = 'leave' AND (at >= COALESCE(j.joined, -1e300) OR timed = 0 OR j.untimed))
+                 OR (kind = 'end' AND j.joined IS NOT NULL AND at >= j.joined))),
         (SELECT kind = 'mute' FROM events
           WHERE room = NEW.room AND call_id = NEW.call_id AND kind IN ('mute', 'unmute')
           ORDER BY at DESC, kind = 'unmute' DESC LIMIT 1)
-    FROM (SELECT MAX(at) AS joined FROM events
+    FROM (SELECT MAX(at) AS joined, MIN(timed) = 0 AS untimed FROM events
           WHERE room = NEW.room AND call_id = NEW.call_id AND kind = 'join') AS j
     WHERE true
     ON CONFLICT (room, call_id) DO UPDATE SET joined_at = excluded.joined_at, left_at = excluded.left_at,
         muted = excluded.muted;
 END;
 
--- A room end releases everyone joined before it (their first exit at or after their join).
-CREATE TRIGGER IF NOT EXISTS end_releases AFTER INSERT ON events
+-- A room end releases everyone joined before it (their first exit at or after their join, by
+-- the same rule as above).
+CREATE TRIGGER end_releases AFTER INSERT ON events
 WHEN NEW.readable = 1 AND NEW.kind = 'end'
 BEGIN
     UPDATE seats SET left_at = (
-        SELECT MIN(e.at) FROM events AS e
-         WHERE e.room = seats.room AND e.at >= seats.joined_at
-           AND ((e.call_id = seats.call_id AND e.kind = 'leave') OR e.kind = 'end'))
+        SELECT MIN(CASE WHEN e.kind = 'leave' AND (e.timed = 0 OR u.untimed) THEN MAX(e.at, seats.joined_at) ELSE e.at END)
+          FROM events AS e,
+               (SELECT MIN(timed) = 0 AS untimed FROM events AS j
+                 WHERE j.room = seats.room AND j.call_id = seats.call_id AND j.kind = 'join') AS u
+         WHERE e.room = seats.room
+           AND ((e.call_id = seats.call_id AND e.kind = 'leave' AND (e.at >= seats.joined_at OR e.timed = 0 OR u.untimed))
+                OR (e.kind = 'end' AND e.at >= seats.joined_at)))
      WHERE room = NEW.room AND joined_at IS NOT NULL;
 END;
 
 -- A room session: the latest start and end, and the recording of the latest end that has one.
-CREATE TRIGGER IF NOT EXISTS derive_room AFTER INSERT ON events
+CREATE TRIGGER derive_room AFTER INSERT ON events
 WHEN NEW.readable = 1 AND NEW.kind IN ('start', 'end')
 BEGIN
     INSERT INTO rooms (room, started_at, ended_at, recording_url)
@@ -102,6 +127,35 @@ ON CONFLICT (room, call_id) DO UPDATE SET role=excluded.role, counted=excluded.c
 """
 
 
+# After a write times out, later writes in this process get this long a try until one succeeds,
+# so callers queued behind a locked store are answered quickly rather than one deadline each.
+STRUGGLING_SECONDS = 5.0
+PROBE_SECONDS = 0.1
+
+
+def _flock_until(lock: int, deadline: float) -> None:
+    """flock with a deadline: try at once, then poll in short, growing steps."""
+    pause = 0.0001
+    while True:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return
+        except BlockingIOError:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise StoreTimeout("another worker held the store past the deadline") from None
+            time.sleep(min(pause, left))
+            pause = min(pause * 2, 0.002)
+
+
+def _add_missing_columns(db: sqlite3.Connection) -> None:
+    """Columns added since a store file was created (CREATE TABLE IF NOT EXISTS leaves old tables as they were)."""
+    have = {row[1] for row in db.execute("PRAGMA table_info(events)")}
+    for column, declaration in (("timed", "INTEGER NOT NULL DEFAULT 1"), ("clock", "TEXT")):
+        if column not in have:
+            db.execute(f"ALTER TABLE events ADD COLUMN {column} {declaration}")
+
+
 @dataclass(frozen=True)
 class Admission:
     admitted: bool
@@ -110,13 +164,29 @@ class Admission:
     again: bool = False  # a retried webhook for a call that already holds its seat
 
 
+class StoreTimeout(Exception):
+    """The store could not be reached before the request's deadline (locked, slow or failing)."""
+
+
 class Store(Protocol):
-    """What the runtime needs from a store; SQLite now, a networked one later."""
+    """What the runtime needs from a store; SQLite now, a networked one later.
+
+    Writes take an optional `deadline` (a time.monotonic() value): past it they raise
+    StoreTimeout instead of waiting, so a caller is never kept waiting on a locked store.
+    """
 
     def reserve(self, room: str, call_id: str, role: str, *, counted: bool, limit: int, ttl: float,
-                muted: bool, now: float | None = None) -> Admission: ...
+                muted: bool, now: float | None = None, deadline: float | None = None) -> Admission: ...
 
-    def record(self, event: Event, *, now: float | None = None) -> str: ...
+    def record(self, event: Event, *, now: float | None = None, deadline: float | None = None) -> str: ...
+
+    def bind_signature(self, signature: str, request: str, *, expires_at: float, now: float | None = None,
+                       deadline: float | None = None, grant: str | None = None) -> bool: ...
+
+    def grant_redirect(self, grant: str, request: str, *, expires_at: float,
+                       deadline: float | None = None) -> None: ...
+
+    def health(self) -> dict: ...
 
     def live_rooms(self, now: float | None = None) -> list[dict]: ...
 
@@ -146,6 +216,8 @@ class SQLiteStore:
         self._closed = threading.Event()
         self._checkpointer: threading.Thread | None = None
         self._connections: list[sqlite3.Connection] = []  # every thread's, so close() reaches them all
+        self._struggling_until = 0.0  # monotonic time until which writes get only a short try
+        self._last_trouble: float | None = None
         db = self._connection()
         # Workers start together; switching to WAL needs a moment alone with the file, so retry briefly.
         for attempt in range(100):
@@ -155,6 +227,8 @@ class SQLiteStore:
                 db.execute("PRAGMA page_size=1024")
                 db.execute("PRAGMA journal_mode=WAL")
                 db.executescript(SCHEMA)
+                _add_missing_columns(db)
+                db.executescript(TRIGGERS)
                 break
             except sqlite3.OperationalError as exc:
                 if "locked" not in str(exc) or attempt == 99:
@@ -199,8 +273,12 @@ class SQLiteStore:
         for a large WAL rather than running each second (measured: p99 rose by a few ms when it did).
         """
         db = sqlite3.connect(self.path, timeout=self.busy_timeout_ms / 1000, isolation_level=None)
+        next_prune = time.monotonic() + 60
         while not self._closed.wait(self.checkpoint_every):
             try:
+                if time.monotonic() >= next_prune:
+                    next_prune = time.monotonic() + 60
+                    self.forget_expired_signatures()
                 _busy, frames, _copied = db.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
                 if frames >= self.wal_limit_frames:
                     # Catch up on what piled up during the first copy, so the locked one is short
@@ -232,35 +310,90 @@ class SQLiteStore:
         self.close()
 
     @contextmanager
-    def _exclusive(self) -> Iterator[None]:
-        """One writer at a time across threads and processes.
+    def _exclusive(self, deadline: float | None = None) -> Iterator[None]:
+        """One writer at a time across threads and processes, waiting at most until `deadline`.
 
-        SQLite alone would make waiting writers sleep-poll (1, 2, 5 ... 100 ms) on its busy
-        handler; a blocking flock wakes the next writer as soon as the lock is free.
+        The first flock attempt almost always succeeds (a write holds it for ~0.1 ms); only when
+        another process holds it does the writer poll, in steps of 0.1 to 2 ms, so a bounded wait
+        costs the common case nothing and SQLite's own coarse busy sleeps (1, 2, 5 ... 100 ms) are
+        never reached between our own writers.
         """
-        with self._thread_lock:
+        if deadline is None:
+            acquired = self._thread_lock.acquire()
+        else:
+            acquired = self._thread_lock.acquire(timeout=max(0.0, deadline - time.monotonic()))
+        if not acquired:
+            raise StoreTimeout("another thread of this worker held the store past the deadline")
+        try:
             lock = self._process_lock()
-            fcntl.flock(lock, fcntl.LOCK_EX)
+            if deadline is None:
+                fcntl.flock(lock, fcntl.LOCK_EX)
+            else:
+                _flock_until(lock, deadline)
             try:
                 yield
             finally:
                 fcntl.flock(lock, fcntl.LOCK_UN)
+        finally:
+            self._thread_lock.release()
 
     @contextmanager
-    def _write(self) -> Iterator[sqlite3.Connection]:
+    def _write(self, deadline: float | None = None) -> Iterator[sqlite3.Connection]:
         """This thread's connection with the writers' lock held. Every write is one statement
-        (triggers included), which SQLite makes atomic by itself."""
+        (triggers included), which SQLite makes atomic by itself.
+
+        With a deadline, SQLite's own wait for a lock held outside roomc (an operator's shell,
+        a backup) is bounded by what is left of it, and a store that has just timed out is given
+        only a short try until a write succeeds again, so a queue of callers drains quickly
+        instead of each waiting the whole deadline.
+        """
         db = self._connection()
-        with self._exclusive():
-            yield db
+        if deadline is not None and time.monotonic() < self._struggling_until:
+            deadline = min(deadline, time.monotonic() + PROBE_SECONDS)
+        try:
+            with self._exclusive(deadline):
+                if deadline is not None:
+                    self._bound_busy_wait(db, deadline)
+                elif getattr(self._local, "busy_ms", self.busy_timeout_ms) != self.busy_timeout_ms:
+                    db.execute(f"PRAGMA busy_timeout={self.busy_timeout_ms}")
+                    self._local.busy_ms = self.busy_timeout_ms
+                yield db
+        except StoreTimeout:
+            self._note_trouble()
+            raise
+        except sqlite3.OperationalError as exc:
+            if deadline is not None and "locked" in str(exc):
+                self._note_trouble()
+                raise StoreTimeout(f"store locked past the deadline: {exc}") from exc
+            raise
+        self._struggling_until = 0.0
+
+    def _bound_busy_wait(self, db: sqlite3.Connection, deadline: float) -> None:
+        remaining_ms = int((deadline - time.monotonic()) * 1000)
+        if remaining_ms <= 0:
+            raise StoreTimeout("deadline passed while waiting for the writers' lock")
+        bucket = max(1, remaining_ms // 50 * 50)  # re-set the pragma only when it moves by 50 ms
+        if getattr(self._local, "busy_ms", None) != bucket:
+            db.execute(f"PRAGMA busy_timeout={bucket}")
+            self._local.busy_ms = bucket
+
+    def _note_trouble(self) -> None:
+        self._struggling_until = time.monotonic() + STRUGGLING_SECONDS
+        self._last_trouble = time.time()
+
+    def health(self) -> dict:
+        """Whether writes have been timing out lately; never waits on the store."""
+        degraded = time.monotonic() < self._struggling_until
+        return {"store": "degraded" if degraded else "ok",
+                **({"lastTimeout": _iso(self._last_trouble)} if self._last_trouble else {})}
 
     def reserve(self, room: str, call_id: str, role: str, *, counted: bool, limit: int, ttl: float,
-                muted: bool, now: float | None = None) -> Admission:
+                muted: bool, now: float | None = None, deadline: float | None = None) -> Admission:
         """Take a seat for this call if its pool has one free; a call that holds one keeps it."""
         now = time.time() if now is None else now
         values = {"room": room, "call": call_id, "role": role, "counted": int(counted), "muted": int(muted),
                   "now": now, "expires": now + ttl, "limit": limit}
-        with self._write() as db:
+        with self._write(deadline) as db:
             # One statement: the seat is taken only if the pool has room and the call holds none yet.
             if db.execute(RESERVE, values).rowcount == 1:
                 return Admission(True, None, limit)
@@ -269,23 +402,60 @@ class SQLiteStore:
                 f"(SELECT COUNT(*) FROM seats WHERE room=:room AND counted=:counted AND {ACTIVE})", values).fetchone()
             return Admission(bool(mine), count, limit, again=bool(mine))
 
-    def record(self, event: Event, *, now: float | None = None) -> str:
+    def record(self, event: Event, *, now: float | None = None, deadline: float | None = None) -> str:
         """Store one status event; `stored`, `duplicate` or `unreadable` (kept raw, never dropped).
 
-        One INSERT: the triggers in SCHEMA re-derive the participant and room from the stored
-        events inside the same statement, so a crash can never leave the two out of step.
+        One INSERT: the triggers re-derive the participant and room from the stored events
+        inside the same statement, so a crash can never leave the two out of step. An
+        unreadable body is keyed by its bytes (and event id), so a replay is not stored again.
         """
         now = time.time() if now is None else now
-        body = orjson.dumps(event.raw, default=str)
-        dedupe = event.dedupe_key() if event.readable else f"raw:{now!r}:{hashlib.sha256(body).hexdigest()}"
-        with self._write() as db:
+        body = _raw_json(event.raw)
+        if event.readable:
+            dedupe = event.dedupe_key()
+        else:
+            dedupe = f"raw:{hashlib.sha256(body).hexdigest()}:{event.event_id or ''}"
+        with self._write(deadline) as db:
             cursor = db.execute(
-                "INSERT INTO events (dedupe, room, kind, call_id, at, received_at, recording, readable, body) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (dedupe) DO NOTHING",
-                (dedupe, event.room, event.kind, event.call, event.at, now, event.recording, int(event.readable), body))
+                "INSERT INTO events (dedupe, room, kind, call_id, at, received_at, recording, readable, body, timed, clock) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (dedupe) DO NOTHING",
+                (dedupe, event.room, event.kind, event.call, event.at, now, event.recording, int(event.readable), body,
+                 int(event.timed), event.clock))
         if cursor.rowcount == 0:
             return "duplicate"
         return "stored" if event.readable else "unreadable"
+
+    def bind_signature(self, signature: str, request: str, *, expires_at: float, now: float | None = None,
+                       deadline: float | None = None, grant: str | None = None) -> bool:
+        """Bind a verified signature to the request it came with; False if it is already bound to
+        another request (a replay on another method, path or query). An exact retry is True, and so
+        is a request that `grant` (see grant_redirect) was given for."""
+        now = time.time() if now is None else now
+        with self._write(deadline) as db:
+            # One statement: the first use binds, unless a live binding of this signature exists.
+            if db.execute(
+                    "INSERT INTO signature_uses (signature, request, expires_at) SELECT ?, ?, ? "
+                    "WHERE NOT EXISTS (SELECT 1 FROM signature_uses WHERE signature = ? AND expires_at >= ?) "
+                    "ON CONFLICT (signature, request) DO UPDATE SET expires_at = excluded.expires_at",
+                    (signature, request, expires_at, signature, now)).rowcount == 1:
+                return True
+            row = db.execute("SELECT 1 FROM signature_uses WHERE signature IN (?, ?) AND request = ? AND expires_at >= ?",
+                             (signature, grant or signature, request, now)).fetchone()
+        return row is not None
+
+    def grant_redirect(self, grant: str, request: str, *, expires_at: float, deadline: float | None = None) -> None:
+        """Record that roomc itself redirected a call to `request`: that call's signed bodies may be
+        posted there too (the platform may repeat a body, so its signature, on the redirect)."""
+        with self._write(deadline) as db:
+            db.execute("INSERT INTO signature_uses (signature, request, expires_at) VALUES (?, ?, ?) "
+                       "ON CONFLICT (signature, request) DO UPDATE SET expires_at = MAX(expires_at, excluded.expires_at)",
+                       (grant, request, expires_at))
+
+    def forget_expired_signatures(self, now: float | None = None) -> int:
+        """Delete signature bindings past their window; the checkpoint thread calls it each minute."""
+        now = time.time() if now is None else now
+        with self._write() as db:
+            return db.execute("DELETE FROM signature_uses WHERE expires_at < ?", (now,)).rowcount
 
     def live_rooms(self, now: float | None = None) -> list[dict]:
         """Rooms with a taken seat, or started and not yet ended, with their counts."""
@@ -381,6 +551,28 @@ class SQLiteStore:
 DIALLED_SCHEMA = """CREATE TABLE IF NOT EXISTS dialled_calls (
     call_id TEXT PRIMARY KEY, room TEXT NOT NULL, role TEXT, session_id TEXT, dialled_to TEXT, dialled_at REAL NOT NULL
 )"""
+
+
+def _raw_json(raw: object) -> bytes:
+    """An event's fields as JSON, whatever they hold (integers past 64 bits included): never lost for it."""
+    try:
+        return orjson.dumps(raw, default=str, option=orjson.OPT_NON_STR_KEYS)
+    except (TypeError, ValueError):
+        return orjson.dumps(_jsonable(raw), option=orjson.OPT_NON_STR_KEYS)
+
+
+def _jsonable(value: object, depth: int = 0) -> object:
+    if depth > 50:
+        return "<nested too deep>"
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v, depth + 1) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v, depth + 1) for v in value]
+    if isinstance(value, int) and not isinstance(value, bool) and abs(value) >= 2 ** 63:
+        return f"<integer of {value.bit_length()} bits>"
+    if isinstance(value, (str, int, float, bool)) or value is None:
+        return value
+    return repr(value)[:1000]
 
 
 def _iso(timestamp: float | None) -> str | None:
