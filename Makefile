@@ -7,6 +7,9 @@ ROOMS ?= rooms
 HOST ?= 127.0.0.1
 PORT ?= 8000
 DB ?= roomc.db
+# rooms/ names SAUTIKIT_VOICE_SECRET; without it, `make serve` serves loopback-only with signatures
+# off and says so loudly. Set the variable (or UNSIGNED=) to serve verified.
+UNSIGNED ?= $(if $(SAUTIKIT_VOICE_SECRET),,--allow-unsigned)
 
 .PHONY: install serve test lint compile bench clean
 
@@ -21,7 +24,7 @@ install: $(STAMP)
 serve: $(STAMP)
 	$(VENV)/bin/roomc lint $(ROOMS)
 	$(VENV)/bin/roomc compile $(ROOMS) -o build/routes.json
-	$(VENV)/bin/roomc serve build/routes.json --host $(HOST) --port $(PORT) --db $(DB)
+	$(VENV)/bin/roomc serve build/routes.json --host $(HOST) --port $(PORT) --db $(DB) $(UNSIGNED)
 
 test: $(STAMP)
 	$(PY) -m pytest -q

@@ -42,6 +42,17 @@ def port_problem(host: str, port: int) -> str | None:
     return None
 
 
+def _loopback(host: str) -> bool:
+    import ipaddress
+
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
 def default_workers() -> int:
     """One worker process per two cores, at least one.
 
@@ -69,13 +80,33 @@ def default_workers() -> int:
 @click.option("--body-timeout", default=DEFAULT_BODY_TIMEOUT, show_default=True, type=click.FloatRange(min=0.1),
               help="Seconds a client has to send its request body; slower ones get 408.")
 @click.option("--dev", is_flag=True, help="Flask's development server with the reloader, instead of granian.")
+@click.option("--allow-unsigned", is_flag=True,
+              help="Serve without verifying signatures even though the policy names a secret variable that is "
+                   "unset (local testing only; loopback hosts only).")
 def serve(paths: tuple[str, ...], host: str, port: int, db: str, workers: int, blocking_threads: int,
-          body_timeout: float, dev: bool) -> None:
+          body_timeout: float, dev: bool, allow_unsigned: bool) -> None:
     """Serve a route table (build/routes.json) or room policies (compiled first) as Sautikit webhooks."""
     problem = port_problem(host, port)
     if problem:
         raise Failure(f"{problem}; choose another --port or stop what is listening there")
     table = load_table(paths or ("rooms",))
+    from roomc.runtime.app import MissingSecret, Settings
+
+    if allow_unsigned:
+        if not _loopback(host):
+            raise Failure(f"--allow-unsigned serves only on a loopback address, not {host}: callers on a public "
+                          f"address could choose their own role")
+        os.environ["ROOMC_ALLOW_UNSIGNED"] = "1"
+    else:
+        os.environ.pop("ROOMC_ALLOW_UNSIGNED", None)
+    try:
+        settings = Settings.from_env(table)  # the same reading every worker makes, checked once up front
+    except (MissingSecret, ValueError) as exc:
+        raise Failure(str(exc)) from None
+    if settings.signing_secret is None:
+        click.echo("roomc: WARNING: SIGNATURES OFF: requests are not verified; anyone who can reach this server "
+                   "can choose their role" + (" (--allow-unsigned)" if allow_unsigned else
+                                              " (the policy names no server.signatureSecretEnv)"), err=True)
     table_path = Path(paths[0]) if len(paths) == 1 and paths[0].endswith(".json") else Path("build/serve-routes.json")
     if not (len(paths) == 1 and paths[0].endswith(".json")):
         table_path.parent.mkdir(parents=True, exist_ok=True)

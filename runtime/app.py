@@ -22,6 +22,17 @@ log = logging.getLogger("roomc")
 RESERVED_PATHS = ("/healthz", "/rooms")
 
 
+class MissingSecret(Exception):
+    """The policy names a signing-secret variable that is unset or empty: refuse to serve unverified."""
+
+    def __init__(self, variable: str):
+        super().__init__(
+            f"the policy's server.signatureSecretEnv names {variable}, but {variable} is unset or empty: "
+            f"set it to Sautikit's voice signing secret, or pass --allow-unsigned to serve WITHOUT verifying "
+            f"signatures (local testing only)")
+        self.variable = variable
+
+
 @dataclass
 class Settings:
     """Runtime settings; `from_env` reads them the way `roomc serve` does."""
@@ -32,21 +43,45 @@ class Settings:
     reservation_ttl: float = 60.0
     secrets: dict[str, str] = field(default_factory=dict)
     max_body_bytes: int = 256 * 1024
+    allow_unsigned: bool = False  # serve a policy that names a secret without one (--allow-unsigned)
+    # How long a caller may wait for the store before hearing the fallback; the platform's own
+    # voice-callback timeout is undocumented (docs/runtime.md, "Deadlines").
+    voice_deadline: float = 2.0
+    # Events may wait longer: the platform allows 10 s for a 2xx, and a 503 only means a retry.
+    events_deadline: float = 5.0
 
     @classmethod
     def from_env(cls, table: dict, environ: dict | None = None) -> "Settings":
-        """Settings from the table and the environment (ROOMC_PUBLIC_URL, the secret env vars, ROOMC_ADMIN_TOKEN)."""
+        """Settings from the table and the environment (ROOMC_PUBLIC_URL, the secret env vars, ROOMC_ADMIN_TOKEN,
+        ROOMC_ALLOW_UNSIGNED, ROOMC_VOICE_DEADLINE); raises MissingSecret rather than serve unverified by accident."""
         env = os.environ if environ is None else environ
         server = table["server"]
         secret_env = server.get("signatureSecretEnv")
-        secret = env.get(secret_env) if secret_env else None
+        secret = (env.get(secret_env) or "").strip() if secret_env else ""
+        allow_unsigned = env.get("ROOMC_ALLOW_UNSIGNED") == "1"
+        if secret_env and not secret and not allow_unsigned:
+            raise MissingSecret(secret_env)
         return cls(
             public_url=env.get("ROOMC_PUBLIC_URL") or server.get("publicUrl"),
             signing_secret=secret.encode() if secret else None,
             admin_token=env.get("ROOMC_ADMIN_TOKEN") or None,
             reservation_ttl=float(env.get("ROOMC_RESERVATION_TTL") or server.get("reservationTtl", 60)),
             secrets={name: env[name] for name in table.get("secrets", []) if name in env},
+            allow_unsigned=allow_unsigned,
+            voice_deadline=_seconds(env, "ROOMC_VOICE_DEADLINE", 2.0),
+            events_deadline=_seconds(env, "ROOMC_EVENTS_DEADLINE", 5.0),
         )
+
+
+def _seconds(env, name: str, default: float) -> float:
+    """A positive, finite number of seconds from the environment, or the default."""
+    try:
+        value = float(env.get(name) or default)
+    except ValueError:
+        raise ValueError(f"{name} must be a number of seconds, not {env.get(name)!r}") from None
+    if not 0 < value <= 60:
+        raise ValueError(f"{name} must be between 0 and 60 seconds, not {value}")
+    return value
 
 
 def _json(data: object, status: int = 200) -> Response:
@@ -62,8 +97,12 @@ def create_app(route_table: dict, store: Store | None = None, settings: Settings
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
     app.extensions["roomc"] = {"store": store, "responder": responder, "settings": settings}
     if settings.signing_secret is None:
-        log.warning("no signing secret configured (server.signatureSecretEnv): requests are NOT verified; "
-                    "anyone who knows a URL can choose their role")
+        if settings.allow_unsigned:
+            log.warning("SIGNATURES OFF (--allow-unsigned): requests are NOT verified; anyone who can reach this "
+                        "server can choose their role. Never expose it to the internet like this.")
+        else:
+            log.warning("no signing secret configured (server.signatureSecretEnv): requests are NOT verified; "
+                        "anyone who knows a URL can choose their role")
     for name in route_table.get("secrets", []):
         if name not in settings.secrets:
             log.warning("secret %s is not set in the environment: conditions reading it never hold", name)
@@ -99,8 +138,9 @@ def create_app(route_table: dict, store: Store | None = None, settings: Settings
     @app.get("/healthz")
     def healthz() -> Response:
         # pid tells an operator (and the multi-worker tests) which worker process answered.
+        # Never waits on the store: it reports what the last writes saw (degraded after a timeout).
         return _json({"ok": True, "routes": len(route_table["routes"]), "digest": route_table.get("digest"),
-                      "pid": os.getpid()})
+                      "pid": os.getpid(), **store.health()})
 
     def admin_refusal() -> Response | None:
         if not settings.admin_token:
@@ -125,4 +165,4 @@ def create_app(route_table: dict, store: Store | None = None, settings: Settings
     return app
 
 
-__all__ = ["Settings", "create_app"]
+__all__ = ["MissingSecret", "Settings", "create_app"]

@@ -10,18 +10,21 @@ from __future__ import annotations
 import itertools
 import logging
 import os
+import time
 from typing import Callable, Iterable
+from urllib.parse import urlsplit
 
 import orjson
 
 from . import normalise, signatures
 from .render import CompiledRole, Responder
-from .store import Store
+from .store import Store, StoreTimeout
 
 log = logging.getLogger("roomc")
 WSGIApp = Callable[[dict, Callable], Iterable[bytes]]
 _request_numbers = itertools.count(1)
-STATUS = {200: "200 OK", 403: "403 Forbidden", 413: "413 Content Too Large", 503: "503 Service Unavailable"}
+STATUS = {200: "200 OK", 403: "403 Forbidden", 413: "413 Content Too Large", 422: "422 Unprocessable Content",
+          503: "503 Service Unavailable"}
 
 
 class TooLarge(Exception):
@@ -63,10 +66,38 @@ class Webhook:
         self.store = store
         self.settings = settings
 
-    def signature_problem(self, raw: bytes, environ: dict) -> str | None:
+    def signature_problem(self, raw: bytes, environ: dict, deadline: float, call_id: str | None = None) -> str | None:
+        """Why this request's signature is not believed, or None.
+
+        Sautikit's signature covers only the body and `t`, so a valid one is also bound to the
+        method, path and query it was first seen with (in the store, shared by every worker):
+        an exact retry passes, and so does the call's own body on a redirect roomc answered it
+        with; the same signature on anything else is a replay.
+        """
         if self.settings.signing_secret is None:
             return None
-        return signatures.verify(self.settings.signing_secret, environ.get("HTTP_X_SAUTIKIT_SIGNATURE"), raw)
+        checked = signatures.check(self.settings.signing_secret, environ.get("HTTP_X_SAUTIKIT_SIGNATURE"), raw)
+        if checked.problem:
+            return checked.problem
+        request = f"{environ.get('REQUEST_METHOD')} {environ.get('PATH_INFO')}?{environ.get('QUERY_STRING', '')}"
+        grant = f"redirect:{call_id}" if call_id else None
+        if not self.store.bind_signature(checked.key, request, expires_at=checked.expires_at, deadline=deadline,
+                                         grant=grant):
+            return "signature already used for another method, path or query (replay)"
+        return None
+
+    def grant_redirects(self, call_id: str, actions: list, deadline: float) -> None:
+        """Record the redirects roomc answered this call with, so its bodies may follow there."""
+        if self.settings.signing_secret is None:
+            return
+        for action in actions:
+            target = action.get("redirect") if isinstance(action, dict) else None
+            if not isinstance(target, dict) or not isinstance(target.get("url"), str):
+                continue
+            url = urlsplit(target["url"])
+            request = f"{target.get('method') or 'POST'} {url.path}?{url.query}"
+            self.store.grant_redirect(f"redirect:{call_id}", request, expires_at=time.time() + signatures.REPLAY_WINDOW,
+                                      deadline=deadline)
 
 
 class VoiceRoute(Webhook):
@@ -77,32 +108,39 @@ class VoiceRoute(Webhook):
 
     def __call__(self, environ: dict, start_response: Callable) -> list[bytes]:
         request_id = f"{os.getpid():x}-{next(_request_numbers):x}"  # names this request in the log
+        deadline = time.monotonic() + self.settings.voice_deadline
         try:
             raw = read_body(environ, self.settings.max_body_bytes)
-            problem = self.signature_problem(raw, environ)
-            if problem:
-                log.warning("request %s %s refused: %s", request_id, self.path, problem)
-                return respond(start_response, {"error": {"code": "signature.invalid", "message":
-                                                          "signature verification failed", "request_id": request_id}}, 403)
             query = normalise.parse_query(query_text(environ))
             # A GET (a redirect with method GET) carries the call state in the query string, if anywhere.
             fields = normalise.parse_body(raw, environ.get("CONTENT_TYPE")) if raw else query
             call = normalise.call_fields(fields)
+            problem = self.signature_problem(raw, environ, deadline, call["id"] or None)
+            if problem:
+                log.warning("request %s %s refused: %s", request_id, self.path, problem)
+                return respond(start_response, {"error": {"code": "signature.invalid", "message":
+                                                          "signature verification failed", "request_id": request_id}}, 403)
             call_id = call["id"] or f"anonymous-{request_id}"
             store, ttl = self.store, self.settings.reservation_ttl
 
             def seats(room: str, role: CompiledRole, limit: int) -> tuple[bool, str]:
                 admission = store.reserve(room, call_id, role.id, counted=role.counts, limit=limit, ttl=ttl,
-                                          muted=role.muted)
+                                          muted=role.muted, deadline=deadline)
                 return admission.admitted, ""  # the reason is only read by `roomc explain`
 
             answer = self.responder.answer(self.path, query, call, digits_sent=normalise.has_digits(fields), seats=seats)
+            self.grant_redirects(call_id, answer.actions, deadline)
             if answer.failed:
                 log.error("request %s %s answered with the fallback: %s", request_id, self.path, answer.error)
             return respond(start_response, {"actions": answer.actions})
         except TooLarge:
             log.warning("request %s %s: body over %d bytes; answered with the fallback", request_id, self.path,
                         self.settings.max_body_bytes)
+            return respond(start_response, self.fallback())
+        except StoreTimeout as exc:
+            # The caller is live on the phone: an apology now beats silence until the store answers.
+            log.error("request %s %s: store not answering within %.1f s (%s); answered with the fallback",
+                      request_id, self.path, self.settings.voice_deadline, exc)
             return respond(start_response, self.fallback())
         except Exception:
             log.exception("request %s %s failed; answered with the fallback", request_id, self.path)
@@ -113,12 +151,18 @@ class EventsRoute(Webhook):
     """The status-events sink: stores every delivery once, answers 2xx at once, 503 if it cannot store."""
 
     def __call__(self, environ: dict, start_response: Callable) -> list[bytes]:
+        deadline = time.monotonic() + self.settings.events_deadline
         try:
             raw = read_body(environ, self.settings.max_body_bytes)
         except TooLarge:
             log.warning("event on %s refused: body over %d bytes", self.path, self.settings.max_body_bytes)
             return respond(start_response, {"error": {"code": "request.too_large", "message": "body too large"}}, 413)
-        problem = self.signature_problem(raw, environ)
+        try:
+            problem = self.signature_problem(raw, environ, deadline)
+        except Exception:
+            log.exception("event on %s: could not check its signature against the store; asking the sender to retry",
+                          self.path)
+            return respond(start_response, {"error": {"code": "store.unavailable", "message": "retry later"}}, 503)
         if problem:
             log.warning("event on %s refused: %s", self.path, problem)
             return respond(start_response, {"error": {"code": "signature.invalid",
@@ -130,11 +174,18 @@ class EventsRoute(Webhook):
                    "X-Sautikit-Idempotency-Key": environ.get("HTTP_X_SAUTIKIT_IDEMPOTENCY_KEY")}
         event = normalise.event({**normalise.parse_query(query_text(environ)), **fields}, headers)
         try:
-            outcome = self.store.record(event)
+            outcome = self.store.record(event, deadline=deadline)
+        except (ValueError, TypeError, OverflowError):
+            # Retrying cannot help an event the store cannot hold: a 4xx tells the sender to stop.
+            log.exception("event on %s cannot be stored as sent; refused: %r", self.path, raw[:2000])
+            return respond(start_response, {"error": {"code": "event.invalid", "message": "event cannot be stored"}},
+                           422)
         except Exception:
             # Not stored means not acknowledged: Sautikit delivers at least once and will retry.
             log.exception("event on %s could not be stored; asking the sender to retry: %r", self.path, raw[:2000])
             return respond(start_response, {"error": {"code": "store.unavailable", "message": "retry later"}}, 503)
         if outcome == "unreadable":
             log.warning("event on %s kept raw, could not read it in full: %r", self.path, raw[:2000])
+        elif event.clock:
+            log.warning("event on %s: %s; stored with its arrival time instead", self.path, event.clock)
         return respond(start_response, {"ok": True, "outcome": outcome})

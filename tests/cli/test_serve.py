@@ -21,8 +21,9 @@ def granian_argv(monkeypatch, tmp_path):
     monkeypatch.setattr(serve_module.os, "execv", capture)
     monkeypatch.chdir(tmp_path)  # serve writes build/serve-routes.json under the working directory
     monkeypatch.setenv("ROOMC_DB", str(tmp_path / "roomc.db"))
-    for name in ("ROOMC_TABLE", "ROOMC_BODY_TIMEOUT", "ROOMC_REQUEST_THREADS"):
+    for name in ("ROOMC_TABLE", "ROOMC_BODY_TIMEOUT", "ROOMC_REQUEST_THREADS", "ROOMC_ALLOW_UNSIGNED"):
         monkeypatch.delenv(name, raising=False)  # serve sets them for granian's workers; undone after
+    monkeypatch.setenv("SAUTIKIT_VOICE_SECRET", "s3cret")  # rooms/ names it; serve fails closed without it
     return captured
 
 
@@ -65,3 +66,27 @@ def test_workers_can_be_set(invoke, granian_argv):
     assert invoke("serve", str(ROOMS), "--workers", "3", "--port", str(free_port())).exit_code == 0
     argv = granian_argv[0]
     assert argv[argv.index("--workers") + 1] == "3"
+
+
+def test_serve_refuses_to_start_when_the_named_secret_is_unset(invoke, granian_argv, monkeypatch):
+    for value in (None, "", "   "):
+        if value is None:
+            monkeypatch.delenv("SAUTIKIT_VOICE_SECRET", raising=False)
+        else:
+            monkeypatch.setenv("SAUTIKIT_VOICE_SECRET", value)
+        result = invoke("serve", str(ROOMS), "--port", str(free_port()))
+        assert result.exit_code == 2 and granian_argv == []
+        assert "SAUTIKIT_VOICE_SECRET is unset or empty" in result.output and "--allow-unsigned" in result.output
+
+
+def test_allow_unsigned_is_loud_and_loopback_only(invoke, granian_argv, monkeypatch):
+    monkeypatch.delenv("SAUTIKIT_VOICE_SECRET", raising=False)
+    result = invoke("serve", str(ROOMS), "--port", str(free_port()), "--host", "0.0.0.0", "--allow-unsigned")
+    assert result.exit_code == 2 and "loopback" in result.output and granian_argv == []
+    result = invoke("serve", str(ROOMS), "--port", str(free_port()), "--allow-unsigned")
+    assert result.exit_code == 0 and "SIGNATURES OFF" in result.output
+    assert os.environ.get("ROOMC_ALLOW_UNSIGNED") == "1"  # what the granian workers read
+    monkeypatch.setenv("SAUTIKIT_VOICE_SECRET", "s3cret")
+    monkeypatch.delenv("ROOMC_ALLOW_UNSIGNED")
+    result = invoke("serve", str(ROOMS), "--port", str(free_port()))
+    assert result.exit_code == 0 and "SIGNATURES OFF" not in result.output

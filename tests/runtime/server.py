@@ -31,6 +31,9 @@ class Server:
         if body_timeout is not None:
             self.args += ["--body-timeout", str(body_timeout)]
         self.env = {**os.environ, **(env or {})}
+        if not self.env.get("SAUTIKIT_VOICE_SECRET"):
+            # rooms/ names this secret and serve fails closed without it; tests that sign set it.
+            self.args.append("--allow-unsigned")
         self.log_path = Path(db).with_suffix(".log")
         self.process: subprocess.Popen | None = None
 

@@ -13,6 +13,7 @@ import pytest
 
 from roomc.compiler import pipeline
 from roomc.compiler.emit import emit
+from roomc.runtime.signatures import sign
 
 from ..conftest import ROOMS
 from .server import Server
@@ -193,3 +194,68 @@ def test_a_second_server_on_a_taken_port_exits_with_a_clear_message(table_file, 
         assert len(pids) == 1  # every request still reaches the first server
     finally:
         first.stop()
+
+
+SECRET = "whsec_test"
+
+
+def signed(body: bytes, extra: dict | None = None) -> dict:
+    return {"X-Sautikit-Signature": sign(SECRET.encode(), body), "Content-Type": "application/x-www-form-urlencoded",
+            **(extra or {})}
+
+
+def test_a_captured_signature_opens_no_other_door(table_file, tmp_path):
+    server = Server(table_file, tmp_path / "roomc.db", env={"SAUTIKIT_VOICE_SECRET": SECRET,
+                                                            "ROOMC_ADMIN_TOKEN": "t0ken"}).start()
+    try:
+        body = b"CallId=cap-1&From=%2B254700000009"
+        headers = signed(body)
+        status, first = server.request("POST", "/conference/join?room=sig-1", body, headers)
+        assert status == 200 and first["actions"][-1]["conference"]["name"] == "sig-1"
+        # An exact retry (the platform's, or a network's) is answered the same, on any worker.
+        for _ in range(4):
+            assert server.request("POST", "/conference/join?room=sig-1", body, headers) == (200, first)
+        # The same signature with another query, path or method is a replay.
+        for method, path in (("POST", "/conference/join?room=sig-1&host=1"), ("POST", "/conference/join?room=sig-2"),
+                             ("POST", "/lobby"), ("GET", "/conference/join?room=sig-1")):
+            status, answer = server.request(method, path, body if method == "POST" else None, headers)
+            assert status == 403 and answer["error"]["code"] == "signature.invalid", (method, path)
+        # An unsigned or wrongly signed request never reaches a room.
+        assert server.request("POST", "/conference/join?room=sig-1", b"CallId=x", {})[0] == 403
+        status, room = server.get("/rooms/sig-1", ADMIN)
+        assert [p["callId"] for p in room["participants"]] == ["cap-1"]
+        assert server.get("/rooms/sig-2", ADMIN)[0] == 404
+    finally:
+        server.stop()
+
+
+def test_a_store_locked_from_outside_delays_no_caller_past_the_deadline(table_file, tmp_path):
+    import sqlite3
+
+    db = tmp_path / "roomc.db"
+    server = Server(table_file, db, workers=1, env={"ROOMC_VOICE_DEADLINE": "1", "ROOMC_EVENTS_DEADLINE": "1"}).start()
+    try:
+        assert "conference" in server.post_form("/conference/join?room=lock-1", "CallId=before")[1]["actions"][-1]
+        shell = sqlite3.connect(str(db), isolation_level=None)
+        shell.execute("BEGIN IMMEDIATE")  # an operator's sqlite3 shell, holding the write lock
+        try:
+            for i in range(5):
+                started = time.monotonic()
+                status, answer = server.post_form("/conference/join?room=lock-1", f"CallId=locked-{i}")
+                assert status == 200 and time.monotonic() - started < 2.0
+                assert "conference" not in answer["actions"][-1]  # the fallback: an apology, then hang up
+                assert answer["actions"][-1] == {"hangup": {}}
+            started = time.monotonic()
+            status, health = server.get("/healthz")
+            assert status == 200 and health["store"] == "degraded" and time.monotonic() - started < 1.0
+            status, answer = server.post_json("/conference/events", {"ConferenceName": "lock-1",
+                                                                    "StatusCallbackEvent": "join", "CallId": "x"})
+            assert status == 503  # not stored, so not acknowledged: the platform retries
+        finally:
+            shell.execute("ROLLBACK")
+            shell.close()
+        status, answer = server.post_form("/conference/join?room=lock-1", "CallId=after")
+        assert "conference" in answer["actions"][-1]
+        assert server.get("/healthz")[1]["store"] == "ok"
+    finally:
+        server.stop()
