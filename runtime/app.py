@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 
 import orjson
 from flask import Flask, Response, request
+from werkzeug.exceptions import HTTPException
 
 from .render import Responder
 from .store import SQLiteStore, Store
@@ -118,11 +119,25 @@ def create_app(route_table: dict, store: Store | None = None, settings: Settings
                          view_func=lambda _h=handlers[path]: Response.from_app(_h, request.environ))
 
     flask_wsgi = app.wsgi_app
+    allowed = {path: ", ".join(sorted({*route["methods"], "OPTIONS"} | ({"HEAD"} if "GET" in route["methods"] else set())))
+               for path, route in route_table["routes"].items()}
 
     def dispatch(environ: dict, start_response):
-        handler = handlers.get(environ.get("PATH_INFO", ""))
-        if handler is not None and environ.get("REQUEST_METHOD") in ("GET", "POST"):
-            return handler(environ, start_response)
+        path = environ.get("PATH_INFO", "")
+        handler = handlers.get(path)
+        if handler is not None:
+            method = environ.get("REQUEST_METHOD")
+            if method in ("GET", "POST"):
+                return handler(environ, start_response)
+            if method == "HEAD" and "HEAD" in allowed[path]:
+                # Not a caller: no seat, no event stored; the headers a GET would carry, no body.
+                start_response("200 OK", [("Content-Type", "application/json"), ("Content-Length", "0")])
+                return []
+            if method == "OPTIONS":
+                body = orjson.dumps({"allow": allowed[path].split(", ")})
+                start_response("200 OK", [("Content-Type", "application/json"), ("Allow", allowed[path]),
+                                          ("Content-Length", str(len(body)))])
+                return [body]
         return flask_wsgi(environ, start_response)
 
     app.wsgi_app = dispatch  # type: ignore[method-assign]
@@ -134,6 +149,31 @@ def create_app(route_table: dict, store: Store | None = None, settings: Settings
     @app.errorhandler(405)
     def not_allowed(_error) -> Response:
         return _json({"error": {"code": "route.method_not_allowed", "message": f"{request.method} not allowed"}}, 405)
+
+    # JSON everywhere roomc answers: every other HTTP error Flask raises (400, 413, ...), any
+    # failure in a Flask view (logged with its traceback, never shown), and automatic OPTIONS.
+    @app.errorhandler(HTTPException)
+    def http_error(error: HTTPException) -> Response:
+        status = error.code or 500
+        name = (error.name or "error").lower().replace(" ", "_")
+        return _json({"error": {"code": f"http.{name}", "message": error.description or error.name}}, status)
+
+    @app.errorhandler(Exception)
+    def server_error(error: Exception) -> Response:
+        if isinstance(error, HTTPException):
+            return http_error(error)
+        log.exception("%s %s failed", request.method, request.path)
+        return _json({"error": {"code": "server.error", "message": "internal error"}}, 500)
+
+    default_options = app.make_default_options_response
+
+    def json_options() -> Response:
+        response = default_options()
+        response.set_data(orjson.dumps({"allow": sorted(response.allow)}))
+        response.mimetype = "application/json"
+        return response
+
+    app.make_default_options_response = json_options  # type: ignore[method-assign]
 
     @app.get("/healthz")
     def healthz() -> Response:

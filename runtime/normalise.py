@@ -6,16 +6,21 @@ Sautikit's docs, its SDK, the platform page and integrator code.
 """
 from __future__ import annotations
 
+import codecs
 import functools
+import io
 import math
 import re
 import time
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Mapping
-from urllib.parse import unquote_to_bytes
+from urllib.parse import parse_qsl, unquote_to_bytes
 
 import orjson
+from werkzeug.exceptions import RequestEntityTooLarge
+from werkzeug.formparser import MultiPartParser
+from werkzeug.http import parse_options_header
 
 CALL_ALIASES = {
     "id": ("callid", "callsid", "callsessionid", "sessionid"),
@@ -80,21 +85,88 @@ def parse_query(text: str) -> dict[str, str]:
     return fields
 
 
-def parse_body(raw: bytes, content_type: str | None) -> dict[str, Any]:
-    """The request fields, whether the body is JSON or form-encoded; unreadable bodies give {}."""
-    stripped = raw.lstrip()
-    if (content_type or "").startswith("application/json") or stripped[:1] == b"{":
-        try:
-            data = orjson.loads(raw)
-        except orjson.JSONDecodeError:
-            return {}
-        if isinstance(data, dict):
-            # Some senders wrap the fields: {"data": {...}} or {"payload": {...}}.
-            for envelope in ("data", "payload"):
-                if isinstance(data.get(envelope), dict):
-                    return {**{k: v for k, v in data.items() if k != envelope}, **data[envelope]}
-            return data
+def _media(content_type: str | None) -> tuple[str, dict[str, str]]:
+    """The media type (lower case) and its parameters, e.g. the charset and the multipart boundary."""
+    if not content_type:
+        return "", {}
+    if ";" not in content_type:  # the usual case, without werkzeug's full parse
+        return content_type.strip().lower(), {}
+    media, params = parse_options_header(content_type)
+    return media.lower(), params
+
+
+def _charset(params: dict[str, str]) -> str | None:
+    """The declared charset if Python knows it and it is not UTF-8 (the fast default)."""
+    name = params.get("charset", "").strip().lower()
+    if not name or name in ("utf-8", "utf8"):
+        return None
+    try:
+        return codecs.lookup(name).name
+    except LookupError:
+        return None  # an unknown charset: read as UTF-8, replacing what does not decode
+
+
+def _json_fields(raw: bytes, charset: str | None) -> dict[str, Any]:
+    if charset is not None and not charset.startswith("utf_8"):
+        raw = raw.decode(charset, "replace").encode("utf-8", "replace")
+    if raw[:3] == b"\xef\xbb\xbf":
+        raw = raw[3:]
+    try:
+        data = orjson.loads(raw)
+    except orjson.JSONDecodeError:
         return {}
+    if isinstance(data, dict):
+        # Some senders wrap the fields: {"data": {...}} or {"payload": {...}}.
+        for envelope in ("data", "payload"):
+            if isinstance(data.get(envelope), dict):
+                return {**{k: v for k, v in data.items() if k != envelope}, **data[envelope]}
+        return data
+    return {}
+
+
+def _memory_stream(*_args: Any, **_kwargs: Any) -> io.BytesIO:
+    return io.BytesIO()
+
+
+def _multipart_fields(raw: bytes, params: dict[str, str], charset: str | None) -> dict[str, Any]:
+    """The text fields of a multipart/form-data body (file parts are not call fields); {} if malformed."""
+    boundary = params.get("boundary", "")
+    if not boundary:
+        return {}
+    # File parts go to memory (the body is already bounded by max_body_bytes), never to temporary files.
+    parser = MultiPartParser(stream_factory=_memory_stream, max_form_memory_size=len(raw) + 1, max_form_parts=1000)
+    try:
+        form, _files = parser.parse(io.BytesIO(raw), boundary.encode("latin-1", "replace"), len(raw))
+    except (ValueError, RequestEntityTooLarge):
+        return {}
+    fields: dict[str, Any] = {}
+    for key, value in form.items(multi=True):
+        if charset is not None:  # werkzeug decodes parts as UTF-8; re-read them in the declared charset
+            value = value.encode("utf-8", "surrogateescape").decode(charset, "replace")
+        fields.setdefault(key, value)
+    return fields
+
+
+def parse_body(raw: bytes, content_type: str | None) -> dict[str, Any]:
+    """The request fields, whatever the body's encoding: JSON, form, multipart, any declared charset.
+
+    Unreadable bodies give {}. JSON is recognised by its media type (`application/json` and
+    any `+json`) or by a body that starts with `{`; a form body in a declared charset other
+    than UTF-8 is decoded in it, percent-escapes included.
+    """
+    media, params = _media(content_type)
+    charset = _charset(params) if params else None
+    if media == "multipart/form-data":
+        return _multipart_fields(raw, params, charset)
+    stripped = raw.lstrip()
+    if media == "application/json" or media.endswith("+json") or stripped[:1] == b"{" or stripped[:4] == b"\xef\xbb\xbf{":
+        return _json_fields(raw, charset)
+    if charset is not None:
+        fields: dict[str, Any] = {}
+        for key, value in parse_qsl(raw.decode(charset, "replace"), keep_blank_values=True, encoding=charset,
+                                    errors="replace"):
+            fields.setdefault(key, value)
+        return fields
     return parse_query(raw.decode("utf-8", "replace"))
 
 

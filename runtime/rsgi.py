@@ -98,8 +98,17 @@ class RSGIServer:
             self.pool.shutdown(wait=False, cancel_futures=True)
 
     async def _read_body(self, proto: Any, declared: int | None) -> bytes:
-        if declared is not None and declared > self.max_body_bytes:
-            return b""  # the app refuses it by its Content-Length, unread
+        if declared is not None:
+            if declared > self.max_body_bytes:
+                return b""  # the app refuses it by its Content-Length, unread
+            # Bounded by the declared length; granian raises if the client stops short.
+            body = await proto()
+            if len(body) != declared:
+                raise ConnectionError(f"body of {len(body)} bytes, {declared} declared")
+            return body
+        # Chunked: read in pieces, so an endless body is cut at the limit. (granian ends this loop
+        # quietly, not with an error, on a malformed chunk or a disconnect: such a body reaches the
+        # app cut short, where its signature no longer matches; docs/runtime.md.)
         chunks: list[bytes] = []
         size = 0
         async for chunk in proto:
@@ -107,7 +116,7 @@ class RSGIServer:
             size += len(chunk)
             if size > self.max_body_bytes:
                 break  # one byte past the limit is enough for the app to refuse it
-        return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+        return b"".join(chunks)
 
     def environ(self, scope: Any, body: bytes) -> dict:
         """The WSGI environ for an RSGI scope whose body has been read."""

@@ -31,6 +31,10 @@ class TooLarge(Exception):
     pass
 
 
+class NoCallId(Exception):
+    """A seat was asked for by a request that names no call: it takes none (issue 9, item 7)."""
+
+
 def respond(start_response: Callable, data: object, status: int = 200) -> list[bytes]:
     """A JSON response, the one shape every webhook answer takes."""
     body = orjson.dumps(data)
@@ -120,22 +124,29 @@ class VoiceRoute(Webhook):
                 log.warning("request %s %s refused: %s", request_id, self.path, problem)
                 return respond(start_response, {"error": {"code": "signature.invalid", "message":
                                                           "signature verification failed", "request_id": request_id}}, 403)
-            call_id = call["id"] or f"anonymous-{request_id}"
+            call_id = call["id"]
             store, ttl = self.store, self.settings.reservation_ttl
 
             def seats(room: str, role: CompiledRole, limit: int) -> tuple[bool, str]:
+                if not call_id:  # every retry would be another stranger, each taking a seat
+                    raise NoCallId(room)
                 admission = store.reserve(room, call_id, role.id, counted=role.counts, limit=limit, ttl=ttl,
                                           muted=role.muted, deadline=deadline)
                 return admission.admitted, ""  # the reason is only read by `roomc explain`
 
             answer = self.responder.answer(self.path, query, call, digits_sent=normalise.has_digits(fields), seats=seats)
-            self.grant_redirects(call_id, answer.actions, deadline)
+            if call_id:
+                self.grant_redirects(call_id, answer.actions, deadline)
             if answer.failed:
                 log.error("request %s %s answered with the fallback: %s", request_id, self.path, answer.error)
             return respond(start_response, {"actions": answer.actions})
         except TooLarge:
             log.warning("request %s %s: body over %d bytes; answered with the fallback", request_id, self.path,
                         self.settings.max_body_bytes)
+            return respond(start_response, self.fallback())
+        except NoCallId as exc:
+            log.warning("request %s %s: no call id in the request (content type %r); no seat taken in %s, "
+                        "answered with the fallback", request_id, self.path, environ.get("CONTENT_TYPE"), exc)
             return respond(start_response, self.fallback())
         except StoreTimeout as exc:
             # The caller is live on the phone: an apology now beats silence until the store answers.
