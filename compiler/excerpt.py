@@ -14,6 +14,7 @@ from .diagnostics import Span
 TAB = 4
 WINDOW = 120  # cells of source shown at most; a 1 MB one-line file prints one short line
 LEAD = 40  # cells kept left of the span when the line has to be cut
+REACH = 2048  # characters looked at around a span: many findings on one huge line stay linear
 
 _WORD = re.compile(r"[\w.$-]+")
 
@@ -83,6 +84,9 @@ def token(line: str, start: int) -> int:
     """Where the YAML token starting at `start` ends: a key, a scalar, a quoted string or a word inside one."""
     if start >= len(line):
         return start
+    if len(line) > 2 * REACH:  # only a bounded piece of a huge line is ever looked at (or shown)
+        offset = max(0, start - REACH)
+        return offset + token(line[offset:start + REACH], start - offset)
     if line[start] in "\"'[{":
         return _closing(line, start)
     before = line[:start].rstrip()
@@ -106,7 +110,7 @@ def underline(line: str, span: Span) -> tuple[int, int]:
     if span.end_line == span.line and span.end_column > span.column:
         end = min(span.end_column - 1, len(line))
     elif span.end_line > span.line:
-        end = len(line.rstrip())
+        end = max(start, len(line[:start + REACH].rstrip()))
     else:
         end = token(line, start)
     return start, max(end, start + 1)

@@ -95,9 +95,14 @@ def _artifact(file: str, base: str) -> dict[str, str]:
     return {"uri": quote(relative.replace(os.sep, "/")), "uriBaseId": ROOT_ID}
 
 
-def _fingerprint(d: Diagnostic, uri: str, line: str, seen: dict[str, int]) -> str:
-    """Stable across unrelated edits: the code, the file and the finding's line with whitespace normalised."""
-    anchor = " ".join(line.split()) if line.strip() else d.message
+def _line_digest(line: str) -> str:
+    """The finding's line with whitespace normalised, hashed (once per line: a huge line may carry many findings)."""
+    return hashlib.sha256(" ".join(line.split()).encode()).hexdigest()
+
+
+def _fingerprint(d: Diagnostic, uri: str, line_digest: str, seen: dict[str, int]) -> str:
+    """Stable across unrelated edits: the code, the file and the finding's normalised line (else its message)."""
+    anchor = line_digest or d.message
     digest = hashlib.sha256(f"{d.code}\0{uri}\0{anchor}".encode()).hexdigest()[:32]
     seen[digest] = seen.get(digest, 0) + 1
     return f"{digest}:{seen[digest]}"
@@ -113,13 +118,18 @@ def render(diagnostics: list[Diagnostic], *, sources: Mapping[str, str], root: s
     docs = {code: known.get(code) or RuleDoc(code, code.lower(), Severity.ERROR, code, code)
             for code in sorted({d.code for d in diagnostics})}
     index = {code: i for i, code in enumerate(docs)}
-    lines = {file: text.splitlines() for file, text in sources.items()}
+    found_in = {d.span.file for d in diagnostics}
+    lines = {file: text.splitlines() for file, text in sources.items() if file in found_in}
+    digests: dict[tuple[str, int], str] = {}
     seen: dict[str, int] = {}
     results = []
     for d in diagnostics:
         artifact = _artifact(d.span.file, base)
         file_lines = lines.get(d.span.file, [])
         line = file_lines[d.span.line - 1] if 0 < d.span.line <= len(file_lines) else ""
+        where = (d.span.file, d.span.line)
+        if where not in digests:
+            digests[where] = _line_digest(line) if line.strip() else ""
         region = {"startLine": d.span.line, "startColumn": d.span.column}
         end_line, end_column = end_of(line, d.span)
         if end_line and (end_line, end_column) > (d.span.line, d.span.column):
@@ -130,7 +140,7 @@ def render(diagnostics: list[Diagnostic], *, sources: Mapping[str, str], root: s
             "level": _LEVELS[d.severity],
             "message": {"text": d.full_message},
             "locations": [{"physicalLocation": {"artifactLocation": artifact, "region": region}}],
-            "partialFingerprints": {"primaryLocationLineHash": _fingerprint(d, artifact["uri"], line, seen)},
+            "partialFingerprints": {"primaryLocationLineHash": _fingerprint(d, artifact["uri"], digests[where], seen)},
         }
         if not d.span.file:  # a finding about no file (an internal one): no location to point at
             del result["locations"]

@@ -74,3 +74,21 @@ def test_text_without_sources_is_one_line_per_finding_with_its_help():
     full = text([finding], Options(sources={"p.yaml": "a: 1\nb:\n    sya: hi\n"})).splitlines()
     assert full[:6] == ["p.yaml:3:5: error [RC101] unknown key 'sya'", "  |", "3 |     sya: hi", "  |     ^^^ RC101",
                         "  |", "  = help: did you mean 'say'?"]
+
+
+def test_many_findings_on_one_huge_line_render_in_linear_time():
+    import time
+
+    from roomc.compiler.sarif import render
+
+    line = "statusEvents: [" + ", ".join(f"bad{i}" for i in range(50_000)) + "]"  # ~500 KB
+    columns = [m + 1 for m in range(16, len(line), 100)][:5000]
+    found = [Diagnostic("RC208", Severity.ERROR, "unknown status event", Span("p.yaml", 1, c)) for c in columns]
+    sources = {"p.yaml": line + "\n"}
+    started = time.monotonic()
+    output = text(found, Options(sources=sources))
+    sarif = render(found, sources=sources)
+    # Linear work is well under a second; rescanning the line per finding would take minutes.
+    assert time.monotonic() - started < 20
+    assert len(found) > 4000 and output.count("^") >= len(found) and len(output) < len(found) * 400
+    assert sarif.count("primaryLocationLineHash") == len(found)
