@@ -48,11 +48,11 @@ def _full(d: Diagnostic, lines: list[str] | None, options: Options) -> list[str]
     colour = _SEVERITY_COLOUR[d.severity]
     where = f"{_style(safe(d.span.file), options, bold=True)}:{d.span.line}:{d.span.column}:"
     label = _style(f"{d.severity.value} [{d.code}]", options, fg=colour, bold=True)
-    has_line = lines is not None and 1 <= d.span.line <= len(lines) + 1
-    message = d.message if has_line or not d.help else d.full_message
-    out = [f"{where} {label} {safe(message)}"]
+    # The line past the last is shown too: a parser reports an unclosed bracket where the text ends.
+    has_line = lines is not None and any(lines) and 1 <= d.span.line <= len(lines) + 1
+    out = [f"{where} {label} {safe(d.message if has_line else d.full_message)}"]
     if lines is None or not has_line:
-        return out
+        return out + [""]
     source_line = lines[d.span.line - 1] if d.span.line <= len(lines) else ""
     shown, marks = excerpt(source_line, d.span)
     gutter = " " * len(str(d.span.line))
