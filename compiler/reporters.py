@@ -110,7 +110,7 @@ def github(diagnostics: list[Diagnostic], options: Options = NO_OPTIONS) -> str:
     kinds = {Severity.ERROR: "error", Severity.WARNING: "warning", Severity.INFO: "notice"}
     # No endColumn: GitHub does not say whether it is inclusive, and annotations mark whole lines anyway.
     return "".join(
-        f"::{kinds[d.severity]} file={_escape(d.span.file, property_value=True)},line={d.span.line},"
+        f"::{kinds[d.severity]} file={_escape(safe(d.span.file), property_value=True)},line={d.span.line},"
         f"col={d.span.column},title={d.code}::{_escape(safe(d.full_message))}\n" for d in diagnostics)
 
 
