@@ -28,3 +28,17 @@ def schema(name: str) -> dict:
 def validator(name: str) -> Draft202012Validator:
     """A compiled validator for a shipped schema, built once and reused for every file."""
     return Draft202012Validator(schema(name))
+
+
+def actions_problems(envelope: object) -> list[tuple[str, str]]:
+    """(where, message) of everything Sautikit would refuse in a voice answer: the actions schema's errors,
+    plus the one rule a schema cannot state, that `aiAgent` is the last action (SDK verbs.ts)."""
+    found = [(".".join(str(p) for p in error.absolute_path), error.message)
+             for error in validator(ACTIONS).iter_errors(envelope)]
+    actions = envelope.get("actions") if isinstance(envelope, dict) else None
+    if isinstance(actions, list):
+        for index, action in enumerate(actions[:-1]):
+            if isinstance(action, dict) and "aiAgent" in action:
+                found.append((f"actions.{index}", "aiAgent must be the last action: nothing runs once the leg "
+                               "is forked to the agent"))
+    return found

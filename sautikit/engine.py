@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, Callable
 
-from roomc.compiler.schemas import ACTIONS, validator
+from roomc.compiler.schemas import actions_problems
 from roomc.runtime.signatures import sign
 
 from .readings import RETRY_SCHEDULES, Readings
@@ -190,7 +190,6 @@ class Platform:
         self.queue: list[tuple[float, int, Callable[[], object]]] = []
         self.sequence = itertools.count()
         self.lock = threading.Condition()
-        self.check = validator(ACTIONS)
 
     # -- scheduling ------------------------------------------------------------
     def at(self, when: float, action: Callable[[], object]) -> None:
@@ -392,7 +391,7 @@ class Platform:
             reply = json.loads(answer) if status == 200 else None
         except ValueError:
             reply = None
-        if reply is None or not self.check.is_valid(reply):
+        if reply is None or actions_problems(reply):
             self._end(leg, "failed", f"call dropped: {url} answered {status} with no actions Sautikit accepts",
                       failure_code="invalid_voice_response")
             return

@@ -24,7 +24,7 @@ from urllib.parse import urlsplit
 from flask import Flask, Response, jsonify, request
 from werkzeug.exceptions import HTTPException
 
-from roomc.compiler.schemas import ACTIONS, validator
+from roomc.compiler.schemas import actions_problems
 
 from .engine import LIVE, Leg, Platform, ScaledClock, iso
 from .readings import Readings
@@ -85,7 +85,7 @@ def _url(value: Any, name: str, schemes: tuple[str, ...] = ("http", "https")) ->
 
 
 def _actions(value: Any, name: str) -> list[dict]:
-    if not isinstance(value, list) or not validator(ACTIONS).is_valid({"actions": value}):
+    if not isinstance(value, list) or actions_problems({"actions": value}):
         raise Invalid(f"{name} must be a list of voice actions Sautikit accepts")
     return value
 

@@ -51,3 +51,32 @@ def test_only_subscribed_events_are_sent_and_failures_are_retried(webhook):
     platform.run_until_idle()
     kinds = [json.loads(body)["StatusCallbackEvent"] for path, body, _ in received if path == "/events"]
     assert kinds == ["join", "join", "start"]  # join delivered again; leave and end were not subscribed
+
+
+def test_stream_and_ai_agent_are_played_timed_and_billed(webhook):
+    base, replies, received = webhook
+    replies.append({"actions": [
+        {"stream": {"url": "wss://ai.example.com/fork"}},  # fire-and-forget: about a second
+        {"stream": {"url": "wss://ai.example.com/live", "connect": True}},  # holds the call while it lasts
+        {"say": {"text": "Connecting you."}},
+        {"aiAgent": {"agentId": "agent-1", "handover": {"callbackUrl": base + "/back"}}}]})
+    replies.append({"actions": [{"hangup": {}}]})
+    platform = Platform(VirtualClock())
+    leg = platform.place_call(local="+254700000001", remote="+254733000001", url=base + "/start")
+    platform.run_until_idle()
+    said = [e.what for e in platform.timeline]
+    assert any("forks audio to wss://ai.example.com/fork" in w for w in said)
+    assert any("is streamed to wss://ai.example.com/live for 30 s" in w for w in said)
+    assert any("talks to AI agent agent-1" in w for w in said)
+    assert [path for path, _, _ in received] == ["/start", "/back"]
+    assert leg.status == "completed" and leg.duration == 1 + 30 + 1 + 60  # fork, stream, say, agent
+    assert leg.cost_minor() == leg.duration * 5
+
+
+def test_an_ai_agent_that_is_not_last_drops_the_call(webhook):
+    base, replies, _ = webhook
+    replies.append({"actions": [{"aiAgent": {"agentId": "a"}}, {"say": {"text": "never"}}]})
+    platform = Platform(VirtualClock())
+    leg = platform.place_call(local="+254700000001", remote="+254733000001", url=base + "/start")
+    platform.run_until_idle()
+    assert leg.status == "failed" and leg.failure_code == "invalid_voice_response"
