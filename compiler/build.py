@@ -129,6 +129,7 @@ def build(data: dict, spans: dict, key_spans: dict, files: tuple[str, ...]) -> P
     server_raw = data.get("server") or {}
     server = Server(server_raw.get("publicUrl"), server_raw.get("signatureSecretEnv"),
                     int(server_raw.get("reservationTtl", 60)),
-                    _actions(server_raw.get("fallback"), ("server", "fallback"), spans))
+                    _actions(server_raw.get("fallback"), ("server", "fallback"), spans),
+                    server_raw.get("eventsSignature"))
     return Policy(int(data.get("roomc", 1)), server, tuple(data.get("secrets") or ()), rooms, flows, routes,
                   files, dict(data.get("defaults") or {}), spans, key_spans)

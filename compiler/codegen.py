@@ -124,6 +124,8 @@ def codegen(policy: Policy, *, version: str, digest: str, sources: list[str]) ->
             "signatureSecretEnv": policy.server.signature_secret_env,
             "reservationTtl": policy.server.reservation_ttl,
             "fallback": actions(policy.server.fallback) if policy.server.fallback else list(FALLBACK_DEFAULT),
+            # Only when written, so tables of policies that leave it to the default stay as they were.
+            **({"eventsSignature": policy.server.events_signature} if policy.server.events_signature else {}),
         },
         "secrets": sorted(policy.secrets),
         "routes": {path: _route(r) for path, r in sorted(policy.routes.items())},

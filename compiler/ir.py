@@ -115,6 +115,7 @@ class Server:
     signature_secret_env: str | None = None
     reservation_ttl: int = 60
     fallback: tuple[Action, ...] = ()
+    events_signature: str | None = None
 
 
 @dataclass(frozen=True)

@@ -15,6 +15,7 @@ import orjson
 from flask import Flask, Response, request
 from werkzeug.exceptions import HTTPException
 
+from . import calls
 from .render import Responder
 from .store import SQLiteStore, Store
 from .webhooks import EventsRoute, VoiceRoute, WSGIApp
@@ -50,6 +51,11 @@ class Settings:
     voice_deadline: float = 2.0
     # Events may wait longer: the platform allows 10 s for a 2xx, and a 503 only means a retry.
     events_deadline: float = 5.0
+    # Whether the events route requires signatures: required | optional | off (docs/runtime.md).
+    events_signature: str = "optional"
+    # The calls API, to ask whether a call is still live before its seat lapses (runtime/calls.py).
+    calls_api_url: str | None = None
+    calls_api_key: str | None = None
 
     @classmethod
     def from_env(cls, table: dict, environ: dict | None = None) -> "Settings":
@@ -71,6 +77,7 @@ class Settings:
             allow_unsigned=allow_unsigned,
             voice_deadline=_seconds(env, "ROOMC_VOICE_DEADLINE", 2.0),
             events_deadline=_seconds(env, "ROOMC_EVENTS_DEADLINE", 5.0),
+            **_platform_settings(table, env),
         )
 
 
@@ -85,6 +92,40 @@ def _seconds(env, name: str, default: float) -> float:
     return value
 
 
+def _platform_settings(table: dict, env) -> dict:
+    """How roomc meets the platform's undocumented corners: the events signature mode and the calls API."""
+    mode = (env.get("ROOMC_EVENTS_SIGNATURE") or table["server"].get("eventsSignature")
+            or calls.DEFAULT_EVENTS_SIGNATURE).strip().lower()
+    if mode not in calls.EVENTS_SIGNATURE:
+        raise ValueError(f"ROOMC_EVENTS_SIGNATURE must be one of {', '.join(calls.EVENTS_SIGNATURE)}, not {mode!r}")
+    key, url = env.get("SAUTIKIT_API_KEY") or None, env.get("SAUTIKIT_API_URL") or None
+    return {"events_signature": mode, "calls_api_key": key, "calls_api_url": url if key else None}
+
+
+def _announce_platform_readings(table: dict, store: Store, settings: Settings) -> None:
+    """Say at start-up how the events route treats signatures, and start the seat sweeper if it can ask."""
+    if any(r["kind"] == "events" for r in table["routes"].values()):
+        if settings.signing_secret is None:
+            how = "off (no signing secret configured): every event is accepted"
+        else:
+            how = {"required": "required: unsigned events are refused with 403",
+                   "optional": "optional: a signature present must verify; an unsigned event must carry its "
+                               "room's token from the events URL",
+                   "off": "off: events are not verified (ROOMC_EVENTS_SIGNATURE/server.eventsSignature)"}[
+                settings.events_signature]
+        log.info("events signature: %s", how)
+    if settings.calls_api_key:
+        from roomc.sautikit.client import CallsClient
+
+        client = CallsClient(api_key=settings.calls_api_key, base_url=settings.calls_api_url, attempts=1,
+                             timeout=2.0)
+        calls.Sweeper(store, client.get_call, ttl=settings.reservation_ttl).start()
+        log.info("seat sweeper: asking %s whether calls are live before their seats lapse", client.base_url)
+    else:
+        log.info("seat sweeper: off (set SAUTIKIT_API_KEY to confirm live calls with the calls API); "
+                 "unconfirmed seats lapse after %g s", settings.reservation_ttl)
+
+
 def _json(data: object, status: int = 200) -> Response:
     return Response(orjson.dumps(data), status=status, mimetype="application/json")
 
@@ -93,7 +134,8 @@ def create_app(route_table: dict, store: Store | None = None, settings: Settings
     """A Flask app serving the table's routes as Sautikit webhooks, plus /healthz and /rooms."""
     settings = settings or Settings.from_env(route_table)
     store = store if store is not None else SQLiteStore(os.environ.get("ROOMC_DB", "roomc.db"))
-    responder = Responder(route_table, public_url=settings.public_url, secrets=settings.secrets)
+    responder = Responder(route_table, public_url=settings.public_url, secrets=settings.secrets,
+                          events_key=settings.signing_secret if settings.events_signature == "optional" else None)
     app = Flask(__name__, root_path=os.path.dirname(os.path.abspath(__file__)))
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
     app.extensions["roomc"] = {"store": store, "responder": responder, "settings": settings}
@@ -104,6 +146,9 @@ def create_app(route_table: dict, store: Store | None = None, settings: Settings
         else:
             log.warning("no signing secret configured (server.signatureSecretEnv): requests are NOT verified; "
                         "anyone who knows a URL can choose their role")
+        log.warning("no signing secret configured (server.signatureSecretEnv): requests are NOT verified; "
+                    "anyone who knows a URL can choose their role")
+    _announce_platform_readings(route_table, store, settings)
     for name in route_table.get("secrets", []):
         if name not in settings.secrets:
             log.warning("secret %s is not set in the environment: conditions reading it never hold", name)

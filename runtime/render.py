@@ -14,6 +14,8 @@ from jinja2.exceptions import TemplateError
 
 from roomc.compiler.templates import compile_condition, compile_text
 
+from .calls import TOKEN_PARAM, events_token
+
 ROOM_NAME = re.compile(r"[A-Za-z0-9._-]{1,64}")
 E164 = re.compile(r"\+[1-9][0-9]{6,14}")
 MAX_JOIN_DEPTH = 4
@@ -56,8 +58,10 @@ Node = Callable[[dict], Any]
 class Responder:
     """A compiled route table: give it a route and a request context, get the actions."""
 
-    def __init__(self, table: dict, *, public_url: str | None = None, secrets: dict[str, str] | None = None):
+    def __init__(self, table: dict, *, public_url: str | None = None, secrets: dict[str, str] | None = None,
+                 events_key: bytes | None = None):
         self.table = table
+        self.events_key = events_key  # signs each room's events URL with a token (runtime/calls.py)
         self.public_url = (public_url or table["server"].get("publicUrl") or "").rstrip("/")
         self.secrets = dict(secrets or {})
         self.routes = table["routes"]
@@ -95,10 +99,14 @@ class Responder:
             constant, base = self.node(spec["base"], "url")
             start = (lambda context: base) if constant else base
 
+        to_events = "route" in spec and self.routes.get(spec["route"], {}).get("kind") == "events"
+
         def render(context: dict) -> str:
             url = start(context)
-            if query:
-                pairs = [(k, v if c else v(context)) for k, c, v in query]
+            pairs = [(k, v if c else v(context)) for k, c, v in query]
+            if to_events and self.events_key and context.get("room"):
+                pairs.append((TOKEN_PARAM, events_token(self.events_key, context["room"])))
+            if pairs:
                 url += ("&" if "?" in url else "?") + urlencode(pairs)
             return url
         return render

@@ -26,7 +26,7 @@ SCHEMA = """
 CREATE TABLE IF NOT EXISTS seats (
     room TEXT NOT NULL, call_id TEXT NOT NULL, role TEXT, counted INTEGER NOT NULL DEFAULT 1,
     muted0 INTEGER NOT NULL DEFAULT 0, reserved_at REAL, expires_at REAL,
-    joined_at REAL, left_at REAL, muted INTEGER,
+    joined_at REAL, left_at REAL, muted INTEGER, caller TEXT,
     PRIMARY KEY (room, call_id)
 ) WITHOUT ROWID;
 -- Keyed by the idempotency key itself, with one secondary index: every B-tree an event
@@ -117,13 +117,24 @@ ACTIVE = ("((left_at IS NULL AND (joined_at IS NOT NULL OR expires_at > :now)) "
           "OR (left_at IS NOT NULL AND reserved_at > left_at AND expires_at > :now "
           "AND (joined_at IS NULL OR joined_at <= left_at)))")
 
+# The seat is taken if the role's pool has room besides this call, unless the call already holds
+# one under this very role (a retry keeps it). A call holding a seat under another role (a flow's
+# fallback join, then the PIN) is moved to the new role's pool, within that pool's limit.
 RESERVE = f"""
-INSERT INTO seats (room, call_id, role, counted, muted0, reserved_at, expires_at)
-SELECT :room, :call, :role, :counted, :muted, :now, :expires
-WHERE (SELECT COUNT(*) FROM seats WHERE room=:room AND counted=:counted AND {ACTIVE}) < :limit
-  AND NOT EXISTS (SELECT 1 FROM seats WHERE room=:room AND call_id=:call AND {ACTIVE})
+INSERT INTO seats (room, call_id, role, counted, muted0, reserved_at, expires_at, caller)
+SELECT :room, :call, :role, :counted, :muted, :now, :expires, :caller
+WHERE (SELECT COUNT(*) FROM seats WHERE room=:room AND counted=:counted AND call_id != :call AND {ACTIVE}) < :limit
+  AND NOT EXISTS (SELECT 1 FROM seats WHERE room=:room AND call_id=:call AND role IS :role AND {ACTIVE})
 ON CONFLICT (room, call_id) DO UPDATE SET role=excluded.role, counted=excluded.counted, muted0=excluded.muted0,
-    reserved_at=excluded.reserved_at, expires_at=excluded.expires_at
+    reserved_at=excluded.reserved_at, expires_at=excluded.expires_at, caller=COALESCE(excluded.caller, seats.caller)
+"""
+# What roomc remembers about a call between its requests (runtime/calls.py), one small
+# key-value table with expiry: `step:<call>` is the flow step awaiting the call's digits,
+# `participant:<room>:<id>` the call a PBX participant id was matched to.
+CALL_NOTES = """
+CREATE TABLE IF NOT EXISTS call_notes (
+    key TEXT PRIMARY KEY, value TEXT NOT NULL, expires_at REAL NOT NULL
+) WITHOUT ROWID;
 """
 
 
@@ -176,7 +187,8 @@ class Store(Protocol):
     """
 
     def reserve(self, room: str, call_id: str, role: str, *, counted: bool, limit: int, ttl: float,
-                muted: bool, now: float | None = None, deadline: float | None = None) -> Admission: ...
+                muted: bool, now: float | None = None, deadline: float | None = None,
+                caller: str | None = None) -> Admission: ...
 
     def record(self, event: Event, *, now: float | None = None, deadline: float | None = None) -> str: ...
 
@@ -197,6 +209,23 @@ class Store(Protocol):
     def ended_rooms(self, limit: int = 10) -> list[dict]: ...
 
     def change_marker(self) -> object: ...
+
+    # What roomc remembers about a call between requests (runtime/calls.py).
+    def note(self, key: str, value: str, *, ttl: float, now: float | None = None) -> None: ...
+
+    def noted(self, key: str, now: float | None = None) -> str | None: ...
+
+    def forget(self, key: str, now: float | None = None) -> None: ...
+
+    def call_by_caller(self, room: str, caller: str, kind: str, now: float | None = None) -> str | None: ...
+
+    def rooms_of_call(self, call_id: str) -> list[str]: ...
+
+    def call_ended_at(self, call_id: str) -> float | None: ...
+
+    def seats_to_confirm(self, *, within: float, limit: int, now: float | None = None) -> list[dict]: ...
+
+    def extend_reservations(self, call_id: str, *, until: float, now: float | None = None) -> int: ...
 
 
 class SQLiteStore:
@@ -234,6 +263,7 @@ class SQLiteStore:
                 if "locked" not in str(exc) or attempt == 99:
                     raise
                 time.sleep(0.05)
+        self._add_call_notes(db)
 
     def _connection(self) -> sqlite3.Connection:
         if self._closed.is_set():
@@ -388,18 +418,26 @@ class SQLiteStore:
                 **({"lastTimeout": _iso(self._last_trouble)} if self._last_trouble else {})}
 
     def reserve(self, room: str, call_id: str, role: str, *, counted: bool, limit: int, ttl: float,
-                muted: bool, now: float | None = None, deadline: float | None = None) -> Admission:
-        """Take a seat for this call if its pool has one free; a call that holds one keeps it."""
+                muted: bool, now: float | None = None, deadline: float | None = None,
+                caller: str | None = None) -> Admission:
+        """Take a seat for this call if its pool has one free; a call that holds one under this role keeps it,
+        one under another role is moved to this role's pool if it has room (`caller` finds the call again
+        from events that name only the caller)."""
         now = time.time() if now is None else now
         values = {"room": room, "call": call_id, "role": role, "counted": int(counted), "muted": int(muted),
-                  "now": now, "expires": now + ttl, "limit": limit}
+                  "now": now, "expires": now + ttl, "limit": limit, "caller": caller or None}
         with self._write(deadline) as db:
-            # One statement: the seat is taken only if the pool has room and the call holds none yet.
+            # One statement: the seat is taken only if the pool has room and the call holds none under this role.
             if db.execute(RESERVE, values).rowcount == 1:
                 return Admission(True, None, limit)
             mine, count = db.execute(
-                f"SELECT (SELECT {ACTIVE} FROM seats WHERE room=:room AND call_id=:call), "
+                f"SELECT (SELECT {ACTIVE} AND role IS :role FROM seats WHERE room=:room AND call_id=:call), "
                 f"(SELECT COUNT(*) FROM seats WHERE room=:room AND counted=:counted AND {ACTIVE})", values).fetchone()
+            if not mine:
+                # Refused under the new role: a reservation it held under another one (not yet in the
+                # room) is let go, or it would hold a seat for a caller who was just sent elsewhere.
+                db.execute("UPDATE seats SET expires_at = MIN(expires_at, :now) "
+                           "WHERE room=:room AND call_id=:call AND joined_at IS NULL", values)
             return Admission(bool(mine), count, limit, again=bool(mine))
 
     def record(self, event: Event, *, now: float | None = None, deadline: float | None = None) -> str:
@@ -523,6 +561,78 @@ class SQLiteStore:
         """
         db = self._connection()
         return (db.execute("PRAGMA data_version").fetchone()[0], db.total_changes)
+
+    # -- what roomc remembers about a call between requests (runtime/calls.py) ----------------
+    def _add_call_notes(self, db: sqlite3.Connection) -> None:
+        """The call_notes table, and the seats.caller column on a store file created before it."""
+        db.executescript(CALL_NOTES)
+        if "caller" not in {row[1] for row in db.execute("PRAGMA table_info(seats)")}:
+            try:
+                db.execute("ALTER TABLE seats ADD COLUMN caller TEXT")
+            except sqlite3.OperationalError as exc:  # another worker added it first
+                if "duplicate column" not in str(exc):
+                    raise
+
+    def note(self, key: str, value: str, *, ttl: float, now: float | None = None) -> None:
+        """Remember `value` under `key` for `ttl` seconds (replacing what was there)."""
+        now = time.time() if now is None else now
+        with self._write() as db:
+            db.execute("INSERT INTO call_notes (key, value, expires_at) VALUES (?, ?, ?) ON CONFLICT (key) "
+                       "DO UPDATE SET value = excluded.value, expires_at = excluded.expires_at", (key, value, now + ttl))
+
+    def noted(self, key: str, now: float | None = None) -> str | None:
+        """What is remembered under `key`, unless it has expired."""
+        now = time.time() if now is None else now
+        row = self._connection().execute("SELECT value FROM call_notes WHERE key = ? AND expires_at > ?",
+                                         (key, now)).fetchone()
+        return None if row is None else row[0]
+
+    def forget(self, key: str, now: float | None = None) -> None:
+        """Drop what is remembered under `key`, and every note that has expired."""
+        now = time.time() if now is None else now
+        with self._write() as db:
+            db.execute("DELETE FROM call_notes WHERE key = ? OR expires_at <= ?", (key, now))
+
+    def call_by_caller(self, room: str, caller: str, kind: str, now: float | None = None) -> str | None:
+        """The call a participant event names only by its caller's number: for a `join`, the newest
+        seat not yet in the room; otherwise the earliest-joined one still in it; else the newest."""
+        now = time.time() if now is None else now
+        db = self._connection()
+        order = ("joined_at IS NOT NULL, reserved_at DESC" if kind == "join"
+                 else "(joined_at IS NULL OR left_at IS NOT NULL), joined_at, reserved_at DESC")
+        row = db.execute(f"SELECT call_id FROM seats WHERE room = ? AND caller = ? ORDER BY {order} LIMIT 1",
+                         (room, caller)).fetchone()
+        return None if row is None else row[0]
+
+    def rooms_of_call(self, call_id: str) -> list[str]:
+        """Every room where this call holds or held a seat."""
+        return [row[0] for row in self._connection().execute(
+            "SELECT room FROM seats WHERE call_id = ? ORDER BY room", (call_id,))]
+
+    def call_ended_at(self, call_id: str) -> float | None:
+        """When a call-completed/failed event said this call ended, if one did."""
+        row = self._connection().execute("SELECT MIN(at) FROM events WHERE call_id = ? AND kind = 'callend'",
+                                         (call_id,)).fetchone()
+        return None if row is None else row[0]
+
+    def seats_to_confirm(self, *, within: float, limit: int, now: float | None = None) -> list[dict]:
+        """Live seats the calls API should vouch for: reservations that expire within `within` seconds
+        (their join may never be readable) and joined seats not yet left (their leave may be lost)."""
+        now = time.time() if now is None else now
+        rows = self._connection().execute(
+            "SELECT call_id, room, joined_at IS NOT NULL AS joined, expires_at FROM seats "
+            "WHERE left_at IS NULL AND (joined_at IS NOT NULL OR (expires_at > :now AND expires_at <= :horizon)) "
+            "ORDER BY joined_at IS NOT NULL, expires_at LIMIT :limit",
+            {"now": now, "horizon": now + within, "limit": limit}).fetchall()
+        return [dict(row) for row in rows]
+
+    def extend_reservations(self, call_id: str, *, until: float, now: float | None = None) -> int:
+        """Hold a live call's reservations (not yet joined) until `until`; how many were held."""
+        now = time.time() if now is None else now
+        with self._write() as db:
+            return db.execute("UPDATE seats SET expires_at = MAX(expires_at, ?) WHERE call_id = ? "
+                              "AND joined_at IS NULL AND left_at IS NULL AND expires_at > ?",
+                              (until, call_id, now)).rowcount
 
     def count_events(self) -> int:
         """How many events are stored (benchmarks check nothing was lost)."""

@@ -16,7 +16,7 @@ from urllib.parse import urlsplit
 
 import orjson
 
-from . import normalise, signatures
+from . import calls, normalise, signatures
 from .render import CompiledRole, Responder
 from .store import Store, StoreTimeout
 
@@ -126,19 +126,37 @@ class VoiceRoute(Webhook):
                                                           "signature verification failed", "request_id": request_id}}, 403)
             call_id = call["id"]
             store, ttl = self.store, self.settings.reservation_ttl
+            # Events may name a participant only by number: remember the far end's with the seat.
+            caller = call["to"] if call["direction"].lower().startswith("out") else call["from"]
 
             def seats(room: str, role: CompiledRole, limit: int) -> tuple[bool, str]:
                 if not call_id:  # every retry would be another stranger, each taking a seat
                     raise NoCallId(room)
                 admission = store.reserve(room, call_id, role.id, counted=role.counts, limit=limit, ttl=ttl,
-                                          muted=role.muted, deadline=deadline)
+                                          muted=role.muted, deadline=deadline, caller=caller or None)
                 return admission.admitted, ""  # the reason is only read by `roomc explain`
 
-            answer = self.responder.answer(self.path, query, call, digits_sent=normalise.has_digits(fields), seats=seats)
+            digits_sent = normalise.has_digits(fields)
+            path, step = self.path, None
+            if digits_sent and call["id"]:
+                # Digits may come back to the number's URL rather than the step that asked (SDK README):
+                # the step this call is on answers them, wherever they arrive (runtime/calls.py).
+                step = calls.pending_step(store, call["id"])
+                if step is not None and step[0] in self.responder.routes and step != (path, query):
+                    log.info("request %s %s: digits for call %s answered by its step %s", request_id, path,
+                             call["id"], step[0])
+                    path, query = step
+            answer = self.responder.answer(path, query, call, digits_sent=digits_sent, seats=seats)
             if call_id:
                 self.grant_redirects(call_id, answer.actions, deadline)
             if answer.failed:
                 log.error("request %s %s answered with the fallback: %s", request_id, self.path, answer.error)
+            if call["id"] and self.responder.routes[path]["kind"] == "flow":
+                waiting = calls.awaited_seconds(answer.actions)
+                if waiting is not None:
+                    calls.remember_step(store, call["id"], path, query, waiting)
+                elif step is not None:
+                    store.forget(calls.step_key(call["id"]))
             return respond(start_response, {"actions": answer.actions})
         except TooLarge:
             log.warning("request %s %s: body over %d bytes; answered with the fallback", request_id, self.path,
@@ -161,6 +179,20 @@ class VoiceRoute(Webhook):
 class EventsRoute(Webhook):
     """The status-events sink: stores every delivery once, answers 2xx at once, 503 if it cannot store."""
 
+    def events_signature_problem(self, raw: bytes, environ: dict, deadline: float, room: str | None,
+                                 token: str | None) -> str | None:
+        """Whether this delivery is refused, by `events_signature` (docs/runtime.md, "Signatures"):
+        `required`: signed or refused; `optional`: a signature present must verify, an unsigned event
+        must carry its room's token from the events URL roomc gave the platform; `off`: no check."""
+        mode, secret = self.settings.events_signature, self.settings.signing_secret
+        if secret is None or mode == "off":
+            return None
+        if mode == "required" or environ.get("HTTP_X_SAUTIKIT_SIGNATURE"):
+            return self.signature_problem(raw, environ, deadline)
+        if calls.token_matches(secret, room, token):
+            return None
+        return "unsigned, and without its room's events token"
+
     def __call__(self, environ: dict, start_response: Callable) -> list[bytes]:
         deadline = time.monotonic() + self.settings.events_deadline
         try:
@@ -168,8 +200,19 @@ class EventsRoute(Webhook):
         except TooLarge:
             log.warning("event on %s refused: body over %d bytes", self.path, self.settings.max_body_bytes)
             return respond(start_response, {"error": {"code": "request.too_large", "message": "body too large"}}, 413)
+        fields = normalise.parse_body(raw, environ.get("CONTENT_TYPE"))
+        if not fields and raw:
+            fields = {"_unparsed": raw.decode("utf-8", "replace")}
+        headers = {"X-Sautikit-Event-Id": environ.get("HTTP_X_SAUTIKIT_EVENT_ID"),
+                   "X-Sautikit-Idempotency-Key": environ.get("HTTP_X_SAUTIKIT_IDEMPOTENCY_KEY"),
+                   "X-Sautikit-Event": environ.get("HTTP_X_SAUTIKIT_EVENT"),
+                   "X-Sautikit-Event-Kind": environ.get("HTTP_X_SAUTIKIT_EVENT_KIND")}
+        query = normalise.parse_query(query_text(environ))
+        token = query.pop(calls.TOKEN_PARAM, None)
+        merged = {**query, **fields}
+        event = normalise.event(merged, headers)
         try:
-            problem = self.signature_problem(raw, environ, deadline)
+            problem = self.events_signature_problem(raw, environ, deadline, event.room, token)
         except Exception:
             log.exception("event on %s: could not check its signature against the store; asking the sender to retry",
                           self.path)
@@ -178,14 +221,14 @@ class EventsRoute(Webhook):
             log.warning("event on %s refused: %s", self.path, problem)
             return respond(start_response, {"error": {"code": "signature.invalid",
                                                       "message": "signature verification failed"}}, 403)
-        fields = normalise.parse_body(raw, environ.get("CONTENT_TYPE"))
-        if not fields and raw:
-            fields = {"_unparsed": raw.decode("utf-8", "replace")}
-        headers = {"X-Sautikit-Event-Id": environ.get("HTTP_X_SAUTIKIT_EVENT_ID"),
-                   "X-Sautikit-Idempotency-Key": environ.get("HTTP_X_SAUTIKIT_IDEMPOTENCY_KEY")}
-        event = normalise.event({**normalise.parse_query(query_text(environ)), **fields}, headers)
         try:
-            outcome = self.store.record(event, deadline=deadline)
+            if calls.call_end(fields, headers):
+                outcome = calls.call_end_event(self.store, merged, headers)
+            else:
+                event = calls.identify(self.store, event)
+                outcome = self.store.record(event, deadline=deadline)
+                if outcome == "stored":
+                    calls.after_join(self.store, event)
         except (ValueError, TypeError, OverflowError):
             # Retrying cannot help an event the store cannot hold: a 4xx tells the sender to stop.
             log.exception("event on %s cannot be stored as sent; refused: %r", self.path, raw[:2000])

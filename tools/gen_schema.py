@@ -216,6 +216,11 @@ SCHEMA = {
                                         examples=["SAUTIKIT_VOICE_SECRET"]),
                 "reservationTtl": integer("Seat reservation TTL", "Seconds a seat stays reserved for a caller whose "
                                           "`join` event has not arrived.", 1, default=60),
+                "eventsSignature": p("Events signature", "Whether the events route requires signatures: `required` "
+                                     "(unsigned events get 403), `optional` (default: a signature present must verify, an "
+                                     "unsigned event must carry its room's token from the events URL), `off`. Env "
+                                     "`ROOMC_EVENTS_SIGNATURE` overrides.", {"enum": ["required", "optional", "off"]},
+                                     default="optional"),
                 "fallback": ref("actions", "Fallback actions", "Answered when anything fails while answering a voice "
                                 "route; default: a short apology and hangup."),
             }}),

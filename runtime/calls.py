@@ -1,0 +1,241 @@
+"""What roomc knows about a call across its requests, whichever way the platform talks back.
+
+Sautikit's documentation leaves open where collected digits are posted, what conference
+events look like, whether they are signed and whether a call's end is ever reported
+(fact sheet §9, §9a). roomc holds up under every reading (docs/runtime.md, "Platform
+readings"):
+
+- the flow step awaiting a call's digits is kept in the store, so digits posted to the
+  number's URL instead of the step's are still answered by that step;
+- a participant event that names no call is matched to one by the participant id or the
+  caller's number remembered when the seat was taken;
+- a call-completed or call-failed event frees every seat the call holds;
+- with the calls API configured, a background sweeper asks the platform whether a call is
+  still live before its reservation lapses, and frees seats of calls that have ended;
+- unsigned events can be told apart from forgeries by a per-room token in the events URL.
+"""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import hmac
+import logging
+import threading
+import time
+from typing import Any, Callable, Mapping
+
+import orjson
+
+from . import normalise
+from .normalise import Event
+from .store import Store
+
+log = logging.getLogger("roomc")
+
+# A step awaits digits for as long as the caller might still be keying them: the prompt, the
+# getDigits timeouts, and a margin. After that it is forgotten, so a stale step never captures
+# digits meant for something else.
+STEP_MARGIN = 120.0
+PARTICIPANT_TTL = 24 * 3600.0
+CALL_END_KINDS = frozenset({"callcompleted", "callfailed", "callended", "callhangup", "callnoanswer",
+                            "callbusy", "callcanceled", "callcancelled"})
+LIVE_STATUSES = frozenset({"queued", "initiated", "ringing", "answered", "in-progress", "inprogress", "active"})
+ENDED_STATUSES = frozenset({"completed", "failed", "no_answer", "no-answer", "busy", "canceled", "cancelled",
+                            "hung_up", "ended"})
+EVENTS_SIGNATURE = ("required", "optional", "off")
+DEFAULT_EVENTS_SIGNATURE = "optional"
+TOKEN_PARAM = "k"
+
+
+# -- the flow step awaiting digits ------------------------------------------------------
+def step_key(call_id: str) -> str:
+    return f"step:{call_id}"
+
+
+def awaited_seconds(actions: list) -> float | None:
+    """How long an answer may wait for digits (its getDigits timeouts plus a margin); None if it asks for none."""
+    timeouts = [a["getDigits"].get("timeout", 10) for a in actions if isinstance(a, dict) and "getDigits" in a]
+    if not timeouts:
+        return None
+    return STEP_MARGIN + sum(float(t) for t in timeouts if isinstance(t, (int, float)))
+
+
+def pending_step(store: Store, call_id: str) -> tuple[str, dict[str, str]] | None:
+    """(route, query) of the flow step that asked this call for digits, if one is waiting."""
+    value = store.noted(step_key(call_id))
+    if value is None:
+        return None
+    try:
+        path, query = orjson.loads(value)
+        return str(path), {str(k): str(v) for k, v in query.items()}
+    except (ValueError, TypeError, AttributeError):
+        return None
+
+
+def remember_step(store: Store, call_id: str, path: str, query: Mapping[str, str], seconds: float) -> None:
+    """Remember that this call's next digits answer `path` with `query`."""
+    store.note(step_key(call_id), orjson.dumps([path, dict(query)]).decode(), ttl=seconds)
+
+
+# -- events that name no call, and calls that end --------------------------------------
+def _folded(fields: Mapping[str, Any]) -> dict[str, Any]:
+    return {normalise.fold(str(k)): v for k, v in fields.items()}
+
+
+def call_end(fields: Mapping[str, Any], headers: Mapping[str, str | None]) -> bool:
+    """Whether a delivery is a call-completed/failed event (`call.completed` envelopes, either spelling)."""
+    folded = _folded(fields)
+    kinds = [folded.get(k) for k in ("kind", "eventkind", "event", "eventtype", "type")]
+    kinds += [headers.get("X-Sautikit-Event"), headers.get("X-Sautikit-Event-Kind")]
+    return any(isinstance(k, str) and normalise.fold(k) in CALL_END_KINDS for k in kinds)
+
+
+def caller_of(fields: Mapping[str, Any]) -> str | None:
+    """The caller's number as a participant event gives it, if it does."""
+    folded = _folded(fields)
+    for alias in normalise.EVENT_ALIASES["caller"]:
+        value = folded.get(alias)
+        if isinstance(value, (str, int)) and str(value).strip():
+            return str(value).strip()
+    return None
+
+
+def identify(store: Store, event: Event) -> Event:
+    """A participant event with no call id gets one: by the participant id seen before, else by the
+    caller's number remembered with the seat, else a stand-in that pairs its join with its leave."""
+    if event.call is not None or event.room is None or event.kind not in ("join", "leave", "mute", "unmute"):
+        return event
+    caller = caller_of(event.raw)
+    key = f"participant:{event.room}:{event.participant}" if event.participant else None
+    call = store.noted(key) if key else None
+    if call is None and caller:
+        call = store.call_by_caller(event.room, caller, event.kind)
+        if call is not None and key:
+            store.note(key, call, ttl=PARTICIPANT_TTL)
+    if call is None:
+        if event.participant:
+            call = f"participant:{event.participant}"
+        elif caller:
+            call = f"caller:{caller}"
+        else:
+            return event
+    return dataclasses.replace(event, call=call)
+
+
+def end_call(store: Store, call_id: str, at: float, reason: str, event_id: str | None = None,
+             timed: bool = True) -> int:
+    """Free every seat the call holds: a `leave` in each of its rooms, stored like a platform event
+    (so delivery order cannot undo it). How many rooms it was in."""
+    rooms = store.rooms_of_call(call_id)
+    for room in rooms:
+        store.record(Event("leave", room, call_id, None, at, None, f"{event_id or 'none'}:{reason}:{room}:{call_id}",
+                           {"roomc": reason, "callId": call_id}, timed))
+    return len(rooms)
+
+
+def call_end_event(store: Store, fields: dict, headers: Mapping[str, str | None], now: float | None = None) -> str:
+    """Store a call-completed/failed event and free the call's seats; the route's outcome."""
+    parsed = normalise.event(fields, headers, now=now)
+    call = parsed.call
+    if call is None:
+        folded = _folded(fields)
+        value = folded.get("callid") or folded.get("sessionid") or folded.get("id")
+        call = None if value is None else str(value)
+    if call is None:
+        return store.record(dataclasses.replace(parsed, kind=None))  # kept raw: nothing to free
+    stored = store.record(dataclasses.replace(parsed, kind="callend", room="", call=call))
+    if stored != "duplicate":
+        end_call(store, call, parsed.at, "call-ended", parsed.event_id, parsed.timed)
+    return stored
+
+
+def after_join(store: Store, event: Event) -> None:
+    """A join that arrives after its call's end event (delivery is unordered) is closed at once."""
+    if event.kind == "join" and event.call is not None and event.room:
+        ended = store.call_ended_at(event.call)
+        if ended is not None:
+            store.record(Event("leave", event.room, event.call, None, max(ended, event.at), None,
+                               f"callend-after-join:{event.room}:{event.call}", {"roomc": "call-ended", "callId": event.call}, event.timed))
+
+
+# -- signatures on the events route ----------------------------------------------------
+def events_token(secret: bytes, room: str) -> str:
+    """The per-room token roomc puts in the events URL it gives the platform: an unsigned event that
+    carries it came from whoever was given that URL."""
+    return hmac.new(secret, b"roomc-events|" + room.encode(), hashlib.sha256).hexdigest()[:32]
+
+
+def token_matches(secret: bytes, room: str | None, token: str | None) -> bool:
+    return bool(room and token) and hmac.compare_digest(events_token(secret, room or ""), token or "")
+
+
+# -- the sweeper: ask the platform before letting a seat go ----------------------------
+class Sweeper:
+    """Asks the calls API (GET /v1/calls/{id}) about seats it cannot vouch for, off the request path.
+
+    A reservation whose `join` never became readable would lapse after `reservationTtl` while its
+    caller is in the room, and the room would admit callers past its cap; a joined seat whose
+    `leave` was lost would be held forever. Each round (every `every` seconds) looks at up to
+    `batch` such seats: a live call keeps its reservation another `ttl`; an ended one is freed.
+    Each question is bounded by the client's timeout; an unreachable API changes nothing.
+    """
+
+    def __init__(self, store: Store, get_call: Callable[[str], dict], *, ttl: float, every: float | None = None,
+                 batch: int = 50, recheck_joined: float | None = None):
+        self.store, self.get_call, self.ttl = store, get_call, ttl
+        self.every = every if every is not None else max(1.0, ttl / 4)
+        self.batch = batch
+        self.recheck_joined = recheck_joined if recheck_joined is not None else max(self.every, ttl)
+        self._checked: dict[str, float] = {}
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def sweep_once(self, now: float | None = None) -> dict[str, int]:
+        """One round; counts of calls held, freed and unknown (for the log and the tests)."""
+        now = time.time() if now is None else now
+        counts = {"held": 0, "freed": 0, "unknown": 0}
+        seen: set[str] = set()
+        for seat in self.store.seats_to_confirm(within=2 * self.every, limit=self.batch, now=now):
+            call = seat["call_id"]
+            if call in seen or call.startswith(("anonymous-", "participant:", "caller:")):
+                continue
+            seen.add(call)
+            if seat["joined"] and now - self._checked.get(call, 0.0) < self.recheck_joined:
+                continue
+            self._checked[call] = now
+            try:
+                status = str(self.get_call(call).get("status", "")).lower()
+            except Exception as exc:  # a 404, a timeout, a refused key: keep the seat as it is
+                log.info("calls API could not vouch for call %s: %s", call, exc)
+                counts["unknown"] += 1
+                continue
+            if status in LIVE_STATUSES:
+                self.store.extend_reservations(call, until=now + self.ttl, now=now)
+                counts["held"] += 1
+            elif status in ENDED_STATUSES:
+                if end_call(self.store, call, now, "calls-api-ended"):
+                    log.info("call %s has %s on the platform; its seats are freed", call, status)
+                counts["freed"] += 1
+            else:
+                counts["unknown"] += 1
+        if len(self._checked) > 10 * self.batch:  # forget calls long gone
+            self._checked = {c: t for c, t in self._checked.items() if now - t < 2 * self.recheck_joined}
+        return counts
+
+    def start(self) -> None:
+        """Sweep in a daemon thread of this worker until `stop`."""
+        if self._thread is not None:
+            return
+
+        def run() -> None:
+            while not self._stop.wait(self.every):
+                try:
+                    self.sweep_once()
+                except Exception:
+                    log.exception("seat sweep failed; trying again next round")
+
+        self._thread = threading.Thread(target=run, name="roomc-sweeper", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
