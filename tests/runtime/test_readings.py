@@ -237,12 +237,13 @@ def test_events_signature_modes(rooms_table, store, mode):
 
 
 def test_events_signature_setting_is_read_and_announced(rooms_table, store, caplog):
-    assert Settings.from_env(rooms_table, {}).events_signature == "optional"
-    assert Settings.from_env(rooms_table, {"ROOMC_EVENTS_SIGNATURE": "Required"}).events_signature == "required"
+    env = {"SAUTIKIT_VOICE_SECRET": "s"}
+    assert Settings.from_env(rooms_table, env).events_signature == "optional"
+    assert Settings.from_env(rooms_table, {**env, "ROOMC_EVENTS_SIGNATURE": "Required"}).events_signature == "required"
     with pytest.raises(ValueError, match="ROOMC_EVENTS_SIGNATURE"):
-        Settings.from_env(rooms_table, {"ROOMC_EVENTS_SIGNATURE": "sometimes"})
+        Settings.from_env(rooms_table, {**env, "ROOMC_EVENTS_SIGNATURE": "sometimes"})
     policy_says = {**rooms_table, "server": {**rooms_table["server"], "eventsSignature": "off"}}
-    assert Settings.from_env(policy_says, {}).events_signature == "off"
+    assert Settings.from_env(policy_says, env).events_signature == "off"
     with caplog.at_level(logging.INFO, logger="roomc"):
         signed_app(rooms_table, store, "required")
     assert any("events signature: required" in r.getMessage() for r in caplog.records)
