@@ -186,6 +186,7 @@ class Platform:
         self.epoch = time.time() if epoch is None else epoch
         self.legs: dict[str, Leg] = {}
         self.rooms: dict[str, Room] = {}
+        self.acknowledged: dict[str, int] = {}  # room -> status events its sink acknowledged
         self.timeline: list[Entry] = []
         self.queue: list[tuple[float, int, Callable[[], object]]] = []
         self.sequence = itertools.count()
@@ -334,7 +335,8 @@ class Platform:
         except (OSError, ValueError) as error:  # ValueError: a URL urllib cannot use, e.g. a bare "/lobby"
             return 0, str(error).encode()
 
-    def _deliver(self, url: str, body: bytes, *, signed: bool, what: str, headers: dict | None = None) -> None:
+    def _deliver(self, url: str, body: bytes, *, signed: bool, what: str, headers: dict | None = None,
+                 room: str | None = None) -> None:
         """Deliver an event at least once: retried on any non-2xx by the reading's schedule."""
         delays = RETRY_SCHEDULES[self.readings.retry_schedule]
         first = self.clock.now()
@@ -343,6 +345,8 @@ class Platform:
             age = 0.0 if self.readings.retry_resign else self.clock.now() - first
             status, _ = self._http(url, body, "application/json", signed=signed, age=age, headers=headers)
             if 200 <= status < 300:
+                if room is not None:
+                    self.acknowledged[room] = self.acknowledged.get(room, 0) + 1
                 return
             if number >= len(delays):
                 self.note("platform", f"{what} was not acknowledged after {number + 1} attempts; dead-lettered")
@@ -523,7 +527,7 @@ class Platform:
             if recording:
                 fields["RecordingUrl"] = recording
         self._deliver(room.status_url, json.dumps(fields).encode(), signed=self.readings.events_signed,
-                      what=f"status event {kind} for {room.name}", headers=headers)
+                      what=f"status event {kind} for {room.name}", headers=headers, room=room.name)
 
     def _join(self, leg: Leg, conference: dict) -> None:
         name = conference["name"]

@@ -65,6 +65,7 @@ def report(platform: Platform) -> dict:
                   "durationSeconds": leg.duration, "heldSeconds": round(leg.held_seconds),
                   "costMinor": leg.cost_minor(platform.rounding)} for leg in legs],
         "meetingsMinor": meetings,
+        "sessions": sessions(platform),
         "totalMinor": sum(leg.cost_minor(platform.rounding) for leg in legs),
         "currency": "KES",
         "rounding": platform.rounding,
@@ -163,6 +164,35 @@ def _whole(value: str | None, name: str, default: int, low: int, high: int | Non
         code = "calls.invalid_cursor" if name == "cursor" else "calls.invalid_request"
         raise Invalid(f"{name} must be a whole number {span}; got {value!r}", code)
     return int(value)
+
+
+def sessions(platform: Platform) -> list[dict]:
+    """Each room session as the platform played it, read off the timeline: when it started and ended, who joined."""
+    out: list[dict] = []
+    current: dict[str, dict] = {}
+    for entry in platform.timeline:
+        name = entry.room
+        if name is None:
+            continue
+        session = current.get(name)
+        if session is None:
+            session = current[name] = {"room": name, "startedAt": None, "endedAt": None, "joined": 0,
+                                       "recordingUrl": None}
+            out.append(session)
+        if entry.what.startswith("joins "):
+            session["joined"] += 1
+        elif entry.what == f"starts {name}":
+            session["startedAt"] = round(entry.at, 3)
+        elif entry.what.startswith(f"{name} ends"):
+            session["endedAt"] = round(entry.at, 3)
+            if "; recording at " in entry.what:
+                session["recordingUrl"] = entry.what.split("; recording at ", 1)[1]
+            del current[name]  # the next join opens the room's next session
+    for session in out:
+        session["statusEventsAcknowledged"] = platform.acknowledged.get(session["room"], 0)
+        room = platform.rooms.get(session["room"])
+        session["statusEventsUrl"] = room.status_url if room else None
+    return out
 
 
 def create_local_app(platform: Platform, *, api_key: str | None) -> Flask:

@@ -7,6 +7,7 @@ its webhooks do. Scenario format: docs/simulate.md.
 from __future__ import annotations
 
 import tempfile
+import time
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -59,6 +60,14 @@ def platform_section(scenario: dict, overrides: Mapping[str, Any] | None = None)
         raise ScenarioError(str(exc)) from None
 
 
+def _epoch(scenario: dict) -> float:
+    """Unix time of simulated second 0. By default a week ago: the runtime takes event times up to 8 days
+    old as the sender's (newer than now + 5 min it sets aside), so a simulated day of meetings keeps its times."""
+    if "epoch" in scenario:
+        return float(scenario["epoch"])
+    return float(int(time.time()) - 7 * 24 * 3600)
+
+
 def run(path: str | Path, *, realtime: bool = False, rounding: str | None = None,
         platform: Mapping[str, Any] | None = None) -> Outcome:
     """Run one scenario file and return the platform's report and the runtime's rooms.
@@ -93,7 +102,7 @@ def run(path: str | Path, *, realtime: bool = False, rounding: str | None = None
         events_url = base + str(events_url)  # a route of the policy, on the runtime being simulated
     engine = Platform(ScaledClock(1.0) if realtime else VirtualClock(), secret=SECRET,
                       rounding=rounding or scenario.get("billing", "per-second"),
-                      recording_base="https://recordings.sautikit.local", epoch=float(scenario.get("epoch", 1.8e9)),
+                      recording_base="https://recordings.sautikit.local", epoch=_epoch(scenario),
                       readings=readings, events_url=events_url)
     number = str(scenario.get("number", "+254700000001"))
     try:
@@ -123,18 +132,43 @@ def clock(seconds: float) -> str:
     return f"{whole // 3600:02d}:{whole % 3600 // 60:02d}:{whole % 60:02d}"
 
 
+def _at(seconds: float | None) -> str:
+    return "-" if seconds is None else clock(seconds)
+
+
+def _disagreement(name: str, room: dict | None, played: list[dict]) -> str | None:
+    """Why the runtime's view of a room differs from what the platform played, when it does."""
+    started = any(s["startedAt"] is not None for s in played)
+    ended = any(s["endedAt"] is not None for s in played)
+    stored_started = bool(room and room["started"])
+    stored_ended = bool(room and room["ended"])
+    if (started, ended) == (stored_started, stored_ended):
+        return None
+    if not any(s["statusEventsUrl"] for s in played):
+        return ("the runtime never heard the room start or end: the policy subscribes no status events, "
+                "so the platform sent none")
+    acknowledged = sum(s["statusEventsAcknowledged"] for s in played)
+    return (f"the runtime acknowledged {acknowledged} status event(s) for {name} but stored no "
+            f"{'start' if started and not stored_started else 'end'}: it could not read them")
+
+
 def render_text(outcome: Outcome) -> str:
     """The timeline, then who waited and how long, the rooms as stored, and the bill."""
     data = outcome.report
     width = max([len(e["who"]) for e in data["timeline"]] + [8])
     lines = [f"{clock(e['at'])}  {e['who']:<{width}}  {e['what']}" for e in data["timeline"]]
-    lines += ["", "Rooms (as the runtime stored them):"]
+    lines += ["", "Rooms (as the platform played them, then as the runtime stored them):"]
+    for session in data["sessions"]:
+        lines.append(f"  {session['room']}: started {_at(session['startedAt'])}, ended {_at(session['endedAt'])}, "
+                     f"{session['joined']} joined, recording {session['recordingUrl'] or '-'}")
     for name, room in outcome.rooms.items():
-        if room is None:
-            lines.append(f"  {name}: nothing stored")
-            continue
-        lines.append(f"  {name}: {len(room['participants'])} participant(s), started {room['started'] or '-'}, "
-                     f"ended {room['ended'] or '-'}, recording {room['recordingUrl'] or '-'}")
+        stored = "nothing stored" if room is None else (
+            f"{len(room['participants'])} participant(s), started {room['started'] or '-'}, "
+            f"ended {room['ended'] or '-'}, recording {room['recordingUrl'] or '-'}")
+        lines.append(f"  {name} in the runtime's store: {stored}")
+        why = _disagreement(name, room, [s for s in data["sessions"] if s["room"] == name])
+        if why:
+            lines.append(f"    ({why})")
     lines += ["", f"Bill ({data['rounding']}, outbound KES 3.00/min, inbound free, hold time billed):"]
     for leg in data["legs"]:
         lines.append(f"  {leg['label']:<{width}}  {leg['direction']:<8}  {clock(leg['durationSeconds'])} "

@@ -1,10 +1,11 @@
 """`roomc simulate`: the town-hall scenario end to end in virtual time, and its bill computed by hand."""
 import json
+import re
 import time
 
 import pytest
 
-from roomc.sautikit.simulate import ScenarioError, run
+from roomc.sautikit.simulate import ScenarioError, render_text, run
 
 from ..conftest import ROOMS
 
@@ -93,3 +94,31 @@ def test_bad_scenarios_are_clear_errors(invoke, tmp_path):
         run(bad)
     result = invoke("simulate", str(bad))
     assert result.exit_code == 2 and "needs `policy`" in result.output
+
+
+SCENARIOS = sorted((ROOMS / "scenarios").glob("*.yaml"))
+
+
+@pytest.mark.parametrize("scenario", SCENARIOS, ids=[p.stem for p in SCENARIOS])
+def test_the_summary_agrees_with_the_timeline(scenario, invoke):
+    """Issue 10 item 9: the rooms summary once said `started -, ended -` under a timeline showing both."""
+    text = invoke("simulate", str(scenario)).output
+    timeline, summary = text.split("\nRooms", 1)
+    starts = {m.group(2): m.group(1) for m in re.finditer(r"^(\d\d:\d\d:\d\d)  \S+ +starts (\S+)$", timeline, re.M)}
+    ends = {m.group(2): m.group(1) for m in re.finditer(r"^(\d\d:\d\d:\d\d)  platform +(\S+) ends", timeline, re.M)}
+    played = re.findall(r"^  (\S+): started (\S+), ended (\S+), (\d+) joined", summary, re.M)
+    assert played and {room for room, *_ in played} == set(starts) | set(ends)
+    for room, started, ended, joined in played:
+        assert (started, ended) == (starts.get(room, "-"), ends.get(room, "-")), room
+        assert int(joined) == len(re.findall(rf"^\S+  \S+ +joins {re.escape(room)}\b", timeline, re.M))
+        stored = re.search(rf"^  {re.escape(room)} in the runtime's store: .*started (\S+), ended (\S+),.*\n(    \(.*\))?",
+                           summary, re.M)
+        assert stored, f"no runtime line for {room}"
+        agrees = (stored.group(1) != "-", stored.group(2) != "-") == (started != "-", ended != "-")
+        assert agrees or stored.group(3), f"{room}: the runtime's store disagrees and the summary does not say why"
+
+
+def test_a_silent_room_is_explained():
+    text = render_text(run(ROOMS / "scenarios" / "dial-in-bridge.yaml"))
+    assert "bridge-123456: started 00:02:17, ended 00:12:00, 3 joined" in text
+    assert "the policy subscribes no status events, so the platform sent none" in text
