@@ -137,3 +137,10 @@ def test_readme_shows_the_text_format_as_it_is(invoke, tmp_path, monkeypatch):
     shown = readme.split("$ roomc lint policy.yaml\n", 1)[1].split("```", 1)[0]
     result = invoke("lint", "policy.yaml", "--no-config", "--format", "text", env={"NO_COLOR": "1"})
     assert shown == result.stdout
+
+
+def test_readme_names_every_json_key(invoke, monkeypatch):
+    monkeypatch.chdir(ROOT)
+    keys = json.loads(lint(invoke, "--format", "json").stdout)[0].keys()
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    assert "`{" + ", ".join(keys) + "}`" in readme.replace("\n", " ")
