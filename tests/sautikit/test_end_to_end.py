@@ -154,3 +154,29 @@ def test_unreachable_platform_is_a_clear_error():
     with pytest.raises(SautikitError) as error:
         client.get_call("x")
     assert error.value.code == "network.unreachable"
+
+
+def test_sautikit_local_plays_the_readings_it_is_started_with(tmp_path, webhook):
+    """The switches reach a real `roomc sautikit-local` process: thirdparty-shaped, unsigned status events."""
+    base, replies, received = webhook
+    replies.append({"actions": [{"conference": {"name": "r", "statusEventsCallbackUrl": base + "/events",
+                                                "statusEvents": "join"}}]})
+    port = free_port()
+    env = {**os.environ, "SAUTIKIT_API_KEY": KEY, "SAUTIKIT_VOICE_SECRET": SECRET}
+    log = tmp_path / "local.log"
+    with open(log, "ab") as out:
+        local = subprocess.Popen([sys.executable, "-c", "from roomc.cli import run; run()", "sautikit-local",
+                                  "--port", str(port), "--speed", "60", "--event-shape", "thirdparty",
+                                  "--events-signed", "false"], env=env, stdout=out, stderr=subprocess.STDOUT)
+    try:
+        client = CallsClient(api_key=KEY, base_url=f"http://127.0.0.1:{port}", attempts=10, backoff=0.05)  # waits for start-up
+        client.create_call(from_="+254700000001", to="+254733000001", voice_callback_url=base + "/join")
+        eventually(lambda: any(path == "/events" for path, _, _ in received))
+    finally:
+        local.send_signal(signal.SIGINT)
+        local.wait(timeout=10)
+    (path, body, signature), = [r for r in received if r[0] == "/events"]
+    assert json.loads(body)["event"] == "join" and "conferenceName" in json.loads(body) and signature is None
+    assert received[0][2] is not None  # the voice callback is still signed
+    banner = log.read_text()
+    assert "event_shape=thirdparty" in banner and "events_signed=false" in banner
