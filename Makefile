@@ -10,6 +10,7 @@ DB ?= roomc.db
 # rooms/ names SAUTIKIT_VOICE_SECRET; without it, `make serve` serves loopback-only with signatures
 # off and says so loudly. Set the variable (or UNSIGNED=) to serve verified.
 UNSIGNED ?= $(if $(SAUTIKIT_VOICE_SECRET),,--allow-unsigned)
+CHROMEDRIVER := /usr/bin/chromedriver
 
 .PHONY: install serve test lint compile bench clean
 
@@ -26,8 +27,13 @@ serve: $(STAMP)
 	$(VENV)/bin/roomc compile $(ROOMS) -o build/routes.json
 	$(VENV)/bin/roomc serve build/routes.json --host $(HOST) --port $(PORT) --db $(DB) $(UNSIGNED)
 
-test: $(STAMP)
+test: $(STAMP) $(CHROMEDRIVER)
 	$(PY) -m pytest -q
+
+# The live room page is tested in Debian's headless Chromium (tests/runtime/test_live_page.py).
+$(CHROMEDRIVER):
+	$$([ "$$(id -u)" = 0 ] || echo sudo) apt-get update -q
+	DEBIAN_FRONTEND=noninteractive $$([ "$$(id -u)" = 0 ] || echo sudo) apt-get install -y -q chromium chromium-driver
 
 lint: $(STAMP)
 	$(VENV)/bin/roomc lint $(ROOMS)

@@ -67,6 +67,12 @@ def default_workers() -> int:
     return max(1, cores // 2)
 
 
+def _say(log_format: str, level: str, message: str) -> None:
+    """A start-up line on stderr, as one JSON object under --log-format json like every later line."""
+    click.echo(json.dumps({"level": level, "logger": "roomc", "message": message}) if log_format == "json" else message,
+               err=True)
+
+
 @main.command()
 @click.argument("paths", nargs=-1, type=click.Path())
 @click.option("--host", default="127.0.0.1", show_default=True)
@@ -83,8 +89,10 @@ def default_workers() -> int:
 @click.option("--allow-unsigned", is_flag=True,
               help="Serve without verifying signatures even though the policy names a secret variable that is "
                    "unset (local testing only; loopback hosts only).")
+@click.option("--log-format", type=click.Choice(["text", "json"]), default="text", show_default=True,
+              help="json: one object per line (request id, route, call id, room, outcome, latency).")
 def serve(paths: tuple[str, ...], host: str, port: int, db: str, workers: int, blocking_threads: int,
-          body_timeout: float, dev: bool, allow_unsigned: bool) -> None:
+          body_timeout: float, dev: bool, allow_unsigned: bool, log_format: str) -> None:
     """Serve a route table (build/routes.json) or room policies (compiled first) as Sautikit webhooks."""
     problem = port_problem(host, port)
     if problem:
@@ -104,9 +112,9 @@ def serve(paths: tuple[str, ...], host: str, port: int, db: str, workers: int, b
     except (MissingSecret, ValueError) as exc:
         raise Failure(str(exc)) from None
     if settings.signing_secret is None:
-        click.echo("roomc: WARNING: SIGNATURES OFF: requests are not verified; anyone who can reach this server "
-                   "can choose their role" + (" (--allow-unsigned)" if allow_unsigned else
-                                              " (the policy names no server.signatureSecretEnv)"), err=True)
+        _say(log_format, "WARNING", "roomc: WARNING: SIGNATURES OFF: requests are not verified; anyone who can reach "
+             "this server can choose their role" + (" (--allow-unsigned)" if allow_unsigned else
+                                                    " (the policy names no server.signatureSecretEnv)"))
     table_path = Path(paths[0]) if len(paths) == 1 and paths[0].endswith(".json") else Path("build/serve-routes.json")
     if not (len(paths) == 1 and paths[0].endswith(".json")):
         table_path.parent.mkdir(parents=True, exist_ok=True)
@@ -118,7 +126,25 @@ def serve(paths: tuple[str, ...], host: str, port: int, db: str, workers: int, b
     os.environ["ROOMC_DB"] = str(Path(db).resolve())
     os.environ["ROOMC_BODY_TIMEOUT"] = str(body_timeout)
     os.environ["ROOMC_REQUEST_THREADS"] = str(blocking_threads)
-    click.echo(f"roomc: serving {len(table['routes'])} routes on http://{host}:{port} (db {db})", err=True)
+    os.environ["ROOMC_LOG_FORMAT"] = log_format
+    # Metrics from every worker process meet in one folder (prometheus-client's multiprocess
+    # mode); emptied at each start so a previous run's counts are not summed in.
+    from roomc.runtime.observe import prepare_multiprocess_dir
+
+    metrics_dir = Path(os.environ.get("PROMETHEUS_MULTIPROC_DIR") or f"{Path(db).resolve()}.metrics")
+    prepare_multiprocess_dir(metrics_dir)
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(metrics_dir)
+    granian_logs: list[str] = []
+    if log_format == "json":
+        # granian's own lines too, so every line on stderr is one JSON object.
+        config = metrics_dir / "granian-logging.json"
+        formatter = {"()": "roomc.runtime.observe.JsonFormatter"}
+        handler = {"formatter": "json", "class": "logging.StreamHandler", "stream": "ext://sys.stderr"}
+        config.write_text(json.dumps({"formatters": {"json": formatter}, "handlers": {"console": handler},
+                                      "loggers": {"_granian": {"handlers": ["console"], "level": "INFO",
+                                                               "propagate": False}}}))
+        granian_logs = ["--log-config", str(config)]
+    _say(log_format, "INFO", f"roomc: serving {len(table['routes'])} routes on http://{host}:{port} (db {db})")
     if dev:
         from roomc.runtime import create_app
 
@@ -132,20 +158,28 @@ def serve(paths: tuple[str, ...], host: str, port: int, db: str, workers: int, b
                               "--workers-kill-timeout", "5",
                               # Without this, one worker's death stops the whole server and every caller hears silence.
                               "--respawn-failed-workers", "--respawn-interval", "0.5",
-                              "roomc.runtime.wsgi:rsgi"])
+                              *granian_logs, "roomc.runtime.wsgi:rsgi"])
 
 
 @main.command()
 @click.argument("name", required=False)
 @click.option("--db", default=lambda: os.environ.get("ROOMC_DB", "roomc.db"), show_default="roomc.db or $ROOMC_DB")
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
-def rooms(name: str | None, db: str, fmt: str) -> None:
+@click.option("--watch", is_flag=True, help="The live page's view (participants, hold times, last events), "
+              "redrawn as the store changes, until Ctrl-C.")
+@click.option("--interval", default=1.0, show_default=True, type=click.FloatRange(min=0.05),
+              help="With --watch: seconds between redraws when nothing changed (hold times still count).")
+@click.option("--max-refreshes", type=click.IntRange(min=1), default=None, hidden=True)  # bounds tests
+def rooms(name: str | None, db: str, fmt: str, watch: bool, interval: float, max_refreshes: int | None) -> None:
     """Live rooms with their counts, or one room's participants and recording (same JSON as GET /rooms)."""
     from roomc.runtime.store import SQLiteStore
 
     if not Path(db).exists():
         raise Failure(f"no store at {db} (run `roomc serve` first, or pass --db)")
     store = SQLiteStore(db)
+    if watch:
+        _watch(store, name, interval, max_refreshes)
+        return
     data = store.room(name) if name else {"rooms": store.live_rooms()}
     if data is None:
         raise Failure(f"no room named {name!r} in {db}", exit_code=1)
@@ -164,3 +198,30 @@ def rooms(name: str | None, db: str, fmt: str) -> None:
     for r in data["rooms"]:
         click.echo(f"{r['name']:<40} {r['participants']} joined, {r['reserved']} reserved"
                    f"{', started' if r['started'] else ''}")
+
+
+def _watch(store, name: str | None, interval: float, max_refreshes: int | None) -> None:
+    """Redraw the rooms view whenever the store changes (polled cheaply), or every `interval` seconds."""
+    import time
+
+    from roomc.runtime.ui import render_text, snapshot
+
+    clear = sys.stdout.isatty()
+    drawn = 0
+    try:
+        while max_refreshes is None or drawn < max_refreshes:
+            view = snapshot(store)
+            if name:
+                view = {**view, "rooms": [r for r in view["rooms"] if r["name"] == name],
+                        "ended": [r for r in view["ended"] if r["name"] == name]}
+            if clear:
+                click.clear()
+            click.echo(render_text(view) + ("" if clear else "---"))
+            drawn += 1
+            if max_refreshes is not None and drawn >= max_refreshes:
+                break
+            marker, until = store.change_marker(), time.monotonic() + interval
+            while time.monotonic() < until and store.change_marker() == marker:
+                time.sleep(min(0.1, interval))
+    except KeyboardInterrupt:
+        pass

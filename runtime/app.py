@@ -16,12 +16,14 @@ from flask import Flask, Response, request
 from werkzeug.exceptions import HTTPException
 
 from . import calls
+from . import ui
+from .observe import Observer, exposition
 from .render import Responder
 from .store import SQLiteStore, Store
 from .webhooks import EventsRoute, VoiceRoute, WSGIApp
 
 log = logging.getLogger("roomc")
-RESERVED_PATHS = ("/healthz", "/rooms")
+RESERVED_PATHS = ("/healthz", "/rooms", "/metrics", "/ui")
 
 
 class MissingSecret(Exception):
@@ -56,6 +58,9 @@ class Settings:
     # The calls API, to ask whether a call is still live before its seat lapses (runtime/calls.py).
     calls_api_url: str | None = None
     calls_api_key: str | None = None
+    metrics_token: str | None = None
+    ui_streams: int = 16  # open live pages per worker
+    ui_stream_seconds: float = 30.0
 
     @classmethod
     def from_env(cls, table: dict, environ: dict | None = None) -> "Settings":
@@ -78,6 +83,9 @@ class Settings:
             voice_deadline=_seconds(env, "ROOMC_VOICE_DEADLINE", 2.0),
             events_deadline=_seconds(env, "ROOMC_EVENTS_DEADLINE", 5.0),
             **_platform_settings(table, env),
+            metrics_token=env.get("ROOMC_METRICS_TOKEN") or None,
+            ui_streams=int(env.get("ROOMC_UI_STREAMS") or 16),
+            ui_stream_seconds=float(env.get("ROOMC_UI_STREAM_SECONDS") or 30),
         )
 
 
@@ -136,7 +144,8 @@ def create_app(route_table: dict, store: Store | None = None, settings: Settings
     store = store if store is not None else SQLiteStore(os.environ.get("ROOMC_DB", "roomc.db"))
     responder = Responder(route_table, public_url=settings.public_url, secrets=settings.secrets,
                           events_key=settings.signing_secret if settings.events_signature == "optional" else None)
-    app = Flask(__name__, root_path=os.path.dirname(os.path.abspath(__file__)))
+    # No app-wide /static: the live page serves its files under /ui/static (runtime/ui.py).
+    app = Flask(__name__, root_path=os.path.dirname(os.path.abspath(__file__)), static_folder=None)
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
     app.extensions["roomc"] = {"store": store, "responder": responder, "settings": settings}
     if settings.signing_secret is None:
@@ -153,12 +162,14 @@ def create_app(route_table: dict, store: Store | None = None, settings: Settings
         if name not in settings.secrets:
             log.warning("secret %s is not set in the environment: conditions reading it never hold", name)
 
+    observer = Observer()
+    app.extensions["roomc"]["observer"] = observer
     handlers: dict[str, WSGIApp] = {}
     for path, route in route_table["routes"].items():
-        if path in RESERVED_PATHS or path.startswith("/rooms/"):
+        if path in RESERVED_PATHS or path.startswith(("/rooms/", "/ui/")):
             raise ValueError(f"route {path} collides with a built-in route")
         kind = EventsRoute if route["kind"] == "events" else VoiceRoute
-        handlers[path] = kind(path, responder, store, settings)
+        handlers[path] = kind(path, responder, store, settings, observer)
         # Also in Flask's url map, so other methods get a JSON 405 and the map lists every route.
         app.add_url_rule(path, endpoint=f"route:{path}", methods=route["methods"],
                          view_func=lambda _h=handlers[path]: Response.from_app(_h, request.environ))
@@ -246,6 +257,22 @@ def create_app(route_table: dict, store: Store | None = None, settings: Settings
             return refusal
         found = store.room(name)
         return _json(found) if found else _json({"error": {"code": "room.not_found", "message": name}}, 404)
+
+    @app.get("/metrics")
+    def metrics() -> Response:
+        tokens = [t for t in (settings.admin_token, settings.metrics_token) if t]
+        if not tokens:
+            return _json({"error": {"code": "metrics.disabled", "message":
+                                    "set ROOMC_METRICS_TOKEN or ROOMC_ADMIN_TOKEN to enable"}}, 404)
+        given = request.headers.get("Authorization", "").encode()
+        if not any(hmac.compare_digest(given, f"Bearer {t}".encode()) for t in tokens):
+            return _json({"error": {"code": "metrics.unauthorized", "message": "bearer token required"}}, 401)
+        observer.flush()  # this worker's last second; the others' flush on their own within a second
+        body, content_type = exposition()
+        return Response(body, content_type=content_type)
+
+    ui.install(app, store, settings.admin_token, max_streams=settings.ui_streams,
+               stream_seconds=settings.ui_stream_seconds)
 
     return app
 

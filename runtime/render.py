@@ -171,6 +171,7 @@ class Answer:
     role: str | None = None
     failed: bool = False
     error: str | None = None
+    joins: list[tuple[str, str]] = field(default_factory=list)  # (room definition, admitted|full|bad_name|no_role)
 
     def note(self, line: str) -> None:
         if self.trace is not None:
@@ -205,11 +206,13 @@ class CompiledRoom:
         name = self.name(context)
         if not ROOM_NAME.fullmatch(name):
             answer.note(f"room name {name[:80]!r} is not a valid Sautikit room name (1-64 of A-Z a-z 0-9 . _ -); refused")
+            answer.joins.append((self.id, "bad_name"))
             return list(BAD_ROOM)
         context = {**context, "room": name}
         role = self.by_id.get(fixed_role) if fixed_role else self._choose(context, answer)
         if role is None:
             answer.note(f"no role of room '{self.id}' matched; refused")
+            answer.joins.append((self.id, "no_role"))
             return list(NO_ROLE)
         context["role"] = role.id
         answer.room, answer.role = name, role.id
@@ -217,8 +220,11 @@ class CompiledRoom:
             limit = self.capacity if role.counts else self.extra_seats
             admitted, why = answer.seats(name, role, limit)
             answer.note(why)
+            answer.joins.append((self.id, "admitted" if admitted else "full"))
             if not admitted:
                 return self.when_full(context, answer, depth)
+        else:
+            answer.joins.append((self.id, "admitted"))
         return role.actions(context, answer, depth)
 
     def _choose(self, context: dict, answer: Answer) -> CompiledRole | None:

@@ -20,7 +20,7 @@ import io
 import logging
 import sys
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, Callable, Iterable
+from typing import Any, Awaitable, Callable, Iterable
 
 import orjson
 
@@ -76,8 +76,10 @@ class RSGIServer:
     """
 
     def __init__(self, app: WSGIApp, *, max_body_bytes: int, body_timeout: float = 5.0, threads: int = 1,
-                 loop_paths: tuple[str, ...] = ("/healthz",)):
+                 loop_paths: tuple[str, ...] = ("/healthz",),
+                 streams: dict[str, Callable[[dict, Any], Awaitable[None]]] | None = None):
         self.app = app
+        self.streams = streams or {}  # GET paths answered by an async handler on the loop (the live page's stream)
         self.max_body_bytes = max_body_bytes
         self.body_timeout = body_timeout
         self.threads = max(1, threads)
@@ -144,6 +146,11 @@ class RSGIServer:
         """Answer one request: read its body under the deadline, then run the WSGI app."""
         if scope.proto != "http":
             return  # websockets are not served; granian refuses the upgrade
+        stream = self.streams.get(scope.path)
+        if stream is not None and scope.method == "GET":
+            # A long-lived response waits on the event loop: it takes no request thread from callers.
+            await stream(self.environ(scope, b""), proto)
+            return
         length = scope.headers.get("content-length")
         declared = int(length) if length and length.isdigit() else None
         try:

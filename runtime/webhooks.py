@@ -17,6 +17,7 @@ from urllib.parse import urlsplit
 import orjson
 
 from . import calls, normalise, signatures
+from .observe import Observer
 from .render import CompiledRole, Responder
 from .store import Store, StoreTimeout
 
@@ -64,11 +65,12 @@ def query_text(environ: dict) -> str:
 class Webhook:
     """What both kinds of route share: the store, the settings, and signature checks."""
 
-    def __init__(self, path: str, responder: Responder, store: Store, settings):
+    def __init__(self, path: str, responder: Responder, store: Store, settings, observer: Observer | None = None):
         self.path = path
         self.responder = responder
         self.store = store
         self.settings = settings
+        self.observer = observer or Observer()  # metrics and the per-request log line
 
     def signature_problem(self, raw: bytes, environ: dict, deadline: float, call_id: str | None = None) -> str | None:
         """Why this request's signature is not believed, or None.
@@ -113,6 +115,7 @@ class VoiceRoute(Webhook):
     def __call__(self, environ: dict, start_response: Callable) -> list[bytes]:
         request_id = f"{os.getpid():x}-{next(_request_numbers):x}"  # names this request in the log
         deadline = time.monotonic() + self.settings.voice_deadline
+        started, observer, call_id = time.perf_counter(), self.observer, None
         try:
             raw = read_body(environ, self.settings.max_body_bytes)
             query = normalise.parse_query(query_text(environ))
@@ -122,6 +125,7 @@ class VoiceRoute(Webhook):
             problem = self.signature_problem(raw, environ, deadline, call["id"] or None)
             if problem:
                 log.warning("request %s %s refused: %s", request_id, self.path, problem)
+                observer.voice(request_id, self.path, call["id"], None, "signature", started)
                 return respond(start_response, {"error": {"code": "signature.invalid", "message":
                                                           "signature verification failed", "request_id": request_id}}, 403)
             call_id = call["id"]
@@ -132,8 +136,10 @@ class VoiceRoute(Webhook):
             def seats(room: str, role: CompiledRole, limit: int) -> tuple[bool, str]:
                 if not call_id:  # every retry would be another stranger, each taking a seat
                     raise NoCallId(room)
+                before = time.perf_counter()
                 admission = store.reserve(room, call_id, role.id, counted=role.counts, limit=limit, ttl=ttl,
                                           muted=role.muted, deadline=deadline, caller=caller or None)
+                observer.store_time("reserve", time.perf_counter() - before)
                 return admission.admitted, ""  # the reason is only read by `roomc explain`
 
             digits_sent = normalise.has_digits(fields)
@@ -157,22 +163,28 @@ class VoiceRoute(Webhook):
                     calls.remember_step(store, call["id"], path, query, waiting)
                 elif step is not None:
                     store.forget(calls.step_key(call["id"]))
+            outcome = "fallback:render" if answer.failed else answer.joins[-1][1] if answer.joins else "answered"
+            observer.voice(request_id, self.path, call["id"], answer.room, outcome, started, answer.joins)
             return respond(start_response, {"actions": answer.actions})
         except TooLarge:
             log.warning("request %s %s: body over %d bytes; answered with the fallback", request_id, self.path,
                         self.settings.max_body_bytes)
+            observer.voice(request_id, self.path, call_id, None, "fallback:too_large", started)
             return respond(start_response, self.fallback())
         except NoCallId as exc:
             log.warning("request %s %s: no call id in the request (content type %r); no seat taken in %s, "
                         "answered with the fallback", request_id, self.path, environ.get("CONTENT_TYPE"), exc)
+            observer.voice(request_id, self.path, None, None, "fallback:no_call_id", started)
             return respond(start_response, self.fallback())
         except StoreTimeout as exc:
             # The caller is live on the phone: an apology now beats silence until the store answers.
             log.error("request %s %s: store not answering within %.1f s (%s); answered with the fallback",
                       request_id, self.path, self.settings.voice_deadline, exc)
+            observer.voice(request_id, self.path, call_id, None, "fallback:store_timeout", started)
             return respond(start_response, self.fallback())
         except Exception:
             log.exception("request %s %s failed; answered with the fallback", request_id, self.path)
+            observer.voice(request_id, self.path, call_id, None, "fallback:error", started)
             return respond(start_response, self.fallback())
 
 
@@ -195,10 +207,13 @@ class EventsRoute(Webhook):
 
     def __call__(self, environ: dict, start_response: Callable) -> list[bytes]:
         deadline = time.monotonic() + self.settings.events_deadline
+        request_id = f"{os.getpid():x}-{next(_request_numbers):x}"
+        started, observer = time.perf_counter(), self.observer
         try:
             raw = read_body(environ, self.settings.max_body_bytes)
         except TooLarge:
             log.warning("event on %s refused: body over %d bytes", self.path, self.settings.max_body_bytes)
+            observer.event(request_id, self.path, None, None, "too_large", started)
             return respond(start_response, {"error": {"code": "request.too_large", "message": "body too large"}}, 413)
         fields = normalise.parse_body(raw, environ.get("CONTENT_TYPE"))
         if not fields and raw:
@@ -216,12 +231,15 @@ class EventsRoute(Webhook):
         except Exception:
             log.exception("event on %s: could not check its signature against the store; asking the sender to retry",
                           self.path)
+            observer.event(request_id, self.path, None, None, "unavailable", started)
             return respond(start_response, {"error": {"code": "store.unavailable", "message": "retry later"}}, 503)
         if problem:
             log.warning("event on %s refused: %s", self.path, problem)
+            observer.event(request_id, self.path, None, None, "refused", started)
             return respond(start_response, {"error": {"code": "signature.invalid",
                                                       "message": "signature verification failed"}}, 403)
         try:
+            before = time.perf_counter()
             if calls.call_end(fields, headers):
                 outcome = calls.call_end_event(self.store, merged, headers)
             else:
@@ -229,17 +247,21 @@ class EventsRoute(Webhook):
                 outcome = self.store.record(event, deadline=deadline)
                 if outcome == "stored":
                     calls.after_join(self.store, event)
+            observer.store_time("record", time.perf_counter() - before)
         except (ValueError, TypeError, OverflowError):
             # Retrying cannot help an event the store cannot hold: a 4xx tells the sender to stop.
             log.exception("event on %s cannot be stored as sent; refused: %r", self.path, raw[:2000])
+            observer.event(request_id, self.path, event.call, event.room, "invalid", started)
             return respond(start_response, {"error": {"code": "event.invalid", "message": "event cannot be stored"}},
                            422)
         except Exception:
             # Not stored means not acknowledged: Sautikit delivers at least once and will retry.
             log.exception("event on %s could not be stored; asking the sender to retry: %r", self.path, raw[:2000])
+            observer.event(request_id, self.path, event.call, event.room, "unavailable", started)
             return respond(start_response, {"error": {"code": "store.unavailable", "message": "retry later"}}, 503)
         if outcome == "unreadable":
             log.warning("event on %s kept raw, could not read it in full: %r", self.path, raw[:2000])
         elif event.clock:
             log.warning("event on %s: %s; stored with its arrival time instead", self.path, event.clock)
+        observer.event(request_id, self.path, event.call, event.room, outcome, started)
         return respond(start_response, {"ok": True, "outcome": outcome})

@@ -5,16 +5,16 @@ granian, so every worker process builds the same app.
 """
 from __future__ import annotations
 
-import logging
 import os
 
 import orjson
 
 from .app import create_app
+from .observe import configure_logging
 from .rsgi import RSGIServer
 from .store import SQLiteStore
 
-logging.basicConfig(level=os.environ.get("ROOMC_LOG_LEVEL", "INFO"), format="%(asctime)s %(levelname)s %(name)s %(message)s")
+configure_logging(os.environ.get("ROOMC_LOG_LEVEL", "INFO"), os.environ.get("ROOMC_LOG_FORMAT", "text"))
 
 with open(os.environ["ROOMC_TABLE"], "rb") as handle:
     _table = orjson.loads(handle.read())
@@ -25,4 +25,5 @@ app = create_app(_table, store=SQLiteStore(os.environ.get("ROOMC_DB", "roomc.db"
 # event loop with a deadline before a request thread is taken.
 rsgi = RSGIServer(app, max_body_bytes=app.extensions["roomc"]["settings"].max_body_bytes,
                   body_timeout=float(os.environ.get("ROOMC_BODY_TIMEOUT") or 5),
-                  threads=int(os.environ.get("ROOMC_REQUEST_THREADS") or 1))
+                  threads=int(os.environ.get("ROOMC_REQUEST_THREADS") or 1),
+                  streams=app.extensions["roomc"].get("streams"))

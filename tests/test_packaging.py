@@ -26,6 +26,8 @@ def test_wheel_installs_only_under_roomc(wheel):
     assert "roomc/schema/roomc.schema.json" in names
     assert "roomc/schema/sautikit-actions.schema.json" in names
     assert "roomc/compiler/rules/redirect_loop.py" in names
+    assert {"roomc/runtime/templates/page.html", "roomc/runtime/templates/rooms.html",
+            "roomc/runtime/static/ui.js", "roomc/runtime/static/ui.css"} <= set(names), "the live page ships"
     assert not any(n.startswith("roomc/__init__") for n in names), "roomc stays a namespace package"
 
 

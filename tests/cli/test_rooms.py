@@ -26,3 +26,37 @@ def test_rooms_without_a_store_or_room(invoke, tmp_path):
     SQLiteStore(str(tmp_path / "empty.db"))
     result = invoke("rooms", "nope", "--db", str(tmp_path / "empty.db"))
     assert result.exit_code == 1 and "no room named 'nope'" in result.output
+
+
+def test_rooms_watch_redraws_when_the_store_changes(invoke, tmp_path):
+    import threading
+    import time
+
+    db = tmp_path / "roomc.db"
+    store = SQLiteStore(str(db))
+    store.reserve("w-1", "first", "host", counted=True, limit=10, ttl=60, muted=False)
+
+    def later():
+        time.sleep(0.5)
+        store.reserve("w-1", "second", "participant", counted=True, limit=10, ttl=60, muted=False)
+        time.sleep(0.5)
+        store.record(event({"ConferenceName": "w-1", "StatusCallbackEvent": "mute", "CallId": "first"}))
+        for i in range(8):  # more changes than frames asked for, in case two writes land in one frame
+            time.sleep(0.3)
+            store.reserve("w-1", f"extra-{i}", "participant", counted=True, limit=20, ttl=60, muted=False)
+
+    writer = threading.Thread(target=later)
+    writer.start()
+    started = time.monotonic()
+    # A long interval: only changes in the store can bring six frames this soon (else 50 s).
+    result = invoke("rooms", "--watch", "--db", str(db), "--interval", "10", "--max-refreshes", "6")
+    elapsed = time.monotonic() - started
+    writer.join()
+    assert result.exit_code == 0 and elapsed < 8
+    frames = [f for f in result.output.split("---\n") if f.strip()]
+    assert len(frames) == 6
+    assert "first" in frames[0] and "second" not in frames[0]
+    assert "second" in frames[-1] and "muted" in frames[-1].split("first")[1].splitlines()[0]
+    assert "on hold" in frames[-1]
+    one = invoke("rooms", "w-1", "--watch", "--db", str(db), "--max-refreshes", "1").output
+    assert "w-1:" in one and "second" in one

@@ -21,7 +21,8 @@ def granian_argv(monkeypatch, tmp_path):
     monkeypatch.setattr(serve_module.os, "execv", capture)
     monkeypatch.chdir(tmp_path)  # serve writes build/serve-routes.json under the working directory
     monkeypatch.setenv("ROOMC_DB", str(tmp_path / "roomc.db"))
-    for name in ("ROOMC_TABLE", "ROOMC_BODY_TIMEOUT", "ROOMC_REQUEST_THREADS", "ROOMC_ALLOW_UNSIGNED"):
+    for name in ("ROOMC_TABLE", "ROOMC_BODY_TIMEOUT", "ROOMC_REQUEST_THREADS", "ROOMC_ALLOW_UNSIGNED", "ROOMC_LOG_FORMAT",
+                 "PROMETHEUS_MULTIPROC_DIR"):
         monkeypatch.delenv(name, raising=False)  # serve sets them for granian's workers; undone after
     monkeypatch.setenv("SAUTIKIT_VOICE_SECRET", "s3cret")  # rooms/ names it; serve fails closed without it
     return captured

@@ -7,7 +7,9 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.request
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import pytest
 
@@ -259,3 +261,80 @@ def test_a_store_locked_from_outside_delays_no_caller_past_the_deadline(table_fi
         assert server.get("/healthz")[1]["store"] == "ok"
     finally:
         server.stop()
+def _metric(server: Server, name: str, token: str = "t0ken", **labels) -> float:
+    from prometheus_client.parser import text_string_to_metric_families
+
+    request = urllib.request.Request(server.base + "/metrics", headers={"Authorization": f"Bearer {token}"})
+    with urllib.request.urlopen(request, timeout=10) as response:
+        text = response.read().decode()
+    return sum(s.value for family in text_string_to_metric_families(text) for s in family.samples
+               if s.name == name and all(s.labels.get(k) == v for k, v in labels.items()))
+
+
+def _wait_for(read, expected: float, seconds: float = 10) -> float:
+    deadline, seen = time.time() + seconds, None
+    while time.time() < deadline:
+        seen = read()
+        if seen == expected:
+            break
+        time.sleep(0.2)  # each worker flushes its counts once a second
+    return seen
+
+
+def test_metrics_add_up_across_workers_and_survive_a_dead_worker(table_file, tmp_path):
+    db = tmp_path / "roomc.db"
+    server = Server(table_file, db, env={"ROOMC_METRICS_TOKEN": "m3trics"}).start()
+    try:
+        pids: set[int] = set()
+        with ThreadPoolExecutor(max_workers=16) as pool:
+            for round_ in range(10):  # until both workers have answered (the kernel picks)
+                answers = list(pool.map(lambda i, r=round_: server.post_form(
+                    f"/conference/join?room=m{r}-{i % 4}", f"CallId=c{r}-{i}"), range(32)))
+                assert all(status == 200 for status, _ in answers)
+                pids |= {body["pid"] for _, body in pool.map(lambda _: server.get("/healthz"), range(32))}
+                if len(pids) == 2:
+                    break
+        sent = 32 * (round_ + 1)
+        assert len(pids) == 2
+
+        def joins() -> float:
+            return _metric(server, "roomc_webhook_requests_total", token="m3trics", route="/conference/join")
+        assert _wait_for(joins, sent) == sent
+        assert len(list(Path(f"{db}.metrics").glob("counter_*.db"))) >= 2, "each worker counts in its own file"
+        assert _metric(server, "roomc_admissions_total", token="m3trics", room="meeting") == sent
+        assert server.get("/metrics")[0] == 401
+
+        os.kill(pids.pop(), signal.SIGKILL)  # its counts were flushed above; they must stay
+        time.sleep(1.5)  # granian respawns it
+        for i in range(20):
+            assert server.post_form("/conference/join?room=after", f"CallId=a{i}")[0] == 200
+        assert _wait_for(joins, sent + 20) == sent + 20
+    finally:
+        server.stop()
+    again = Server(table_file, db, env={"ROOMC_METRICS_TOKEN": "m3trics"}).start()
+    try:
+        assert _metric(again, "roomc_webhook_requests_total", token="m3trics") == 0, "a new run starts from zero"
+    finally:
+        again.stop()
+
+
+def test_json_logs_one_object_per_line_on_a_real_server(table_file, tmp_path):
+    server = Server(table_file, tmp_path / "roomc.db", workers=1, extra_args=("--log-format", "json")).start()
+    try:
+        server.post_form("/conference/join?room=logs-1", "CallId=log-call")
+        server.post_json("/conference/events", {"ConferenceName": "logs-1", "StatusCallbackEvent": "join",
+                                                "CallId": "log-call"})
+        server.request("POST", "/conference/events", b"{", {"Content-Type": "application/json"})
+        time.sleep(0.5)
+    finally:
+        server.stop()
+    lines = [line for line in server.log_path.read_text().splitlines() if line.strip()]
+    records = [json.loads(line) for line in lines]  # every line, granian's own included, is one JSON object
+    requests = [r for r in records if r.get("logger") == "roomc.requests"]
+    join, event, broken = requests
+    assert join["route"] == "/conference/join" and join["call_id"] == "log-call" and join["room"] == "logs-1"
+    assert join["outcome"] == "admitted" and isinstance(join["latency_ms"], float) and join["request_id"]
+    assert event["outcome"] == "stored" and event["room"] == "logs-1"
+    assert broken["outcome"] == "unreadable"
+    assert len({r["request_id"] for r in requests}) == 3
+    assert any(r.get("logger", "").startswith("_granian") for r in records)

@@ -1,0 +1,159 @@
+"""The live room page's access rules and stream, through Flask's test client (the browser test is test_live_page.py)."""
+import re
+
+import pytest
+
+from roomc.runtime import Settings, create_app
+from roomc.runtime.ui import duration, render_text, snapshot
+
+ORIGIN = {"Origin": "http://localhost"}
+
+
+@pytest.fixture
+def ui_app(rooms_table, store):
+    settings = Settings(public_url="https://rooms.example.com", admin_token="s3cret-token", ui_stream_seconds=0.6)
+    application = create_app(rooms_table, store=store, settings=settings)
+    application.config["TESTING"] = True
+    return application
+
+
+def csrf_of(response) -> str:
+    return re.search(r'name="csrf" value="([^"]+)"', response.get_data(as_text=True)).group(1)
+
+
+def sign_in(client, token="s3cret-token", headers=ORIGIN):
+    csrf = csrf_of(client.get("/ui/login"))
+    return client.post("/ui/login", data={"csrf": csrf, "token": token}, headers=headers)
+
+
+def test_the_page_is_off_without_an_admin_token(rooms_table, store):
+    client = create_app(rooms_table, store=store, settings=Settings()).test_client()
+    for path in ("/ui", "/ui/login", "/ui/stream", "/ui/static/ui.js"):
+        assert client.get(path).status_code == 404, path
+    assert client.post("/ui/login", data={"token": ""}).status_code == 404
+
+
+def test_sign_in_sets_a_strict_http_only_session_cookie(ui_app):
+    client = ui_app.test_client()
+    assert client.get("/ui").headers["Location"] == "/ui/login"
+    answer = sign_in(client)
+    assert answer.status_code == 303 and answer.headers["Location"] == "/ui"
+    cookie = answer.headers["Set-Cookie"]
+    assert "HttpOnly" in cookie and "SameSite=Strict" in cookie and "Path=/ui" in cookie
+    assert "s3cret-token" not in cookie
+    page = client.get("/ui")
+    assert page.status_code == 200 and "live rooms" in page.get_data(as_text=True)
+    assert "script-src" not in page.headers["Content-Security-Policy"]  # default-src 'self' covers scripts
+    assert "'unsafe-inline'" not in page.headers["Content-Security-Policy"]
+
+
+def test_a_wrong_token_is_refused(ui_app):
+    client = ui_app.test_client()
+    answer = sign_in(client, token="s3cret-tokeN")
+    assert answer.status_code == 401 and "not right" in answer.get_data(as_text=True)
+    assert client.get("/ui").status_code == 303
+    assert client.get("/ui/stream").status_code == 401
+
+
+def test_a_token_in_the_url_does_nothing(ui_app):
+    client = ui_app.test_client()
+    assert client.get("/ui?token=s3cret-token").status_code == 303
+    assert client.get("/ui/login?token=s3cret-token").status_code == 200
+    assert client.get("/ui").status_code == 303
+
+
+def test_sign_in_needs_the_form_token_and_this_origin(ui_app):
+    client = ui_app.test_client()
+    client.get("/ui/login")
+    no_form_token = client.post("/ui/login", data={"token": "s3cret-token"}, headers=ORIGIN)
+    assert no_form_token.status_code == 400
+    assert sign_in(client, headers={"Origin": "https://evil.example"}).status_code == 400
+    assert sign_in(client, headers={}).status_code == 400, "neither Origin nor Referer: refused"
+    assert client.get("/ui").status_code == 303
+    assert sign_in(client, headers={"Referer": "http://localhost/ui/login"}).status_code == 303
+
+
+def test_sign_out_needs_the_form_token(ui_app):
+    client = ui_app.test_client()
+    sign_in(client)
+    assert client.post("/ui/logout", headers=ORIGIN).status_code == 400
+    assert client.get("/ui").status_code == 200, "still signed in"
+    csrf = csrf_of(client.get("/ui"))
+    assert client.post("/ui/logout", data={"csrf": csrf}, headers=ORIGIN).headers["Location"] == "/ui/login"
+    assert client.get("/ui").status_code == 303
+
+
+def test_the_json_admin_api_keeps_its_bearer_token(ui_app):
+    client = ui_app.test_client()
+    sign_in(client)
+    assert client.get("/rooms").status_code == 401, "the page's cookie is not a bearer token"
+    assert client.get("/rooms", headers={"Authorization": "Bearer s3cret-token"}).status_code == 200
+
+
+def test_the_page_shows_participants_hold_times_events_and_recordings(ui_app):
+    client = ui_app.test_client()
+    client.post("/conference/join?room=town&host=1", data="CallId=host-1")
+    client.post("/conference/join?room=town", data="CallId=guest-1")
+    client.post("/conference/events", json={"ConferenceName": "town", "StatusCallbackEvent": "join", "CallId": "guest-1"})
+    client.post("/conference/events", json={"ConferenceName": "town", "StatusCallbackEvent": "mute", "CallId": "guest-1"})
+    client.post("/conference/events", json={"ConferenceName": "<b>x</b>", "StatusCallbackEvent": "join", "CallId": "<i>"})
+    sign_in(client)
+    html = client.get("/ui").get_data(as_text=True)
+    assert 'data-room="town"' in html and 'data-call="guest-1"' in html and 'data-call="host-1"' in html
+    guest = html[html.index('data-call="guest-1"'):]
+    guest = guest[:guest.index("</tr>")]
+    assert "muted" in guest and "participant" in guest and "data-hold-since" in guest
+    assert "<b>x</b>" not in html and "&lt;b&gt;x&lt;/b&gt;" in html, "names from callers are escaped"
+    client.post("/conference/events", json={"ConferenceName": "town", "StatusCallbackEvent": "end",
+                                            "RecordingUrl": "https://rec.example/town.mp3"})
+    client.post("/conference/events", json={"ConferenceName": "old", "StatusCallbackEvent": "end",
+                                            "RecordingUrl": "https://rec.example/old.mp3"})
+    html = client.get("/ui").get_data(as_text=True)
+    assert 'href="https://rec.example/town.mp3"' in html, "town ended but host-1's seat is still held: live, with its recording"
+    assert "Recently ended" in html and 'href="https://rec.example/old.mp3"' in html
+
+
+def test_the_stream_sends_the_rooms_and_ends_by_itself(ui_app):
+    client = ui_app.test_client()
+    sign_in(client)
+    client.post("/conference/join?room=s1", data="CallId=c-9")
+    response = client.get("/ui/stream")
+    assert response.mimetype == "text/event-stream"
+    body = response.get_data(as_text=True)  # returns because the stream's lifetime is bounded (0.6 s here)
+    assert body.startswith("retry: ")
+    assert "event: rooms\n" in body and 'data: <tr class="person reserved" data-call="c-9">' in body.replace("      ", "")
+
+
+def test_streams_are_capped_per_worker(rooms_table, store):
+    settings = Settings(admin_token="t", ui_streams=1, ui_stream_seconds=5)
+    app = create_app(rooms_table, store=store, settings=settings)
+    client = app.test_client()
+    csrf = csrf_of(client.get("/ui/login"))
+    client.post("/ui/login", data={"csrf": csrf, "token": "t"}, headers=ORIGIN)
+    first = client.get("/ui/stream", buffered=False)
+    next(first.response)  # the first stream is open and holds the one place
+    assert client.get("/ui/stream").status_code == 503
+    first.close()
+    second = client.get("/ui/stream", buffered=False)
+    assert second.status_code == 200, "closing a stream gives its place back"
+    second.close()
+
+
+def test_hold_time_counts_until_the_room_starts(store):
+    import time
+
+    from roomc.runtime.normalise import event
+    base = float(int(time.time()))  # event times far from the arrival time are not believed
+    store.reserve("h", "early", "member", counted=True, limit=5, ttl=600, muted=False, now=base)
+    store.reserve("h", "late", "member", counted=True, limit=5, ttl=600, muted=False, now=base)
+    store.record(event({"ConferenceName": "h", "StatusCallbackEvent": "join", "CallId": "early", "Timestamp": base}))
+    view = snapshot(store, now=base + 30)
+    people = {p["callId"]: p for p in view["rooms"][0]["people"]}
+    assert people["early"]["holdSeconds"] == 30 and people["early"]["holding"]
+    store.record(event({"ConferenceName": "h", "StatusCallbackEvent": "start", "Timestamp": base + 45}))
+    people = {p["callId"]: p for p in snapshot(store, now=base + 100)["rooms"][0]["people"]}
+    assert people["early"]["holdSeconds"] == 45 and not people["early"]["holding"]
+    assert people["late"]["holdSeconds"] == 45, "a reservation waits from the moment it was taken"
+    text = render_text(snapshot(store, now=base + 100))
+    assert "early" in text and "on hold 0:45" in text
+    assert duration(3725) == "1:02:05" and duration(65) == "1:05" and duration(None) == ""
