@@ -1,5 +1,6 @@
 """A few thousand generated requests against a real `roomc serve` (bench/fuzz.py runs 100,000)."""
 import importlib.util
+import sys
 
 import pytest
 
@@ -12,6 +13,7 @@ def load_fuzz():
     spec = importlib.util.spec_from_file_location("roomc_bench_fuzz", ROOT / "bench" / "fuzz.py")
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # its dataclasses look their module up there
     spec.loader.exec_module(module)
     return module
 
