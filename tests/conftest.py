@@ -1,6 +1,7 @@
 """Shared fixtures: Flask's app/client/runner trio, a lint helper, and paths to the examples."""
 from __future__ import annotations
 
+import json
 import os
 import textwrap
 from collections.abc import Iterator
@@ -81,3 +82,19 @@ def app(rooms_table, store, settings):
 @pytest.fixture
 def client(app):
     return app.test_client()
+
+
+@pytest.fixture(autouse=True)
+def sdk_contract(tmp_path, monkeypatch):
+    """Every response any local Sautikit gives in any test (in process or a `roomc sautikit-local` process) is
+    logged and checked against the official SDK's types and the platform's error envelope."""
+    from roomc.sautikit.local_server import RESPONSE_LOG
+
+    from .sautikit.contract import contract_problems
+
+    log = tmp_path / "sautikit-responses.jsonl"
+    monkeypatch.setenv(RESPONSE_LOG, str(log))
+    yield log
+    lines = [json.loads(line) for line in log.read_text().splitlines()] if log.exists() else []
+    problems = contract_problems(lines)
+    assert not problems, "the local Sautikit broke the SDK's contract:\n" + "\n".join(problems[:20])

@@ -1,5 +1,5 @@
 """The local Sautikit's calls API as the official SDK (sautikit-node v0.5.0) expects it; every response is also
-checked against the SDK's types by the `sdk_contract` fixture (conftest.py)."""
+checked against the SDK's types by the `sdk_contract` fixture (tests/conftest.py)."""
 from urllib.parse import parse_qs
 
 import pytest
@@ -7,7 +7,7 @@ import pytest
 from roomc.sautikit.engine import Platform, VirtualClock
 from roomc.sautikit.local_server import RECORDING_TTL, create_local_app
 
-from .conftest import contract_problems
+from .contract import contract_problems
 
 KEY = "tsk_live_local"
 AUTH = {"Authorization": f"Bearer {KEY}"}
