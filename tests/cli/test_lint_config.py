@@ -215,3 +215,14 @@ def test_colour_on_a_real_terminal_unless_no_color():
     env = {k: "" for k in ("NO_COLOR", "FORCE_COLOR")}
     assert "\x1b[31m" in _on_a_terminal("lint", case, "--no-config", env=env)
     assert "\x1b[" not in _on_a_terminal("lint", case, "--no-config", env={**env, "NO_COLOR": "1"})
+
+
+def test_lint_does_not_load_the_runtime():
+    # `roomc lint` runs once per file in CI: Flask, granian and the runtime cost it start-up time for nothing.
+    code = ("import sys\nfrom roomc.cli import main\n"
+            "try:\n    main(['lint', 'rooms', '--no-config'])\nexcept SystemExit as exit:\n    assert exit.code == 0\n"
+            "print(sorted(m for m in sys.modules if m.split('.')[0] in ('flask', 'werkzeug', 'granian')"
+            " or m.startswith('roomc.runtime')))")
+    result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "[]"
