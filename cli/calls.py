@@ -176,14 +176,14 @@ def barge(call_id, paths, route, queries, public_url, db) -> None:
 
 def _switch_options(command):
     """One CLI option per platform reading (sautikit/readings.py), each defaulting to the engine's first reading."""
-    from roomc.sautikit.readings import CHOICES, Readings
+    from roomc.sautikit.readings import CHOICES, QUESTIONS, Readings
 
     defaults = Readings()
     for name in reversed(list(CHOICES)):
         choices = [str(c).lower() for c in CHOICES[name]]
         default = str(getattr(defaults, name)).lower()
         command = click.option(f"--{name.replace('_', '-')}", name, type=click.Choice(choices), default=None,
-                               help=f"Platform reading (default {default}); see docs/simulate.md.")(command)
+                               help=f"{QUESTIONS[name]} Default {default}.")(command)
     return command
 
 

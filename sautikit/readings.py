@@ -30,6 +30,19 @@ CHOICES: dict[str, tuple[Any, ...]] = {
     "voice_body": ("form", "json"),
 }
 
+# The platform question each switch answers (CLI help; docs/simulate.md says more).
+QUESTIONS: dict[str, str] = {
+    "digits_to": "Where collected digits are POSTed: the URL that asked, or the call's voice_callback_url.",
+    "events_signed": "Whether conference status events carry X-Sautikit-Signature.",
+    "event_shape": "How a conference status event is spelled.",
+    "start_on_enter_default": "What an unset startOnEnter means.",
+    "retry_resign": "Whether a retried event is signed afresh or keeps its first `t`.",
+    "retry_schedule": "When failed event deliveries are retried: back to back, or over hours (8 attempts).",
+    "redirect_own_server": "Whether the PBX follows a redirect to a URL Sautikit does not own.",
+    "call_events": "Whether call.answered/completed/failed reach the number's events_url.",
+    "voice_body": "Whether voice callbacks are form-encoded or JSON.",
+}
+
 
 @dataclass(frozen=True)
 class Readings:

@@ -92,20 +92,21 @@ def run(path: str | Path, *, realtime: bool = False, rounding: str | None = None
     # The app's callback URLs need the port, and the port is known once the socket is bound.
     served: dict[str, Any] = {}
     server = make_server("127.0.0.1", 0, lambda environ, start: served["app"](environ, start), threaded=True)
+    serving = threading.Thread(target=server.serve_forever, daemon=True)
     base = f"http://127.0.0.1:{server.server_port}"
-    served["app"] = create_app(compilation.table, store=store, settings=Settings(
-        public_url=base, signing_secret=SECRET,
-        secrets={k: str(v) for k, v in (scenario.get("secrets") or {}).items()}))
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    events_url = routing.get("events_url")
-    if events_url and str(events_url).startswith("/"):
-        events_url = base + str(events_url)  # a route of the policy, on the runtime being simulated
-    engine = Platform(ScaledClock(1.0) if realtime else VirtualClock(), secret=SECRET,
-                      rounding=rounding or scenario.get("billing", "per-second"),
-                      recording_base="https://recordings.sautikit.local", epoch=_epoch(scenario),
-                      readings=readings, events_url=events_url)
-    number = str(scenario.get("number", "+254700000001"))
     try:
+        served["app"] = create_app(compilation.table, store=store, settings=Settings(
+            public_url=base, signing_secret=SECRET,
+            secrets={k: str(v) for k, v in (scenario.get("secrets") or {}).items()}))
+        serving.start()
+        events_url = routing.get("events_url")
+        if events_url and str(events_url).startswith("/"):
+            events_url = base + str(events_url)  # a route of the policy, on the runtime being simulated
+        engine = Platform(ScaledClock(1.0) if realtime else VirtualClock(), secret=SECRET,
+                          rounding=rounding or scenario.get("billing", "per-second"),
+                          recording_base="https://recordings.sautikit.local", epoch=_epoch(scenario),
+                          readings=readings, events_url=events_url)
+        number = str(scenario.get("number", "+254700000001"))
         for index, call in enumerate(scenario["calls"]):
             if not isinstance(call, dict) or "route" not in call:
                 raise ScenarioError(f"call {index + 1}: needs at least `route`")
@@ -115,15 +116,18 @@ def run(path: str | Path, *, realtime: bool = False, rounding: str | None = None
             url = base + call["route"] + ("?" + urlencode(query) if query else "")
             direction = call.get("direction", "outbound")
             engine.place_call(local=number, remote=str(call.get("number", f"+2547330{index:05d}")), url=url,
-                                direction=direction, label=str(call.get("name", f"caller-{index + 1}")),
-                                digits=[str(d) for d in call.get("digits") or []],
-                                hangup_after=call.get("hangupAfter"), when=float(call.get("at", 0)))
+                              direction=direction, label=str(call.get("name", f"caller-{index + 1}")),
+                              digits=[str(d) for d in call.get("digits") or []],
+                              hangup_after=call.get("hangupAfter"), when=float(call.get("at", 0)))
         engine.run_until_idle()
-    finally:
-        server.shutdown()
-    names = sorted({e.room for e in engine.timeline if e.room})
-    with store:
+        names = sorted({e.room for e in engine.timeline if e.room})
         rooms = {name: store.room(name) for name in names}
+    finally:
+        # Whatever failed, nothing is left listening or open: the socket, the server thread, the store.
+        if serving.is_alive():
+            server.shutdown()
+        server.server_close()
+        store.close()
     return Outcome({**report(engine), "platform": readings.as_dict()}, rooms)
 
 

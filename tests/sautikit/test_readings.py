@@ -179,3 +179,14 @@ def test_a_scenario_runs_under_its_platform_section_and_overrides():
     assert outcome.report["platform"]["event_shape"] == "thirdparty"
     assert outcome.report["platform"]["start_on_enter_default"] is False
     assert run(bridge).report["platform"] == Readings().as_dict()
+
+
+def test_every_switch_is_an_option_and_documented(invoke):
+    from roomc.sautikit.readings import CHOICES, QUESTIONS
+
+    from ..conftest import ROOT
+
+    page = (ROOT / "docs" / "simulate.md").read_text()
+    help_text = invoke("sautikit-local", "--help").output
+    for name in CHOICES:
+        assert f"| `{name}` |" in page and f"--{name.replace('_', '-')}" in help_text and name in QUESTIONS

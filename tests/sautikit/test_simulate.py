@@ -122,3 +122,14 @@ def test_a_silent_room_is_explained():
     text = render_text(run(ROOMS / "scenarios" / "dial-in-bridge.yaml"))
     assert "bridge-123456: started 00:02:17, ended 00:12:00, 3 joined" in text
     assert "the policy subscribes no status events, so the platform sent none" in text
+
+
+def test_a_scenario_that_fails_midway_leaves_nothing_open(tmp_path):
+    bad = tmp_path / "s.yaml"
+    bad.write_text(f"policy: {ROOMS / 'town-hall.yaml'}\ncalls:\n  - {{name: a, route: /townhall/join}}\n"
+                   "  - {name: b, route: /nowhere}\n")
+    with pytest.raises(ScenarioError, match="no route '/nowhere'"):
+        run(bad)
+    import gc
+
+    gc.collect()  # an unclosed socket or store would surface here as an unraisable ResourceWarning (an error)
