@@ -114,7 +114,7 @@ def main() -> None:
 @main.command()
 @click.argument("paths", nargs=-1, type=click.Path())
 @click.option("--format", "fmt", type=click.Choice(FORMATS), default=None,
-              help="Output format (default text; github when GITHUB_ACTIONS=true).")
+              help="Output format (default text; github when GITHUB_ACTIONS=true). concise: one line per finding.")
 @click.option("--fail-on", type=click.Choice(config_files.FAIL_ON), default=None,
               help="Lowest severity that makes the exit code 1.  [default: error]")
 @click.option("--select", multiple=True, metavar="CODES",
@@ -149,7 +149,7 @@ def lint(paths: tuple[str, ...], fmt: str | None, fail_on: str | None, select: t
     from roomc.compiler.selection import select_diagnostics
 
     shown = sort_diagnostics(select_diagnostics(found, chosen_select, chosen_ignore, frozenset(unchecked)))
-    colour = fmt == "text" and use_color(color, sys.stdout)
+    colour = fmt in ("text", "concise") and use_color(color, sys.stdout)
     output = REPORTERS[fmt](shown, Options(sources=sources, color=colour))
     if output:
         click.echo(output, nl=False, color=colour)

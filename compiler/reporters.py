@@ -74,7 +74,8 @@ def text(diagnostics: list[Diagnostic], options: Options = NO_OPTIONS) -> str:
     for d in diagnostics:
         source = _source_lines(options, cache, d.span.file)
         if source is None:
-            lines.append(f"{safe(d.span.file)}:{d.span.line}:{d.span.column}: {d.severity.value} [{d.code}] "
+            label = _style(f"{d.severity.value} [{d.code}]", options, fg=_SEVERITY_COLOUR[d.severity], bold=True)
+            lines.append(f"{_style(safe(d.span.file), options, bold=True)}:{d.span.line}:{d.span.column}: {label} "
                          f"{safe(d.full_message)}")
         else:
             lines += _full(d, source, options)
@@ -86,6 +87,11 @@ def text(diagnostics: list[Diagnostic], options: Options = NO_OPTIONS) -> str:
 def _line(options: Options, cache: dict[str, list[str]], d: Diagnostic) -> str | None:
     lines = _source_lines(options, cache, d.span.file)
     return lines[d.span.line - 1] if lines and 0 < d.span.line <= len(lines) else None
+
+
+def concise(diagnostics: list[Diagnostic], options: Options = NO_OPTIONS) -> str:
+    """One line per finding and no source lines (for grep and editors' problem matchers), coloured like text."""
+    return text(diagnostics, Options(color=options.color))
 
 
 def as_json(diagnostics: list[Diagnostic], options: Options = NO_OPTIONS) -> str:
@@ -122,4 +128,5 @@ def sarif(diagnostics: list[Diagnostic], options: Options = NO_OPTIONS) -> str:
 
 
 Reporter = Callable[[list[Diagnostic], Options], str]
-REPORTERS: dict[str, Reporter] = {"text": text, "json": as_json, "github": github, "sarif": sarif}
+REPORTERS: dict[str, Reporter] = {"text": text, "concise": concise, "json": as_json, "github": github,
+                                   "sarif": sarif}

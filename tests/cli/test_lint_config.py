@@ -112,7 +112,7 @@ def test_explicit_config_file(invoke, project):
     ('select = "RC2\n', "roomc.toml: not valid TOML: "),
     ("select = [2]\n", "roomc.toml: 'select' must be a list of codes or prefixes"),
     ('fail-on = "info"\n', "roomc.toml: 'fail-on' must be one of error, warning, not 'info'"),
-    ('format = "xml"\n', "roomc.toml: 'format' must be one of github, json, sarif, text, not 'xml'"),
+    ('format = "xml"\n', "roomc.toml: 'format' must be one of concise, github, json, sarif, text, not 'xml'"),
     ('ignore = ["RC999"]\n', "ignore: unknown code or prefix 'RC999'"),
 ])
 def test_a_bad_config_file_is_a_clear_usage_error(invoke, project, text, message):

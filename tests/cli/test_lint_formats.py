@@ -17,6 +17,7 @@ SARIF_SCHEMA = Path(__file__).parent / "sarif-schema-2.1.0.json"
 FORMATS = {
     "lint.txt": ["--format", "text", "--color", "never"],
     "lint-color.txt": ["--format", "text", "--color", "always"],
+    "lint.concise": ["--format", "concise", "--color", "never"],
     "lint.json": ["--format", "json"],
     "lint.github": ["--format", "github"],
     "lint.sarif": ["--format", "sarif"],
