@@ -145,3 +145,15 @@ def test_readme_names_every_json_key(invoke, monkeypatch):
     keys = json.loads(lint(invoke, "--format", "json").stdout)[0].keys()
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
     assert "`{" + ", ".join(keys) + "}`" in readme.replace("\n", " ")
+
+
+def test_sarif_rule_help_is_what_the_rules_page_says():
+    from roomc.compiler.sarif import catalogue
+
+    page = (ROOT / "docs" / "rules.md").read_text(encoding="utf-8")
+    for code, doc in catalogue().items():
+        assert f"| {code} | {doc.name} | {doc.severity.value} |" in page, code
+        if doc.failing:
+            section = page.split(f"## {code} {doc.name}\n", 1)[1].split("\n## ", 1)[0]
+            assert f"```yaml\n{doc.failing}\n```" in section and f"```yaml\n{doc.passing}\n```" in section, code
+            assert " ".join(section.split()).startswith(f"{doc.summary} {doc.why}"), code
