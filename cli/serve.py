@@ -98,7 +98,7 @@ def serve(paths: tuple[str, ...], host: str, port: int, db: str, workers: int, b
     if problem:
         raise Failure(f"{problem}; choose another --port or stop what is listening there")
     table = load_table(paths or ("rooms",))
-    from roomc.runtime.app import MissingSecret, Settings
+    from roomc.runtime.app import MissingSecret, Settings, own_route_links
 
     if allow_unsigned:
         if not _loopback(host):
@@ -111,6 +111,10 @@ def serve(paths: tuple[str, ...], host: str, port: int, db: str, workers: int, b
         settings = Settings.from_env(table)  # the same reading every worker makes, checked once up front
     except (MissingSecret, ValueError) as exc:
         raise Failure(str(exc)) from None
+    relative = own_route_links(table) if not settings.public_url else []
+    if relative:
+        raise Failure(f"the table links to its own routes ({', '.join(relative[:3])}) but has no public URL, so the "
+                      "platform would get callback URLs with no host: set ROOMC_PUBLIC_URL (or server.publicUrl)")
     if settings.signing_secret is None:
         _say(log_format, "WARNING", "roomc: WARNING: SIGNATURES OFF: requests are not verified; anyone who can reach "
              "this server can choose their role" + (" (--allow-unsigned)" if allow_unsigned else

@@ -35,6 +35,9 @@ def merge(sources: list[SourceFile]) -> tuple[dict, dict, dict, list[Diagnostic]
                 continue
             target = merged.setdefault(section, {})
             for key, value in entries.items():
+                if key in target and section == "server" and target[key] == value:
+                    # Files of one deployment may each name its public URL (so each also works alone).
+                    continue
                 if key in target:
                     first = key_spans[(section, key)]
                     here = source.key_spans.get((section, key), source.span((section, key)))

@@ -69,8 +69,9 @@ def conference(policy: Policy, room: Room, role: Role) -> dict:
     # Never left to the PBX: the SDK and the docs disagree on what unset means (docs/language.md).
     out["startOnEnter"] = room.start_on_enter(role)
     out["endOnExit"] = room.end_on_exit(role)
-    if "statusEventsCallbackUrl" not in out and policy.events_route:
-        out["statusEventsCallbackUrl"] = {"$url": {"route": policy.events_route, "query": {}}}
+    events_route = policy.events_route_for(room)
+    if "statusEventsCallbackUrl" not in out and events_route:
+        out["statusEventsCallbackUrl"] = {"$url": {"route": events_route, "query": {}}}
     if room.capacity:
         # Uncounted roles (supervisors) get their own seats on top, so the platform never stalls them.
         out["maxParticipants"] = room.capacity + room.extra_seats

@@ -144,3 +144,8 @@ class Policy:
     @property
     def events_route(self) -> str | None:
         return next((r.path for r in self.routes.values() if r.kind == "events"), None)
+
+    def events_route_for(self, room: Room) -> str | None:
+        """Where a room's status events go by default: an events route of its own file, else the policy's first."""
+        own = sorted(r.path for r in self.routes.values() if r.kind == "events" and r.span.file == room.span.file)
+        return own[0] if own else self.events_route

@@ -100,6 +100,24 @@ def _seconds(env, name: str, default: float) -> float:
     return value
 
 
+def own_route_links(table: dict) -> list[str]:
+    """The routes a table's answers link to under the public URL (status events, redirects), sorted."""
+    found: set[str] = set()
+
+    def walk(node: object) -> None:
+        if isinstance(node, dict):
+            url = node.get("$url")
+            if isinstance(url, dict) and "route" in url:
+                found.add(url["route"])
+            for value in node.values():
+                walk(value)
+        elif isinstance(node, list):
+            for value in node:
+                walk(value)
+    walk([table.get("rooms"), table.get("flows"), table["server"].get("fallback")])
+    return sorted(found)
+
+
 def _platform_settings(table: dict, env) -> dict:
     """How roomc meets the platform's undocumented corners: the events signature mode and the calls API."""
     mode = (env.get("ROOMC_EVENTS_SIGNATURE") or table["server"].get("eventsSignature")

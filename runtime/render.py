@@ -19,6 +19,9 @@ from .calls import TOKEN_PARAM, events_token
 ROOM_NAME = re.compile(r"[A-Za-z0-9._-]{1,64}")
 E164 = re.compile(r"\+[1-9][0-9]{6,14}")
 MAX_JOIN_DEPTH = 4
+# Redirects to the policy's own routes are answered inline, at most this many per answer; past
+# that (a flow that redirects to itself for ever), the redirect itself is emitted.
+MAX_INLINE = 3
 BAD_ROOM = [{"say": {"text": "Sorry, that meeting number is not valid."}}, {"hangup": {}}]
 NO_ROLE = [{"say": {"text": "Sorry, you cannot join this meeting."}}, {"hangup": {}}]
 
@@ -111,14 +114,29 @@ class Responder:
             return url
         return render
 
+    def _own_route(self, item: dict) -> tuple[str, list] | None:
+        """(route, query nodes) when `item` redirects to a join or flow route of this policy."""
+        redirect = item.get("redirect")
+        url = redirect.get("url") if isinstance(redirect, dict) else None
+        spec = url.get("$url") if isinstance(url, dict) else None
+        if not isinstance(spec, dict) or self.routes.get(spec.get("route", ""), {}).get("kind") not in ("flow", "join"):
+            return None
+        return spec["route"], [(k, *self.node(v, "query")) for k, v in spec.get("query", {}).items()]
+
     def actions(self, templates: list) -> Callable[[dict, "Answer", int], list]:
-        """An action list as a function; `$join` items splice in the joined room's answer."""
+        """An action list as a function; `$join` items splice in the joined room's answer, and a redirect
+        to a route of this policy splices in that route's answer (no round trip, and nothing for the PBX
+        to refuse: the redirect page says it may refuse URLs that are not Sautikit's)."""
         steps: list[tuple[str, Any]] = []
         for item in templates:
             if "$join" in item:
                 steps.append(("join", item["$join"]))
                 continue
             constant, value = self.node(item)
+            own = self._own_route(item)
+            if own is not None:
+                steps.append(("inline", (own, constant, value)))
+                continue
             steps.append(("const" if constant else "render", value))
 
         def run(context: dict, answer: "Answer", depth: int) -> list:
@@ -128,10 +146,30 @@ class Responder:
                     out.append(value)
                 elif kind == "render":
                     out.append(value(context))
+                elif kind == "inline":
+                    (route, query), constant, redirect = value
+                    # Digits keyed at a getDigits before the redirect belong to this step, not the target's.
+                    if answer.inlined >= MAX_INLINE or any("getDigits" in a for a in out):
+                        out.append(redirect if constant else redirect(context))
+                        return out
+                    answer.inlined += 1
+                    out.extend(self.inline(route, {k: v if c else v(context) for k, c, v in query}, context,
+                                           answer, depth))
+                    return out  # nothing after a redirect ever runs
                 else:
                     out.extend(self.rooms[value["room"]].join(context, answer, value.get("role"), depth + 1))
             return out
         return run
+
+    def inline(self, route: str, query: dict, context: dict, answer: "Answer", depth: int) -> list:
+        """What `route` answers a fresh request (no digits) carrying `query`, as the redirect would have fetched."""
+        answer.note(f"redirect to {route} answered inline")
+        spec = self.routes[route]
+        target = {"query": query, "call": {**context["call"], "digits": ""}, "secret": context["secret"]}
+        if spec["kind"] == "flow":
+            answer.step = (route, query)
+            return self.flows[spec["flow"]].run(target, answer, False)
+        return self.rooms[spec["room"]].join(target, answer, spec.get("role"), depth + 1)
 
     # -- answering -----------------------------------------------------------
     def answer(self, path: str, query: dict, call: dict, *, digits_sent: bool, seats: Seats,
@@ -172,6 +210,8 @@ class Answer:
     failed: bool = False
     error: str | None = None
     joins: list[tuple[str, str]] = field(default_factory=list)  # (room definition, admitted|full|bad_name|no_role)
+    step: tuple[str, dict] | None = None  # the flow route (and query) an inlined redirect reached
+    inlined: int = 0
 
     def note(self, line: str) -> None:
         if self.trace is not None:

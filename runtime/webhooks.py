@@ -157,10 +157,11 @@ class VoiceRoute(Webhook):
                 self.grant_redirects(call_id, answer.actions, deadline)
             if answer.failed:
                 log.error("request %s %s answered with the fallback: %s", request_id, self.path, answer.error)
-            if call["id"] and self.responder.routes[path]["kind"] == "flow":
+            if call["id"] and (answer.step or self.responder.routes[path]["kind"] == "flow"):
                 waiting = calls.awaited_seconds(answer.actions)
                 if waiting is not None:
-                    calls.remember_step(store, call["id"], path, query, waiting)
+                    here, asked = answer.step or (path, query)
+                    calls.remember_step(store, call["id"], here, asked, waiting)
                 elif step is not None:
                     store.forget(calls.step_key(call["id"]))
             outcome = "fallback:render" if answer.failed else answer.joins[-1][1] if answer.joins else "answered"

@@ -3,10 +3,10 @@ from __future__ import annotations
 
 from types import ModuleType
 
-from . import (capacity_events, end_without_start, insecure_url, record_without_end, redirect_loop,
-               room_never_starts, secret_spoken, shadowed_role, shared_room_name, status_event_name,
-               template_syntax, template_undefined, too_many_actions, undefined_reference, unreachable,
-               unsigned_roles)
+from . import (capacity_events, end_without_start, insecure_url, record_without_end, recording_nowhere,
+               redirect_loop, relative_callback_url, room_never_starts, secret_spoken, shadowed_role,
+               shared_room_name, status_event_name, status_events_nowhere, template_syntax, template_undefined,
+               too_many_actions, undefined_reference, unreachable, unsigned_roles)
 
 RULES: tuple[ModuleType, ...] = (
     undefined_reference,
@@ -19,10 +19,13 @@ RULES: tuple[ModuleType, ...] = (
     status_event_name,
     capacity_events,
     shadowed_role,
+    status_events_nowhere,
+    recording_nowhere,
     template_syntax,
     template_undefined,
     secret_spoken,
     unsigned_roles,
     insecure_url,
+    relative_callback_url,
     too_many_actions,
 )

@@ -166,9 +166,9 @@ def test_compile_shows_warnings_without_failing(invoke, tmp_path, monkeypatch):
     assert result.exit_code == 0
     assert result.stdout == ""
     heads = [line for line in result.stderr.splitlines() if line.startswith("rooms/")]
-    assert [h.split(" [")[1].split("]")[0] for h in heads] == ["RC209", "RC401", "RC209"]
+    assert [h.split(" [")[1].split("]")[0] for h in heads] == ["RC401"]
     assert "   |               ^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^ RC401" in result.stderr
-    assert result.stderr.endswith(f"wrote {tmp_path / 'routes.json'} (2 routes)\n")
+    assert result.stderr.endswith(f"wrote {tmp_path / 'routes.json'} (3 routes)\n")
     assert (tmp_path / "routes.json").exists()
 
 

@@ -91,3 +91,23 @@ def test_allow_unsigned_is_loud_and_loopback_only(invoke, granian_argv, monkeypa
     monkeypatch.delenv("ROOMC_ALLOW_UNSIGNED")
     result = invoke("serve", str(ROOMS), "--port", str(free_port()))
     assert result.exit_code == 0 and "SIGNATURES OFF" not in result.output
+
+
+def test_serve_refuses_a_table_with_no_public_url_unless_roomc_public_url_is_set(invoke, granian_argv, monkeypatch,
+                                                                                  tmp_path):
+    """A table compiled with RC406 suppressed (or from an older roomc) would send `/townhall/events` to the platform."""
+    import json
+
+    from roomc.compiler import pipeline
+
+    table = pipeline.run([str(ROOMS / "town-hall.yaml")]).table
+    table["server"]["publicUrl"] = None
+    path = tmp_path / "routes.json"
+    path.write_text(json.dumps(table))
+    monkeypatch.delenv("ROOMC_PUBLIC_URL", raising=False)
+    refused = invoke("serve", str(path), "--port", str(free_port()))
+    assert refused.exit_code != 0 and "ROOMC_PUBLIC_URL" in refused.output and "/townhall/events" in refused.output
+    assert granian_argv == []
+    monkeypatch.setenv("ROOMC_PUBLIC_URL", "https://rooms.example.com")
+    assert invoke("serve", str(path), "--port", str(free_port())).exit_code == 0
+    assert len(granian_argv) == 1

@@ -57,7 +57,7 @@ def test_refuses_a_policy_with_errors(tmp_path):
 def test_capacity_leaves_seats_for_uncounted_roles(tmp_path):
     table = table_for(tmp_path, """
         roomc: 1
-        server: {signatureSecretEnv: S}
+        server: {signatureSecretEnv: S, publicUrl: "https://rooms.example.com"}
         rooms:
           r:
             name: "r-{{ query.room }}"

@@ -41,16 +41,21 @@ class TestDigitsAtTheNumbersUrl:
 
     def test_the_pin_posted_to_the_lobby_is_answered_by_the_pin_step(self, client, store):
         assert "getDigits" in post(client, "/lobby", CallId="sdk-1")[0]
-        redirect = post(client, "/lobby", CallId="sdk-1", Digits="123456")
-        assert redirect == [{"redirect": {"url": "https://rooms.example.com/pin?meeting=123456"}}]
-        prompt = post(client, "/pin", {"meeting": "123456"}, CallId="sdk-1")  # the platform follows the redirect
-        assert "getDigits" in prompt[0]
+        prompt = post(client, "/lobby", CallId="sdk-1", Digits="123456")  # /pin?meeting=123456, inline
+        assert "PIN" in prompt[0]["getDigits"]["nested"][0]["say"]["text"]
         host = post(client, "/lobby", CallId="sdk-1", Digits="4321")  # the PIN, at the number's URL
         assert conference(host)["name"] == "bridge-123456" and conference(host)["startOnEnter"] is True
         assert seat(store, "bridge-123456", "sdk-1")["role"] == "host"
         # The step is spent: the next digits at /lobby are a meeting number again, not a PIN.
         again = post(client, "/lobby", CallId="sdk-1", Digits="654321")
-        assert again == [{"redirect": {"url": "https://rooms.example.com/pin?meeting=654321"}}]
+        assert conference(again)["name"] == "bridge-654321"
+
+    def test_the_same_after_a_redirect_the_platform_followed(self, client, store):
+        post(client, "/lobby", CallId="sdk-2")
+        post(client, "/pin", {"meeting": "333333"}, CallId="sdk-2")  # e.g. a redirect emitted past the inline limit
+        host = post(client, "/lobby", CallId="sdk-2", Digits="4321")
+        assert conference(host)["name"] == "bridge-333333"
+        assert seat(store, "bridge-333333", "sdk-2")["role"] == "host"
 
     def test_a_six_digit_pin_is_not_taken_for_a_meeting_number(self, rooms_table, store):
         app = create_app(rooms_table, store=store, settings=Settings(
@@ -58,14 +63,12 @@ class TestDigitsAtTheNumbersUrl:
         client = app.test_client()
         post(client, "/lobby", CallId="six")
         post(client, "/lobby", CallId="six", Digits="123456")
-        post(client, "/pin", {"meeting": "123456"}, CallId="six")
         host = post(client, "/lobby", CallId="six", Digits="999999")
         assert conference(host)["name"] == "bridge-123456"
         assert seat(store, "bridge-123456", "six")["role"] == "host"
 
     def test_digits_at_the_steps_own_url_still_work(self, client, store):
         post(client, "/lobby", CallId="docs-1")
-        post(client, "/lobby", CallId="docs-1", Digits="123456")
         post(client, "/pin", {"meeting": "123456"}, CallId="docs-1")
         participant = post(client, "/pin", {"meeting": "123456"}, CallId="docs-1", Digits="")
         assert conference(participant)["name"] == "bridge-123456"
@@ -282,3 +285,23 @@ def test_sweeper_holds_live_calls_and_frees_ended_ones(calls_api, tmp_path):
                  if store.reserve("sw", p["callId"], "participant", counted=True, limit=3, ttl=5, muted=False,
                                   now=later).again}
         assert taken == {live.id}
+
+
+# -- redirects to your own server ----------------------------------------------------------
+def test_redirects_to_own_routes_are_answered_inline_and_loops_end_in_a_redirect(client):
+    """The redirect page says the PBX may refuse URLs that are not Sautikit's: roomc needs none on the way in."""
+    lobby = post(client, "/lobby", CallId="loop")
+    # A prompt, then (no digits) the lobby's redirect to itself: emitted, since digits keyed at the
+    # first prompt belong to it; nothing is inlined after a getDigits.
+    assert "getDigits" in lobby[0] and lobby[-1] == {"redirect": {"url": "https://rooms.example.com/lobby"}}
+    wrong = post(client, "/lobby", CallId="loop", Digits="12")
+    assert wrong[0] == {"say": {"text": "That meeting number is not valid."}}
+    assert "getDigits" in wrong[1]  # the lobby again, inline
+
+
+def test_explain_shows_the_inlined_answer(invoke):
+    from ..conftest import ROOMS
+
+    result = invoke("explain", str(ROOMS), "--route", "/lobby", "--form", "Digits=123456", "--secret", "HOST_PIN=1")
+    assert result.exit_code == 0, result.output
+    assert "redirect to /pin answered inline" in result.output and "getDigits" in result.output

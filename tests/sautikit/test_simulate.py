@@ -118,10 +118,17 @@ def test_the_summary_agrees_with_the_timeline(scenario, invoke):
         assert agrees or stored.group(3), f"{room}: the runtime's store disagrees and the summary does not say why"
 
 
-def test_a_silent_room_is_explained():
-    text = render_text(run(ROOMS / "scenarios" / "dial-in-bridge.yaml"))
+def test_a_silent_room_is_explained(tmp_path):
+    # The shipped bridge now has an events route (RC211); without one, the runtime never hears the room.
+    policy = (ROOMS / "dial-in-bridge.yaml").read_text().replace("  /bridge/events: events\n", "")
+    (tmp_path / "bridge.yaml").write_text(policy)
+    scenario = (ROOMS / "scenarios" / "dial-in-bridge.yaml").read_text().replace("../dial-in-bridge.yaml", "bridge.yaml")
+    (tmp_path / "scenario.yaml").write_text(scenario)
+    text = render_text(run(tmp_path / "scenario.yaml"))
     assert "bridge-123456: started 00:02:17, ended 00:12:00, 3 joined" in text
     assert "the policy subscribes no status events, so the platform sent none" in text
+    shipped = render_text(run(ROOMS / "scenarios" / "dial-in-bridge.yaml"))
+    assert "bridge-123456 in the runtime's store: 3 participant(s), started 20" in shipped
 
 
 def test_a_scenario_that_fails_midway_leaves_nothing_open(tmp_path):
