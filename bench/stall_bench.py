@@ -2,8 +2,8 @@
 
 `roomc serve` (its default shape) serves rooms/meeting.yaml. Each round runs wrk's join load
 (bench/webhook.lua) twice: once alone, once while 200 connections stall against the same
-server (a quarter each: headers then no body, a partial body, a chunked body that stops,
-slowloris headers trickled a byte a second). The server closes stalled connections at its
+server (a fifth each: headers then no body, a partial body, a chunked body that stops,
+slowloris headers trickled a byte a second, a connection that never sends a byte). The server closes stalled connections at its
 deadlines; the attacker opens new ones at once, so 200 are stalled throughout. (wrk does not
 sign, so the server runs with --allow-unsigned, as serve_bench.py does.) Meanwhile
 /healthz is asked every 50 ms on a connection of its own. Targets (issue 9): wrk's p99 with
@@ -28,13 +28,15 @@ from pathlib import Path
 
 from serve_bench import ROOT, free_port, wait_until_up, wrk  # bench/ is on sys.path when run as a script
 
-KINDS = ("headers-only", "partial-body", "chunked", "slowloris")
+KINDS = ("headers-only", "partial-body", "chunked", "slowloris", "idle")
 
 
 def open_stalled(port: int, kind: str) -> socket.socket:
     """A connection that starts a request and stops sending."""
     sock = socket.create_connection(("127.0.0.1", port))
     sock.setblocking(False)
+    if kind == "idle":
+        return sock  # connected, never a byte
     request = {
         "headers-only": b"POST /conference/join?room=stall HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n",
         "partial-body": b"POST /conference/join HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\nCallSid=",

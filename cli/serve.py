@@ -23,6 +23,28 @@ HEADER_READ_TIMEOUT_MS = 5000
 DEFAULT_BODY_TIMEOUT = 5.0
 
 
+def connections_per_worker(workers: int) -> int:
+    """Open connections each granian worker may hold (its `--backpressure`): as many as file descriptors allow.
+
+    granian counts every open connection against this limit, even one that has not sent a byte
+    (and such a connection is never timed out), so its default (1,024 a server) let 1,024 idle
+    sockets from anyone stop every caller. The soft file-descriptor limit is raised to the hard
+    one (granian's workers inherit it), and the connections share it, keeping 256 for the rest.
+    """
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft != resource.RLIM_INFINITY and (hard == resource.RLIM_INFINITY or soft < hard):
+        wanted = 1 << 20 if hard == resource.RLIM_INFINITY else hard
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, hard))
+            soft = wanted
+        except (ValueError, OSError):
+            pass
+    available = 1 << 20 if soft == resource.RLIM_INFINITY else soft
+    return max(1024, (available - 256) // max(1, workers))
+
+
 def port_problem(host: str, port: int) -> str | None:
     """Why `host:port` cannot be listened on, or None.
 
@@ -159,6 +181,7 @@ def serve(paths: tuple[str, ...], host: str, port: int, db: str, workers: int, b
     os.execv(sys.executable, [sys.executable, "-m", "granian", "--interface", "rsgi", "--host", host,
                               "--port", str(port), "--workers", str(workers), "--no-access-log",
                               "--http1-header-read-timeout", str(HEADER_READ_TIMEOUT_MS),
+                              "--backpressure", str(connections_per_worker(workers)),
                               "--workers-kill-timeout", "5",
                               # Without this, one worker's death stops the whole server and every caller hears silence.
                               "--respawn-failed-workers", "--respawn-interval", "0.5",

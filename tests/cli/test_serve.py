@@ -45,6 +45,7 @@ def test_serve_hands_granian_rsgi_with_read_deadlines_and_respawn(invoke, grania
     assert flag["--interface"] == "rsgi" and argv[-1] == "roomc.runtime.wsgi:rsgi"
     assert flag["--workers"] == "2" and flag["--port"] == str(port)
     assert flag["--http1-header-read-timeout"] == str(serve_module.HEADER_READ_TIMEOUT_MS)
+    assert int(flag["--backpressure"]) >= 1024  # granian's default, per server; now per worker, up to the fd limit
     assert "--respawn-failed-workers" in argv
     assert os.environ["ROOMC_TABLE"].endswith("serve-routes.json")
     assert os.environ["ROOMC_REQUEST_THREADS"] == "1" and float(os.environ["ROOMC_BODY_TIMEOUT"]) == 5.0

@@ -1,6 +1,7 @@
 """The real server process: HTTP end to end, exact capacity across two workers, restarts."""
 import json
 import os
+import resource
 import signal
 import socket
 import subprocess
@@ -123,6 +124,8 @@ def test_a_worker_that_dies_is_replaced_and_its_seats_kept(table_file, tmp_path)
 def _stall(port: int, kind: str) -> socket.socket:
     """A connection that starts a request and then stops sending, as a slow or hostile client does."""
     sock = socket.create_connection(("127.0.0.1", port))
+    if kind == "idle":  # connected, never a byte: granian never times these out
+        return sock
     if kind == "headers-only":  # a declared body that never comes
         sock.sendall(b"POST /conference/join?room=stall HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n")
     elif kind == "partial-body":  # the reproducer of issue 9
@@ -140,8 +143,8 @@ def test_stalled_clients_hold_no_one_up(table_file, tmp_path):
     server = Server(table_file, tmp_path / "roomc.db", workers=1).start()
     stalled: list[socket.socket] = []
     try:
-        for i in range(120):
-            stalled.append(_stall(server.port, ("headers-only", "partial-body", "chunked", "slowloris")[i % 4]))
+        for i in range(150):
+            stalled.append(_stall(server.port, ("headers-only", "partial-body", "chunked", "slowloris", "idle")[i % 5]))
         time.sleep(0.3)  # every stalled request has reached the server
         for i in range(5):
             started = time.monotonic()
@@ -150,13 +153,37 @@ def test_stalled_clients_hold_no_one_up(table_file, tmp_path):
             assert status == 200 and "conference" in body["actions"][-1]
             assert time.monotonic() - started < 1.0, "a caller waited on a stalled stranger"
         # A slowloris keeps trickling header bytes; callers are still answered at once.
-        for sock in stalled[3::4]:
+        for sock in stalled[3::5]:
             sock.sendall(b"b")
         started = time.monotonic()
         assert server.post_form("/conference/join?room=open", "CallId=late")[0] == 200
         assert time.monotonic() - started < 1.0
     finally:
         for sock in stalled:
+            sock.close()
+        server.stop()
+
+
+def test_more_idle_connections_than_granians_default_limit_stop_no_one(table_file, tmp_path):
+    # granian counts every open connection against --backpressure, even one that never sends a
+    # byte and is never timed out; its default (1,024) let that many idle sockets stop the server.
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < 2500 <= hard or hard == resource.RLIM_INFINITY:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (4096 if hard == resource.RLIM_INFINITY else min(hard, 4096), hard))
+    elif soft < 2500:
+        pytest.skip(f"this machine allows {hard} open files; the test needs 2,500")
+    server = Server(table_file, tmp_path / "roomc.db", workers=1).start()
+    idle: list[socket.socket] = []
+    try:
+        for _ in range(1100):
+            idle.append(_stall(server.port, "idle"))
+        time.sleep(0.5)
+        started = time.monotonic()
+        assert server.get("/healthz")[0] == 200
+        assert server.post_form("/conference/join?room=idle", "CallId=c1")[0] == 200
+        assert time.monotonic() - started < 1.0, "callers waited behind idle connections"
+    finally:
+        for sock in idle:
             sock.close()
         server.stop()
 
