@@ -12,7 +12,7 @@ DB ?= roomc.db
 UNSIGNED ?= $(if $(SAUTIKIT_VOICE_SECRET),,--allow-unsigned)
 CHROMEDRIVER := /usr/bin/chromedriver
 
-.PHONY: install serve test lint compile bench clean
+.PHONY: install serve test lint compile bench clean postgresql
 
 $(STAMP): pyproject.toml
 	python3 -m venv $(VENV)
@@ -25,9 +25,17 @@ install: $(STAMP)
 serve: $(STAMP)
 	$(VENV)/bin/roomc lint $(ROOMS)
 	$(VENV)/bin/roomc compile $(ROOMS) -o build/routes.json
+	$(VENV)/bin/roomc db upgrade --db $(DB)
 	$(VENV)/bin/roomc serve build/routes.json --host $(HOST) --port $(PORT) --db $(DB) $(UNSIGNED)
 
-test: $(STAMP) $(CHROMEDRIVER)
+# The store tests run against a real PostgreSQL the suite starts itself (tests/pg.py); install
+# the server binaries when they are missing, the way CI does, so that half never silently skips.
+postgresql:
+	@command -v pg_config >/dev/null 2>&1 && [ -x "$$(pg_config --bindir)/initdb" ] || ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || \
+	  { SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); $$SUDO apt-get update -qq && \
+	    DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq postgresql; }
+
+test: $(STAMP) $(CHROMEDRIVER) postgresql
 	$(PY) -m pytest -q
 
 # The live room page is tested in Debian's headless Chromium (tests/runtime/test_live_page.py).

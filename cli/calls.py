@@ -67,7 +67,7 @@ def _db_path(db: str | None) -> str:
 
 def _dial(paths: tuple[str, ...], route: str, queries: tuple[str, ...], to: str, from_: str, public_url: str | None,
           db: str | None = None) -> dict:
-    from roomc.runtime.store import SQLiteStore
+    from roomc.runtime.storage import open_store
 
     _e164(to, "--to")
     _e164(from_, "--from")
@@ -100,7 +100,7 @@ def _dial(paths: tuple[str, ...], route: str, queries: tuple[str, ...], to: str,
     created = _call(client.create_call, from_=from_, to=to, voice_callback_url=url,
                     client_request_id=room_tag(room) + uuid.uuid4().hex[:8])
     if created.get("call_id"):
-        with SQLiteStore(_db_path(db)) as store:
+        with open_store(_db_path(db)) as store:
             store.record_dialled_call(room, created["call_id"], role=role, session_id=created.get("session_id"),
                                       to=to)
     return created | {"room": room, "role": role, "url": url}
@@ -130,10 +130,10 @@ def dial(paths, route, queries, to, from_, public_url, db) -> None:
 @DB_OPTION
 def calls(room: str, fmt: str, db: str | None) -> None:
     """The calls `roomc dial` placed into one room, with their status and duration from the calls API."""
-    from roomc.runtime.store import SQLiteStore
+    from roomc.runtime.storage import open_store
     from roomc.sautikit.client import SautikitError
 
-    with SQLiteStore(_db_path(db)) as store:
+    with open_store(_db_path(db)) as store:
         dialled = store.dialled_calls(room)
     found: list[dict] = []
     client = _client() if dialled else None  # no key needed to learn that nothing was dialled
@@ -150,7 +150,9 @@ def calls(room: str, fmt: str, db: str | None) -> None:
         click.echo(json.dumps({"room": room, "calls": found}, indent=2))
         return
     if not found:
-        click.echo(f"no calls dialled into {room} (recorded in {_db_path(db)})")
+        from roomc.runtime.storage import describe
+
+        click.echo(f"no calls dialled into {room} (recorded in {describe(_db_path(db))})")
     for c in found:
         duration = c.get("duration_seconds")
         click.echo(f"{c['id']}  {c['remote_e164']:<14} {c['role'] or '-':<12} {c['status']:<10} "
@@ -223,14 +225,17 @@ def sautikit_local(host, port, speed, api_key, secret_env, rounding, events_url,
               help="Billing rounding (default: the scenario's `billing`, else per-second).")
 @click.option("--platform", "switches", multiple=True, metavar="SWITCH=VALUE",
               help="Override a platform reading of the scenario, e.g. digits_to=voice-callback-url.")
-def simulate(scenario, fmt, realtime, rounding, switches) -> None:
+@click.option("--db", default=None, help="Store the runtime uses: a SQLite file or a postgresql:// URL of an empty "
+                                         "database (default: a new SQLite file in a temporary folder).")
+def simulate(scenario, fmt, realtime, rounding, switches, db) -> None:
     """Run a scenario through the local Sautikit and the real runtime: a timeline and a bill."""
+    from roomc.runtime.storage import SchemaMismatch
     from roomc.sautikit.simulate import ScenarioError, render_text, run
 
     try:
         outcome = run(scenario, realtime=realtime, rounding=rounding,
-                      platform=parse_pairs(switches, "--platform"))
-    except ScenarioError as exc:
+                      platform=parse_pairs(switches, "--platform"), db=db)
+    except (ScenarioError, SchemaMismatch) as exc:
         raise Failure(str(exc)) from None
     if fmt == "json":
         click.echo(json.dumps({**outcome.report, "rooms": outcome.rooms}, indent=2))

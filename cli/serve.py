@@ -6,6 +6,7 @@ import json
 import os
 import socket
 import sys
+import tempfile
 from pathlib import Path
 
 import click
@@ -100,7 +101,7 @@ def _say(log_format: str, level: str, message: str) -> None:
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=8000, show_default=True, type=int)
 @click.option("--db", default=lambda: os.environ.get("ROOMC_DB", "roomc.db"), show_default="roomc.db or $ROOMC_DB",
-              help="SQLite file for seats, participants and events.")
+              help="The store: a SQLite file, or postgresql://USER@HOST:PORT/DB shared by many instances.")
 @click.option("--workers", default=default_workers, show_default="one per two cores, at least 1", type=int,
               help="Worker processes (granian); a worker that dies is replaced.")
 @click.option("--blocking-threads", default=DEFAULT_BLOCKING_THREADS, show_default=True,
@@ -145,11 +146,12 @@ def serve(paths: tuple[str, ...], host: str, port: int, db: str, workers: int, b
     if not (len(paths) == 1 and paths[0].endswith(".json")):
         table_path.parent.mkdir(parents=True, exist_ok=True)
         table_path.write_text(emit(table), encoding="utf-8")
-    from roomc.runtime.store import SQLiteStore
+    from roomc.runtime.storage import describe, is_url
 
-    SQLiteStore(db)  # create the file and its tables once, before workers race to do it
+    # Once, before workers race to: an empty store is given the schema, any other version refused.
+    check_store(db)
     os.environ["ROOMC_TABLE"] = str(table_path.resolve())
-    os.environ["ROOMC_DB"] = str(Path(db).resolve())
+    os.environ["ROOMC_DB"] = db if is_url(db) else str(Path(db).resolve())
     os.environ["ROOMC_BODY_TIMEOUT"] = str(body_timeout)
     os.environ["ROOMC_REQUEST_THREADS"] = str(blocking_threads)
     os.environ["ROOMC_LOG_FORMAT"] = log_format
@@ -157,7 +159,9 @@ def serve(paths: tuple[str, ...], host: str, port: int, db: str, workers: int, b
     # mode); emptied at each start so a previous run's counts are not summed in.
     from roomc.runtime.observe import prepare_multiprocess_dir
 
-    metrics_dir = Path(os.environ.get("PROMETHEUS_MULTIPROC_DIR") or f"{Path(db).resolve()}.metrics")
+    # (beside a SQLite file; for a database URL, in the temporary folder, one per port)
+    beside = Path(tempfile.gettempdir()) / f"roomc-{port}" if is_url(db) else Path(db).resolve()
+    metrics_dir = Path(os.environ.get("PROMETHEUS_MULTIPROC_DIR") or f"{beside}.metrics")
     prepare_multiprocess_dir(metrics_dir)
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(metrics_dir)
     granian_logs: list[str] = []
@@ -170,11 +174,12 @@ def serve(paths: tuple[str, ...], host: str, port: int, db: str, workers: int, b
                                       "loggers": {"_granian": {"handlers": ["console"], "level": "INFO",
                                                                "propagate": False}}}))
         granian_logs = ["--log-config", str(config)]
-    _say(log_format, "INFO", f"roomc: serving {len(table['routes'])} routes on http://{host}:{port} (db {db})")
+    _say(log_format, "INFO", f"roomc: serving {len(table['routes'])} routes on http://{host}:{port} (db {describe(db)})")
     if dev:
         from roomc.runtime import create_app
+        from roomc.runtime.storage import open_store
 
-        create_app(table, store=SQLiteStore(db)).run(host=host, port=port, debug=True, use_reloader=True)
+        create_app(table, store=open_store(db)).run(host=host, port=port, debug=True, use_reloader=True)
         return
     # RSGI, not WSGI: granian's WSGI body read blocks the request thread with no deadline, so one
     # stalled upload stopped the worker (runtime/rsgi.py reads bodies on the event loop instead).
@@ -188,6 +193,18 @@ def serve(paths: tuple[str, ...], host: str, port: int, db: str, workers: int, b
                               *granian_logs, "roomc.runtime.wsgi:rsgi"])
 
 
+def check_store(db: str) -> None:
+    """Open the store once: create an empty one, refuse one at another schema version or out of reach."""
+    from roomc.runtime.storage import SchemaMismatch, describe, open_store
+
+    try:
+        open_store(db).close()
+    except SchemaMismatch as exc:
+        raise Failure(str(exc)) from None
+    except Exception as exc:  # unreachable database, unreadable file: say which, not a traceback
+        raise Failure(f"cannot open the store {describe(db)}: {str(exc).strip()}") from None
+
+
 @main.command()
 @click.argument("name", required=False)
 @click.option("--db", default=lambda: os.environ.get("ROOMC_DB", "roomc.db"), show_default="roomc.db or $ROOMC_DB")
@@ -199,17 +216,19 @@ def serve(paths: tuple[str, ...], host: str, port: int, db: str, workers: int, b
 @click.option("--max-refreshes", type=click.IntRange(min=1), default=None, hidden=True)  # bounds tests
 def rooms(name: str | None, db: str, fmt: str, watch: bool, interval: float, max_refreshes: int | None) -> None:
     """Live rooms with their counts, or one room's participants and recording (same JSON as GET /rooms)."""
-    from roomc.runtime.store import SQLiteStore
+    from roomc.runtime.storage import describe, is_url, open_store
 
-    if not Path(db).exists():
+    if not is_url(db) and not Path(db).exists():
         raise Failure(f"no store at {db} (run `roomc serve` first, or pass --db)")
-    store = SQLiteStore(db)
+    check_store(db)
+    store = open_store(db)
     if watch:
         _watch(store, name, interval, max_refreshes)
         return
-    data = store.room(name) if name else {"rooms": store.live_rooms()}
+    with store:
+        data = store.room(name) if name else {"rooms": store.live_rooms()}
     if data is None:
-        raise Failure(f"no room named {name!r} in {db}", exit_code=1)
+        raise Failure(f"no room named {name!r} in {describe(db)}", exit_code=1)
     if fmt == "json":
         click.echo(json.dumps(data, indent=2))
         return

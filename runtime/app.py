@@ -19,7 +19,7 @@ from . import calls
 from . import ui
 from .observe import Observer, exposition
 from .render import Responder
-from .store import SQLiteStore, Store
+from .store import Store
 from .webhooks import EventsRoute, VoiceRoute, WSGIApp
 
 log = logging.getLogger("roomc")
@@ -159,7 +159,10 @@ def _json(data: object, status: int = 200) -> Response:
 def create_app(route_table: dict, store: Store | None = None, settings: Settings | None = None) -> Flask:
     """A Flask app serving the table's routes as Sautikit webhooks, plus /healthz and /rooms."""
     settings = settings or Settings.from_env(route_table)
-    store = store if store is not None else SQLiteStore(os.environ.get("ROOMC_DB", "roomc.db"))
+    if store is None:
+        from .storage import open_store
+
+        store = open_store(os.environ.get("ROOMC_DB", "roomc.db"))
     responder = Responder(route_table, public_url=settings.public_url, secrets=settings.secrets,
                           events_key=settings.signing_secret if settings.events_signature == "optional" else None)
     # No app-wide /static: the live page serves its files under /ui/static (runtime/ui.py).

@@ -112,6 +112,16 @@ BEGIN
         recording_url = excluded.recording_url;
 END;
 """
+# The schema this roomc reads and writes, for both stores. Bump it with every change to SCHEMA
+# (or to runtime/postgres.py's): `roomc db upgrade` takes a store from any older version to this
+# one, and a store at another version is refused (docs/runtime.md, "Schema versions").
+SCHEMA_VERSION = 1
+VERSION_TABLE = """
+CREATE TABLE IF NOT EXISTS roomc_schema (
+    id INTEGER PRIMARY KEY CHECK (id = 1), version INTEGER NOT NULL, upgraded_at REAL NOT NULL
+);
+"""
+
 # A seat is taken by a joined caller who has not left, or by a fresh reservation.
 ACTIVE = ("((left_at IS NULL AND (joined_at IS NOT NULL OR expires_at > :now)) "
           "OR (left_at IS NOT NULL AND reserved_at > left_at AND expires_at > :now "
@@ -165,6 +175,22 @@ def _add_missing_columns(db: sqlite3.Connection) -> None:
     for column, declaration in (("timed", "INTEGER NOT NULL DEFAULT 1"), ("clock", "TEXT")):
         if column not in have:
             db.execute(f"ALTER TABLE events ADD COLUMN {column} {declaration}")
+
+
+class SchemaMismatch(Exception):
+    """A store whose recorded schema version is not the one this roomc understands."""
+
+    def __init__(self, location: str, found: int):
+        self.location, self.found = location, found
+        if found > SCHEMA_VERSION:
+            message = (f"the store {location} has schema version {found}, newer than this roomc understands "
+                       f"({SCHEMA_VERSION}): run a newer roomc against it")
+        else:
+            what = "has no schema version (created before versions were recorded)" if found == 0 else \
+                f"has schema version {found}"
+            message = (f"the store {location} {what}; this roomc needs version {SCHEMA_VERSION}: "
+                       f"run `roomc db upgrade --db {location}` (back it up first)")
+        super().__init__(message)
 
 
 @dataclass(frozen=True)
@@ -232,7 +258,7 @@ class SQLiteStore:
     """The embedded store: a SQLite file in WAL mode, safe across threads and processes."""
 
     def __init__(self, path: str = "roomc.db", busy_timeout_ms: int = 10_000, checkpoint_every: float = 1.0,
-                 wal_limit_frames: int = 65_536):
+                 wal_limit_frames: int = 65_536, upgrade: bool = False):
         self.path = path
         self.busy_timeout_ms = busy_timeout_ms
         self.checkpoint_every = checkpoint_every
@@ -255,9 +281,11 @@ class SQLiteStore:
                 # touches four or five (measured: 200 -> 170 us an event). Only new files take it.
                 db.execute("PRAGMA page_size=1024")
                 db.execute("PRAGMA journal_mode=WAL")
-                db.executescript(SCHEMA)
-                _add_missing_columns(db)
-                db.executescript(TRIGGERS)
+                found = sqlite_schema_version(db)
+                if found is None or (upgrade and found != SCHEMA_VERSION):
+                    _upgrade(db, path)  # an empty file is given the schema; an older one only when asked
+                elif found != SCHEMA_VERSION:
+                    raise SchemaMismatch(path, found)
                 break
             except sqlite3.OperationalError as exc:
                 if "locked" not in str(exc) or attempt == 99:
@@ -683,6 +711,55 @@ def _jsonable(value: object, depth: int = 0) -> object:
     if isinstance(value, (str, int, float, bool)) or value is None:
         return value
     return repr(value)[:1000]
+
+
+def sqlite_schema_version(db: sqlite3.Connection) -> int | None:
+    """The recorded schema version: None for a file without roomc's tables, 0 for tables without a version."""
+    tables = {row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    if "roomc_schema" in tables:
+        row = db.execute("SELECT version FROM roomc_schema WHERE id = 1").fetchone()
+        if row is not None:
+            return int(row[0])
+    return 0 if tables & {"seats", "events", "rooms"} else None
+
+
+def _upgrade(db: sqlite3.Connection, path: str) -> None:
+    """Create or upgrade the schema to SCHEMA_VERSION, in one transaction.
+
+    Tables and indexes are created if missing; triggers hold no data, so they are dropped and
+    created afresh (a changed trigger reaches old files too). A file a newer roomc has upgraded
+    is refused.
+    """
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        found = sqlite_schema_version(db)
+        if found is not None and found > SCHEMA_VERSION:
+            raise SchemaMismatch(path, found)
+        for (name,) in db.execute("SELECT name FROM sqlite_master WHERE type = 'trigger'").fetchall():
+            db.execute(f'DROP TRIGGER "{name}"')
+        for statement in _statements(SCHEMA + VERSION_TABLE):
+            db.execute(statement)
+        _add_missing_columns(db)
+        for statement in _statements(TRIGGERS):
+            db.execute(statement)
+        db.execute("INSERT INTO roomc_schema (id, version, upgraded_at) VALUES (1, ?, ?) ON CONFLICT (id) "
+                   "DO UPDATE SET version = excluded.version, upgraded_at = excluded.upgraded_at",
+                   (SCHEMA_VERSION, time.time()))
+        db.execute("COMMIT")
+    except BaseException:
+        db.execute("ROLLBACK")
+        raise
+
+
+def _statements(script: str) -> list[str]:
+    """A script split into complete statements (executescript would commit the open transaction)."""
+    out, current = [], ""
+    for line in script.splitlines(keepends=True):
+        current += line
+        if sqlite3.complete_statement(current):
+            out.append(current.strip())
+            current = ""
+    return [s for s in out if s.rstrip(";").strip()]
 
 
 def _iso(timestamp: float | None) -> str | None:

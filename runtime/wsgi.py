@@ -1,6 +1,7 @@
 """The WSGI entry point granian loads: the table and database come from the environment.
 
-`roomc serve` sets ROOMC_TABLE (a compiled route table) and ROOMC_DB before starting
+`roomc serve` sets ROOMC_TABLE (a compiled route table) and ROOMC_DB (a SQLite path or a
+PostgreSQL URL) before starting
 granian, so every worker process builds the same app.
 """
 from __future__ import annotations
@@ -12,14 +13,14 @@ import orjson
 from .app import create_app
 from .observe import configure_logging
 from .rsgi import RSGIServer
-from .store import SQLiteStore
+from .storage import open_store
 
 configure_logging(os.environ.get("ROOMC_LOG_LEVEL", "INFO"), os.environ.get("ROOMC_LOG_FORMAT", "text"))
 
 with open(os.environ["ROOMC_TABLE"], "rb") as handle:
     _table = orjson.loads(handle.read())
 
-app = create_app(_table, store=SQLiteStore(os.environ.get("ROOMC_DB", "roomc.db")))
+app = create_app(_table, store=open_store(os.environ.get("ROOMC_DB", "roomc.db")))
 
 # `roomc serve` runs granian's RSGI interface with this (runtime/rsgi.py): bodies are read on the
 # event loop with a deadline before a request thread is taken.

@@ -1,6 +1,7 @@
 """`roomc simulate`: a scenario of callers run through the local platform and the real runtime.
 
-The runtime is the real app (`create_app`) on a loopback port with its own SQLite store;
+The runtime is the real app (`create_app`) on a loopback port with its own SQLite store (or
+the store `db` names: a SQLite path or a PostgreSQL URL);
 the platform is the engine with a virtual clock, so an hour-long meeting takes as long as
 its webhooks do. Scenario format: docs/simulate.md.
 """
@@ -18,7 +19,7 @@ import yaml
 
 from roomc.compiler import pipeline
 from roomc.runtime import Settings, create_app
-from roomc.runtime.store import SQLiteStore
+from roomc.runtime.storage import open_store
 
 from .engine import Platform, ScaledClock, VirtualClock
 from .local_server import report
@@ -69,8 +70,9 @@ def _epoch(scenario: dict) -> float:
 
 
 def run(path: str | Path, *, realtime: bool = False, rounding: str | None = None,
-        platform: Mapping[str, Any] | None = None) -> Outcome:
-    """Run one scenario file and return the platform's report and the runtime's rooms.
+        platform: Mapping[str, Any] | None = None, db: str | None = None) -> Outcome:
+    """Run one scenario file and return the platform's report and the runtime's rooms (stored in
+    `db`, a SQLite path or PostgreSQL URL; default a new SQLite file).
 
     `platform` overrides the scenario's `platform:` switches (how the local Sautikit reads each
     open question), so one scenario can be run under every reading.
@@ -87,8 +89,9 @@ def run(path: str | Path, *, realtime: bool = False, rounding: str | None = None
     if compilation.table is None:
         problems = "; ".join(f"{d.span.file}:{d.span.line}: {d.message}" for d in compilation.diagnostics[:5])
         raise ScenarioError(f"the policy does not compile: {problems}")
-    workdir = Path(tempfile.mkdtemp(prefix="roomc-simulate-"))
-    store = SQLiteStore(str(workdir / "roomc.db"))
+    if db is None:
+        db = str(Path(tempfile.mkdtemp(prefix="roomc-simulate-")) / "roomc.db")
+    store = open_store(db)
     # The app's callback URLs need the port, and the port is known once the socket is bound.
     served: dict[str, Any] = {}
     server = make_server("127.0.0.1", 0, lambda environ, start: served["app"](environ, start), threaded=True)

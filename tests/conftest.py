@@ -1,6 +1,8 @@
-"""Shared fixtures: Flask's app/client/runner trio, a lint helper, and paths to the examples."""
+"""Shared fixtures: Flask's app/client/runner trio, a lint helper, paths to the examples, and a
+real PostgreSQL cluster for the session (tests/pg.py)."""
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import textwrap
@@ -14,6 +16,8 @@ from roomc.cli import main
 from roomc.compiler import pipeline
 from roomc.runtime import Settings, create_app
 from roomc.runtime.store import SQLiteStore
+
+from .pg import Cluster
 
 ROOT = Path(__file__).resolve().parent.parent
 ROOMS = ROOT / "rooms"
@@ -98,3 +102,21 @@ def sdk_contract(tmp_path, monkeypatch):
     lines = [json.loads(line) for line in log.read_text().splitlines()] if log.exists() else []
     problems = contract_problems(lines)
     assert not problems, "the local Sautikit broke the SDK's contract:\n" + "\n".join(problems[:20])
+@pytest.fixture(scope="session")
+def pg_cluster() -> Iterator[Cluster]:
+    """A PostgreSQL cluster of our own for the whole session: initdb'd, started on a free port,
+    removed at the end. Fails (never skips) when PostgreSQL cannot start: `make test` installs it."""
+    cluster = Cluster.start()
+    try:
+        yield cluster
+    finally:
+        cluster.stop()
+
+
+_databases = itertools.count(1)
+
+
+@pytest.fixture
+def pg_url(pg_cluster) -> str:
+    """The URL of a new, empty database in the session's cluster."""
+    return pg_cluster.create_database(f"test_{os.getpid()}_{next(_databases)}")

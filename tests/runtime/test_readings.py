@@ -15,9 +15,27 @@ from roomc.runtime import calls
 from roomc.runtime.signatures import sign
 from roomc.runtime.store import SQLiteStore
 
+from roomc.runtime.storage import open_store
+
 from ..conftest import table_for
 
 SECRET = b"whsec_readings"
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store(request, tmp_path):
+    """Every reading against both stores: the per-call state (notes, callers, call ends) is store code."""
+    location = str(tmp_path / "roomc.db") if request.param == "sqlite" else request.getfixturevalue("pg_url")
+    with open_store(location) as opened:
+        yield opened
+
+
+def count(store, table):
+    """Rows in one of the store's tables, whichever store it is."""
+    if isinstance(store, SQLiteStore):
+        return store._connection().execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0]
+    with store._conn() as conn:
+        return conn.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0]
 
 
 def post(client, path, query=None, **form):
@@ -76,7 +94,7 @@ class TestDigitsAtTheNumbersUrl:
 
     def test_a_plain_join_writes_nothing_but_its_seat(self, client, store):
         post(client, "/conference/join", {"room": "fast"}, CallId="plain")
-        assert store._connection().execute("SELECT COUNT(*) FROM call_notes").fetchone()[0] == 0
+        assert count(store, "call_notes") == 0
 
     def test_steps_expire(self, store):
         calls.remember_step(store, "old", "/pin", {"meeting": "1"}, 0.05)

@@ -1,14 +1,19 @@
-"""The SQLite store: exact seats, expiry, restarts, and state that never depends on delivery order."""
+"""The store conformance suite: one behaviour, two stores. Every test taking `store` or `location`
+runs against the SQLite store and against a real PostgreSQL (tests/pg.py): exact seats, expiry,
+restarts, idempotent events and state that never depends on delivery order or concurrency.
+SQLite's own mechanics (its WAL, its checkpoint thread) are tested at the end."""
 import sqlite3
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from roomc.runtime import normalise
-from roomc.runtime.store import SQLiteStore, StoreTimeout
+from roomc.runtime.storage import copy, describe, open_store, status, upgrade
+from roomc.runtime.store import SCHEMA_VERSION, SchemaMismatch, SQLiteStore, StoreTimeout
 
 NOW = 1_800_000_000.0
 
@@ -18,6 +23,34 @@ def event(fields, headers=None, now=None):
     the arrival time are set aside."""
     stamp = fields.get("Timestamp", fields.get("timestamp"))
     return normalise.event(fields, headers, now=now if now is not None else float(stamp or NOW))
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def location(request, tmp_path):
+    """Where a new, empty store lives: a SQLite path or a PostgreSQL database URL."""
+    if request.param == "sqlite":
+        return str(tmp_path / "roomc.db")
+    return request.getfixturevalue("pg_url")
+
+
+@pytest.fixture
+def store(location):
+    with open_store(location) as opened:
+        yield opened
+
+
+def wipe(store) -> None:
+    """Empty every roomc table but the schema version (hypothesis reuses one store per test)."""
+    if isinstance(store, SQLiteStore):
+        db = store._connection()
+        for (table,) in db.execute("SELECT name FROM sqlite_master WHERE type = 'table' AND name != 'roomc_schema'")\
+                .fetchall():
+            db.execute(f"DELETE FROM {table}")
+        return
+    with store._conn() as conn:
+        tables = [t for (t,) in conn.execute("SELECT tablename FROM pg_tables WHERE schemaname = current_schema() "
+                                              "AND tablename != 'roomc_schema'").fetchall()]
+        conn.execute(f"TRUNCATE {', '.join(tables)}")
 
 
 def reserve(store, call, room="r", limit=2, counted=True, now=NOW):
@@ -54,18 +87,17 @@ def test_pools_are_counted_separately(store):
     assert not reserve(store, "sup2", limit=1, counted=False).admitted
 
 
-def test_restart_loses_nothing(tmp_path):
-    path = str(tmp_path / "db.sqlite")
-    first = SQLiteStore(path)
+def test_restart_loses_nothing(location):
+    first = open_store(location)
     reserve(first, "a")
     first.record(event({"ConferenceName": "r", "StatusCallbackEvent": "join", "CallId": "a", "Timestamp": NOW}))
     first.record(event({"ConferenceName": "r", "StatusCallbackEvent": "end", "Timestamp": NOW + 5,
                         "RecordingUrl": "https://rec/x.mp3"}))
     first.close()
-    second = SQLiteStore(path)
-    assert second.room("r")["recordingUrl"] == "https://rec/x.mp3"
-    assert second.room("r")["participants"][0]["leftAt"] is not None
-    assert second.count_events() == 2
+    with open_store(location) as second:
+        assert second.room("r")["recordingUrl"] == "https://rec/x.mp3"
+        assert second.room("r")["participants"][0]["leftAt"] is not None
+        assert second.count_events() == 2
 
 
 def test_leave_before_join_and_end_before_leave(store):
@@ -96,16 +128,67 @@ def _fields(kind, call, at):
 
 
 @given(events=st.lists(EVENTS, min_size=1, max_size=12, unique=True), data=st.data())
-@settings(max_examples=60, deadline=None)
-def test_final_state_does_not_depend_on_delivery_order(tmp_path_factory, events, data):
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+def test_final_state_does_not_depend_on_delivery_order(store, events, data):
     delivered = data.draw(st.permutations(events + data.draw(st.lists(st.sampled_from(events), max_size=5))))
     states = []
     for order in (events, delivered):
-        with SQLiteStore(str(tmp_path_factory.mktemp("s") / "db.sqlite")) as store:
-            for kind, call, at in order:
-                store.record(event(_fields(kind, call, at)))
-            states.append((store.room("room-1"), store.live_rooms(now=NOW + 100), store.count_events()))
+        wipe(store)
+        for kind, call, at in order:
+            store.record(event(_fields(kind, call, at)))
+        states.append((store.room("room-1"), store.live_rooms(now=NOW + 100), store.count_events()))
     assert states[0] == states[1]
+
+
+@given(events=st.lists(EVENTS, min_size=2, max_size=12, unique=True))
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+def test_concurrent_deliveries_converge_to_the_serial_state(location, store, events):
+    # Several connections (threads here; instances in production) record one room's events at
+    # once. Each derivation must see every event committed before it, or a join and its leave
+    # delivered together could each overwrite the other's effect.
+    wipe(store)
+    for kind, call, at in events:
+        store.record(event(_fields(kind, call, at)))
+    serial = (store.room("room-1"), store.live_rooms(now=NOW + 100))
+    wipe(store)
+    others = [open_store(location) for _ in range(4)]
+    try:
+        start = threading.Barrier(len(events))
+
+        def deliver(i):
+            start.wait()
+            return others[i % len(others)].record(event(_fields(*events[i])))
+
+        with ThreadPoolExecutor(max_workers=len(events)) as pool:
+            assert set(pool.map(deliver, range(len(events)))) == {"stored"}
+    finally:
+        for other in others:
+            other.close()
+    assert (store.room("room-1"), store.live_rooms(now=NOW + 100)) == serial
+
+
+def test_concurrent_reservations_are_exact(location, store):
+    # 400 callers through 8 separate store objects (separate connections, as separate worker
+    # processes or instances have) at a room of 10: exactly 10 seats, each call at most one.
+    others = [open_store(location) for _ in range(8)]
+    try:
+        start = threading.Barrier(32)
+
+        def caller(i):
+            if i < 32:
+                start.wait()
+            return others[i % len(others)].reserve("rush", f"c{i % 200}", "member", counted=True, limit=10,
+                                                   ttl=60, muted=False, now=NOW)
+
+        with ThreadPoolExecutor(max_workers=32) as pool:
+            admissions = list(pool.map(caller, range(400)))
+    finally:
+        for other in others:
+            other.close()
+    admitted_calls = {f"c{i % 200}" for i, a in enumerate(admissions) if a.admitted}
+    assert len(admitted_calls) == 10
+    assert sum(a.admitted and not a.again for a in admissions) == 10
+    assert store.live_rooms(now=NOW)[0]["seatsTaken"] == 10
 
 
 def test_untimed_retries_of_a_join_do_not_seat_a_caller_who_left(store):
@@ -150,10 +233,10 @@ def test_close_stops_the_checkpoint_thread(tmp_path):
         store.room("r")
 
 
-def test_change_marker_moves_on_every_commit_from_any_connection(tmp_path):
+def test_change_marker_moves_on_every_commit_from_any_connection(location):
     # The live page's stream polls this instead of re-reading rooms: it must see a write
     # made by another process's connection, and must not move when nothing was written.
-    with SQLiteStore(str(tmp_path / "m.db")) as reader, SQLiteStore(str(tmp_path / "m.db")) as writer:
+    with open_store(location) as reader, open_store(location) as writer:
         first = reader.change_marker()
         reader.live_rooms()
         assert reader.change_marker() == first, "a read is not a change"
@@ -255,9 +338,8 @@ def test_a_signature_is_good_for_one_request(store):
     assert store.forget_expired_signatures(now=NOW + 901) == 2
 
 
-def test_bindings_hold_across_processes_sharing_the_file(tmp_path):
-    path = str(tmp_path / "db.sqlite")
-    with SQLiteStore(path) as one, SQLiteStore(path) as two:
+def test_bindings_hold_across_processes_sharing_the_file(location):
+    with open_store(location) as one, open_store(location) as two:
         assert one.bind_signature("s", "POST /a?", expires_at=NOW + 300, now=NOW)
         assert not two.bind_signature("s", "POST /b?", expires_at=NOW + 300, now=NOW)
 
@@ -328,16 +410,16 @@ def _key(generated):
 
 
 @given(events=st.lists(TIMED_EVENTS, min_size=1, max_size=20, unique_by=_key), data=st.data())
-@settings(max_examples=60, deadline=None)
-def test_every_acknowledged_event_is_stored_once_whatever_the_interleaving(tmp_path_factory, events, data):
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+def test_every_acknowledged_event_is_stored_once_whatever_the_interleaving(store, events, data):
     retries = data.draw(st.lists(st.sampled_from(events), max_size=8))
     delivered = data.draw(st.permutations(events + retries))
     states = []
     for order in (events, delivered):
-        with SQLiteStore(str(tmp_path_factory.mktemp("s") / "db.sqlite")) as store:
-            outcomes = [store.record(event(_timed_fields(*e), now=NOW + 60)) for e in order]
-            assert outcomes.count("stored") == len(events)
-            states.append(([store.room(r) for r in "ABC"], store.live_rooms(now=NOW + 100), store.count_events()))
+        wipe(store)
+        outcomes = [store.record(event(_timed_fields(*e), now=NOW + 60)) for e in order]
+        assert outcomes.count("stored") == len(events)
+        states.append(([store.room(r) for r in "ABC"], store.live_rooms(now=NOW + 100), store.count_events()))
     assert states[0] == states[1]
 
 
@@ -345,15 +427,15 @@ UNTIMED = st.tuples(st.sampled_from(["join", "leave"]), ROOM_NAMES, CALLS)
 
 
 @given(events=st.lists(UNTIMED, min_size=1, max_size=12, unique=True), data=st.data())
-@settings(max_examples=60, deadline=None)
-def test_untimed_events_converge_whatever_their_order(tmp_path_factory, events, data):
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+def test_untimed_events_converge_whatever_their_order(store, events, data):
     delivered = data.draw(st.permutations(events + data.draw(st.lists(st.sampled_from(events), max_size=5))))
     states = []
     for order in (events, delivered):
-        with SQLiteStore(str(tmp_path_factory.mktemp("s") / "db.sqlite")) as store:
-            for at, (kind, room, call) in enumerate(order):
-                store.record(event({"room": room, "event": kind, "callId": call}, now=NOW + at))
-            states.append({(r["name"], r["participants"]) for r in store.live_rooms(now=NOW + 100)})
+        wipe(store)
+        for at, (kind, room, call) in enumerate(order):
+            store.record(event({"room": room, "event": kind, "callId": call}, now=NOW + at))
+        states.append({(r["name"], r["participants"]) for r in store.live_rooms(now=NOW + 100)})
     assert states[0] == states[1]
 
 
@@ -366,3 +448,88 @@ def test_a_call_may_follow_its_own_redirect_with_the_same_signature_but_go_nowhe
     assert not store.bind_signature("s", "POST /pin?meeting=123456", expires_at=NOW + 300, now=NOW + 1,
                                     grant="redirect:c2")  # another call's grant opens nothing for this body
     assert store.bind_signature("s", "POST /lobby?", expires_at=NOW + 300, now=NOW + 2, grant="redirect:c1")
+
+
+def _set_version(store, version):
+    """Stamp the store as another roomc would have left it (None: drop the version table, as before versions)."""
+    if isinstance(store, SQLiteStore):
+        db = store._connection()
+        if version is None:
+            db.execute("DROP TABLE roomc_schema")
+        else:
+            db.execute("UPDATE roomc_schema SET version = ?", (version,))
+        return
+    with store._conn() as conn:
+        if version is None:
+            conn.execute("DROP TABLE roomc_schema")
+        else:
+            conn.execute("UPDATE roomc_schema SET version = %s", (version,))
+
+
+@pytest.mark.parametrize("version", [None, SCHEMA_VERSION - 1, SCHEMA_VERSION + 1])
+def test_a_store_at_another_schema_version_is_refused_with_the_fix(location, version):
+    with open_store(location) as first:
+        reserve(first, "a")
+        _set_version(first, version)
+    with pytest.raises(SchemaMismatch) as refused:
+        open_store(location)
+    if version is not None and version > SCHEMA_VERSION:
+        assert "newer than this roomc understands" in str(refused.value)
+        with pytest.raises(SchemaMismatch):
+            upgrade(location)  # never downgraded
+    else:
+        assert f"roomc db upgrade --db {describe(location)}" in str(refused.value)
+        assert upgrade(location) == (version or 0, SCHEMA_VERSION)
+        with open_store(location) as upgraded:
+            assert reserve(upgraded, "a").again  # the data survived the upgrade
+            assert reserve(upgraded, "c").admitted and not reserve(upgraded, "d").admitted
+
+
+def test_an_empty_store_is_created_at_the_current_version_and_upgrade_is_idempotent(location):
+    assert status(location)["state"] == "empty"
+    assert upgrade(location) == (None, SCHEMA_VERSION)
+    assert status(location)["state"] == "current" and status(location)["version"] == SCHEMA_VERSION
+    assert upgrade(location) == (SCHEMA_VERSION, SCHEMA_VERSION)
+
+
+def test_copy_moves_everything_and_refuses_a_store_with_data(tmp_path, pg_url):
+    source = str(tmp_path / "old.db")
+    with open_store(source) as old:
+        reserve(old, "a")
+        reserve(old, "b")
+        reserve(old, "x", room="solo", limit=1)
+        old.record(event({"ConferenceName": "r", "StatusCallbackEvent": "start", "Timestamp": NOW}))
+        old.record(event({"ConferenceName": "r", "StatusCallbackEvent": "join", "CallId": "a", "Timestamp": NOW + 1}))
+        old.record(event({"ConferenceName": "r", "StatusCallbackEvent": "mute", "CallId": "a", "Timestamp": NOW + 2}))
+        old.record(event({"ConferenceName": "r", "junk": "\x00"}))  # unreadable, kept raw
+        expected = (old.room("r"), old.room("solo"), old.live_rooms(now=NOW + 5), old.count_events())
+    assert copy(source, pg_url) == {"events": 4, "seats": 3, "rooms": 1}
+    with open_store(pg_url) as new:
+        assert (new.room("r"), new.room("solo"), new.live_rooms(now=NOW + 5), new.count_events()) == expected
+        assert not reserve(new, "c", now=NOW + 5).admitted and reserve(new, "a", now=NOW + 5).again
+    with pytest.raises(ValueError, match="empty store"):
+        copy(source, pg_url)
+    back = str(tmp_path / "back.db")  # and back again, PostgreSQL into SQLite
+    copy(pg_url, back)
+    with open_store(back) as again:
+        assert (again.room("r"), again.room("solo"), again.live_rooms(now=NOW + 5), again.count_events()) == expected
+
+
+def test_hostile_text_is_stored_not_refused(store):
+    # PostgreSQL text cannot hold NUL; a call id or event field with one must still work.
+    assert reserve(store, "a\x00b").admitted and reserve(store, "a\x00b").again
+    assert store.record(event({"ConferenceName": "r", "StatusCallbackEvent": "join", "CallId": "ab",
+                               "Timestamp": NOW, "note": "\x00\ud7ff\u2028"})) == "stored"
+    odd = {"ConferenceName": "r", "StatusCallbackEvent": "join", "CallId": "a\x00b", "Timestamp": NOW}
+    assert store.record(event(odd)) == "unreadable" and store.record(event(odd)) == "duplicate"
+    assert len(store.room("r")["participants"]) == 2 and store.count_events() == 2
+
+
+def test_dialled_calls_are_kept_per_room(store):
+    store.record_dialled_call("m-1", "call-b", role="guest", session_id="HD_2", to="+254700000002", at=NOW + 1)
+    store.record_dialled_call("m-1", "call-a", role="host", session_id="HD_1", to="+254700000001", at=NOW)
+    store.record_dialled_call("m-1", "call-a", role="other", at=NOW + 5)  # recorded once
+    store.record_dialled_call("m-2", "call-c", at=NOW)
+    assert [(c["callId"], c["role"], c["dialledAt"]) for c in store.dialled_calls("m-1")] == [
+        ("call-a", "host", "2027-01-15T08:00:00.000Z"), ("call-b", "guest", "2027-01-15T08:00:01.000Z")]
+    assert store.dialled_calls("none") == []

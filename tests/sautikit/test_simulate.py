@@ -140,3 +140,20 @@ def test_a_scenario_that_fails_midway_leaves_nothing_open(tmp_path):
     import gc
 
     gc.collect()  # an unclosed socket or store would surface here as an unraisable ResourceWarning (an error)
+
+
+def test_the_same_scenario_stores_the_same_rooms_in_postgresql(outcome, pg_url, invoke):
+    # `roomc simulate --db URL`: the runtime keeps its state in PostgreSQL; same timeline, same rooms.
+    shared = run(TOWN_HALL, db=pg_url)
+
+    def comparable(rooms):  # call ids are new UUIDs each run; stored times may be arrival times
+        timed = ("started", "ended", "joinedAt", "leftAt", "reservedAt")
+        return {name: ({k: (v is not None) if k in timed else v for k, v in room.items() if k != "participants"},
+                       sorted(tuple(sorted((k, str(v is not None) if k in timed else str(v)) for k, v in p.items()
+                                           if k != "callId")) for p in room["participants"]))
+                for name, room in rooms.items()}
+
+    assert comparable(shared.rooms) == comparable(outcome.rooms)
+    assert shared.report["timeline"] == outcome.report["timeline"]
+    printed = invoke("simulate", str(TOWN_HALL), "--db", pg_url, "--format", "json")
+    assert printed.exit_code == 0 and json.loads(printed.output)["rooms"]["townhall-99"]["recordingUrl"]

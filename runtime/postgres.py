@@ -1,0 +1,604 @@
+"""The shared store: the same tables and the same behaviour as the SQLite store, in PostgreSQL.
+
+Several `roomc serve` instances (each with its worker processes) share one database. Every
+operation is one statement, one round trip, on an autocommit connection from a psycopg pool:
+
+- a seat is `SELECT * FROM roomc_reserve(...)`. Under READ COMMITTED each statement reads
+  from a snapshot taken when it starts, so a plain `INSERT ... SELECT ... WHERE count < limit`
+  lets two concurrent callers both see a free seat, and a lock taken inside that same statement
+  does not help: the snapshot predates the wait. The function takes a per-room advisory lock
+  (held until commit) first, and its later statements each read a fresh snapshot (a VOLATILE
+  function's statements do), which then includes every seat committed by the previous holder;
+- an event is one INSERT whose effects come from an AFTER INSERT trigger (as in SQLite) that
+  takes the same per-room lock before re-deriving the participant and room from the stored
+  events, so concurrent deliveries for one room converge to what any serial order gives.
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+import threading
+import time
+from contextlib import contextmanager
+from typing import Any, Callable, Iterator, TypeVar
+
+import psycopg
+from psycopg.rows import dict_row
+from psycopg_pool import ConnectionPool, PoolTimeout
+
+from .normalise import Event
+from .store import ACTIVE, SCHEMA_VERSION, Admission, SchemaMismatch, StoreTimeout, _iso, _raw_json
+
+# The classid half of every roomc advisory lock (the other half is the room's hash), so roomc's
+# locks never collide with another application's in a shared database. 'room' as an int4.
+LOCK_CLASS = 0x726F6F6D
+SIGNATURE_CLASS = 0x7369676E  # 'sign': per signature
+UPGRADE_LOCK = 0x75706772  # 'upgr': one `roomc db upgrade` at a time
+# After an operation fails for want of the database, later ones get this long a try until one
+# succeeds, so callers queued behind a dead database hear the fallback at once, not after a timeout each.
+STRUGGLING_SECONDS = 5.0
+PROBE_SECONDS = 0.1
+PRUNE_EVERY = 60.0
+
+T = TypeVar("T")
+
+# ACTIVE is the SQLite store's definition of a taken seat, shared so the two cannot drift.
+_ACTIVE = ACTIVE.replace(":now", "p_now")
+
+SCHEMA = f"""
+CREATE TABLE IF NOT EXISTS seats (
+    room TEXT NOT NULL, call_id TEXT NOT NULL, role TEXT, counted SMALLINT NOT NULL DEFAULT 1,
+    muted0 SMALLINT NOT NULL DEFAULT 0, reserved_at DOUBLE PRECISION, expires_at DOUBLE PRECISION,
+    joined_at DOUBLE PRECISION, left_at DOUBLE PRECISION, muted SMALLINT, caller TEXT,
+    PRIMARY KEY (room, call_id)
+);
+ALTER TABLE seats ADD COLUMN IF NOT EXISTS caller TEXT;
+-- rooms_of_call and the calls-API sweeper look seats up by call alone.
+CREATE INDEX IF NOT EXISTS seats_by_call ON seats (call_id);
+-- `body` is json, not jsonb: json keeps the text as sent and accepts \\u0000, which jsonb refuses.
+CREATE TABLE IF NOT EXISTS events (
+    dedupe TEXT PRIMARY KEY, room TEXT, kind TEXT, call_id TEXT,
+    at DOUBLE PRECISION NOT NULL, received_at DOUBLE PRECISION NOT NULL, recording TEXT,
+    readable SMALLINT NOT NULL, body JSON NOT NULL, timed SMALLINT NOT NULL DEFAULT 1, clock TEXT
+);
+CREATE INDEX IF NOT EXISTS events_by_room ON events (room, call_id, kind, at);
+CREATE INDEX IF NOT EXISTS events_call_ends ON events (call_id, at) WHERE kind = 'callend';
+CREATE TABLE IF NOT EXISTS rooms (
+    room TEXT PRIMARY KEY, started_at DOUBLE PRECISION, ended_at DOUBLE PRECISION, recording_url TEXT
+);
+-- Each verified signature and the one request it was first seen on (runtime/store.py says why);
+-- rows keyed `redirect:<call id>` are where roomc itself redirected a call.
+CREATE TABLE IF NOT EXISTS signature_uses (
+    signature TEXT NOT NULL, request TEXT NOT NULL, expires_at DOUBLE PRECISION NOT NULL,
+    PRIMARY KEY (signature, request)
+);
+-- What roomc remembers about a call between its requests (runtime/calls.py), with expiry.
+CREATE TABLE IF NOT EXISTS call_notes (
+    key TEXT PRIMARY KEY, value TEXT NOT NULL, expires_at DOUBLE PRECISION NOT NULL
+);
+-- Calls `roomc dial` placed (the calls API cannot find calls by room).
+CREATE TABLE IF NOT EXISTS dialled_calls (
+    call_id TEXT PRIMARY KEY, room TEXT NOT NULL, role TEXT, session_id TEXT, dialled_to TEXT,
+    dialled_at DOUBLE PRECISION NOT NULL
+);
+
+-- A seat in one round trip: lock the room, then read (fresh snapshot) and write. Same rule as
+-- the SQLite store's RESERVE: a call holding a live seat under this role keeps it; otherwise it
+-- is seated (or moved from another role's seat) if the pool has room besides itself; refused,
+-- a reservation it held under another role is let go.
+DROP FUNCTION IF EXISTS roomc_reserve(TEXT, TEXT, TEXT, SMALLINT, SMALLINT, DOUBLE PRECISION, DOUBLE PRECISION,
+    INTEGER);
+CREATE OR REPLACE FUNCTION roomc_reserve(p_room TEXT, p_call TEXT, p_role TEXT, p_counted SMALLINT,
+    p_muted SMALLINT, p_now DOUBLE PRECISION, p_expires DOUBLE PRECISION, p_limit INTEGER, p_caller TEXT,
+    OUT admitted BOOLEAN, OUT again BOOLEAN, OUT taken INTEGER)
+LANGUAGE plpgsql VOLATILE AS $$
+DECLARE mine BOOLEAN; others INTEGER;
+BEGIN
+    PERFORM pg_advisory_xact_lock({LOCK_CLASS}, hashtext(p_room));
+    SELECT {_ACTIVE} AND role IS NOT DISTINCT FROM p_role INTO mine FROM seats WHERE room = p_room AND call_id = p_call;
+    IF COALESCE(mine, false) THEN
+        SELECT COUNT(*) INTO taken FROM seats WHERE room = p_room AND counted = p_counted AND {_ACTIVE};
+        admitted := true; again := true;
+        RETURN;
+    END IF;
+    again := false;
+    SELECT COUNT(*) INTO others FROM seats
+     WHERE room = p_room AND counted = p_counted AND call_id <> p_call AND {_ACTIVE};
+    IF others < p_limit THEN
+        INSERT INTO seats (room, call_id, role, counted, muted0, reserved_at, expires_at, caller)
+        VALUES (p_room, p_call, p_role, p_counted, p_muted, p_now, p_expires, p_caller)
+        ON CONFLICT (room, call_id) DO UPDATE SET role = EXCLUDED.role, counted = EXCLUDED.counted,
+            muted0 = EXCLUDED.muted0, reserved_at = EXCLUDED.reserved_at, expires_at = EXCLUDED.expires_at,
+            caller = COALESCE(EXCLUDED.caller, seats.caller);
+        admitted := true; taken := NULL;  -- as the SQLite store: not counted on the hot path
+        RETURN;
+    END IF;
+    SELECT COUNT(*) INTO taken FROM seats WHERE room = p_room AND counted = p_counted AND {_ACTIVE};
+    UPDATE seats SET expires_at = CASE WHEN expires_at IS NULL THEN NULL ELSE LEAST(expires_at, p_now) END
+     WHERE room = p_room AND call_id = p_call AND joined_at IS NULL;
+    admitted := false;
+END $$;
+
+-- The SQLite store's three triggers, in one function so the room is locked once. Same rules:
+-- a participant is the latest join; the first leave (or room end, once joined) at or after it,
+-- where an untimed leave (or any leave of an untimed join) ends it whichever arrived first;
+-- the latest mute/unmute, unmute winning a tie. A room end releases everyone joined before it.
+-- A room session is the latest start and end, and the recording of the latest end that has one.
+CREATE OR REPLACE FUNCTION roomc_derive() RETURNS trigger
+LANGUAGE plpgsql VOLATILE AS $$
+DECLARE joined DOUBLE PRECISION; untimed BOOLEAN;
+BEGIN
+    PERFORM pg_advisory_xact_lock({LOCK_CLASS}, hashtext(NEW.room));
+    IF NEW.call_id IS NOT NULL AND NEW.kind IN ('join', 'leave', 'mute', 'unmute') THEN
+        SELECT MAX(at), MIN(timed) = 0 INTO joined, untimed FROM events
+         WHERE room = NEW.room AND call_id = NEW.call_id AND kind = 'join';
+        INSERT INTO seats (room, call_id, counted, joined_at, left_at, muted)
+        VALUES (NEW.room, NEW.call_id, 1, joined,
+            (SELECT MIN(CASE WHEN kind = 'leave' AND (timed = 0 OR untimed) THEN GREATEST(at, COALESCE(joined, at))
+                             ELSE at END)
+               FROM events
+              WHERE room = NEW.room
+                AND ((call_id = NEW.call_id AND kind = 'leave'
+                      AND (at >= COALESCE(joined, -1e300) OR timed = 0 OR untimed))
+                     OR (kind = 'end' AND joined IS NOT NULL AND at >= joined))),
+            (SELECT (kind = 'mute')::INTEGER::SMALLINT FROM events
+              WHERE room = NEW.room AND call_id = NEW.call_id AND kind IN ('mute', 'unmute')
+              ORDER BY at DESC, (kind = 'unmute') DESC LIMIT 1))
+        ON CONFLICT (room, call_id) DO UPDATE SET joined_at = EXCLUDED.joined_at, left_at = EXCLUDED.left_at,
+            muted = EXCLUDED.muted;
+    END IF;
+    IF NEW.kind = 'end' THEN
+        UPDATE seats SET left_at = (
+            SELECT MIN(CASE WHEN e.kind = 'leave' AND (e.timed = 0 OR u.untimed) THEN GREATEST(e.at, seats.joined_at)
+                            ELSE e.at END)
+              FROM events AS e,
+                   (SELECT MIN(timed) = 0 AS untimed FROM events AS j
+                     WHERE j.room = seats.room AND j.call_id = seats.call_id AND j.kind = 'join') AS u
+             WHERE e.room = seats.room
+               AND ((e.call_id = seats.call_id AND e.kind = 'leave'
+                     AND (e.at >= seats.joined_at OR e.timed = 0 OR u.untimed))
+                    OR (e.kind = 'end' AND e.at >= seats.joined_at)))
+         WHERE room = NEW.room AND joined_at IS NOT NULL;
+    END IF;
+    IF NEW.kind IN ('start', 'end') THEN
+        INSERT INTO rooms (room, started_at, ended_at, recording_url)
+        VALUES (NEW.room,
+            (SELECT MAX(at) FROM events WHERE room = NEW.room AND kind = 'start'),
+            (SELECT MAX(at) FROM events WHERE room = NEW.room AND kind = 'end'),
+            (SELECT recording FROM events WHERE room = NEW.room AND kind = 'end' AND recording IS NOT NULL
+              ORDER BY at DESC, dedupe COLLATE "C" DESC LIMIT 1))
+        ON CONFLICT (room) DO UPDATE SET started_at = EXCLUDED.started_at, ended_at = EXCLUDED.ended_at,
+            recording_url = EXCLUDED.recording_url;
+    END IF;
+    RETURN NULL;
+END $$;
+-- A signature binds to the first request it is seen on; one statement, locked per signature so
+-- two instances seeing a replay at once cannot both bind it.
+CREATE OR REPLACE FUNCTION roomc_bind_signature(p_signature TEXT, p_request TEXT, p_expires DOUBLE PRECISION,
+    p_now DOUBLE PRECISION, p_grant TEXT) RETURNS BOOLEAN
+LANGUAGE plpgsql VOLATILE AS $$
+BEGIN
+    PERFORM pg_advisory_xact_lock({SIGNATURE_CLASS}, hashtext(p_signature));
+    IF NOT EXISTS (SELECT 1 FROM signature_uses WHERE signature = p_signature AND expires_at >= p_now) THEN
+        INSERT INTO signature_uses (signature, request, expires_at) VALUES (p_signature, p_request, p_expires)
+        ON CONFLICT (signature, request) DO UPDATE SET expires_at = EXCLUDED.expires_at;
+        RETURN true;
+    END IF;
+    RETURN EXISTS (SELECT 1 FROM signature_uses WHERE signature IN (p_signature, COALESCE(p_grant, p_signature))
+                    AND request = p_request AND expires_at >= p_now);
+END $$;
+DROP TRIGGER IF EXISTS roomc_derive ON events;
+CREATE TRIGGER roomc_derive AFTER INSERT ON events FOR EACH ROW
+    WHEN (NEW.readable = 1 AND NEW.room IS NOT NULL) EXECUTE FUNCTION roomc_derive();
+"""
+
+VERSION_TABLE = """
+CREATE TABLE IF NOT EXISTS roomc_schema (
+    id INTEGER PRIMARY KEY CHECK (id = 1), version INTEGER NOT NULL, upgraded_at DOUBLE PRECISION NOT NULL
+);
+"""
+TABLES = ("seats", "events", "rooms")
+
+
+def _clean(text: str | None) -> str | None:
+    # PostgreSQL text cannot hold NUL; a hostile call id or room must still be stored, not refused.
+    return text.replace("\x00", "\ufffd") if text is not None and "\x00" in text else text
+
+
+def schema_version(conn: psycopg.Connection) -> int | None:
+    """The recorded schema version: None for an empty database, 0 for roomc tables without a version."""
+    row = conn.execute("SELECT to_regclass('roomc_schema') IS NOT NULL, "
+                       "(SELECT COUNT(*) FROM unnest(%s::text[]) AS t WHERE to_regclass(t) IS NOT NULL)",
+                       (list(TABLES),)).fetchone()
+    assert row is not None
+    has_version, tables = row
+    if has_version:
+        found = conn.execute("SELECT version FROM roomc_schema WHERE id = 1").fetchone()
+        if found is not None:
+            return int(found[0])
+    return 0 if tables else None
+
+
+def upgrade_schema(conninfo: str) -> tuple[int | None, int]:
+    """Create or upgrade the schema to SCHEMA_VERSION in one transaction: (version before, after).
+
+    Refuses (SchemaMismatch) a database a newer roomc has upgraded past this one.
+    """
+    with psycopg.connect(conninfo, autocommit=True) as conn:
+        with conn.transaction():
+            conn.execute("SELECT pg_advisory_xact_lock(%s)", (UPGRADE_LOCK,))
+            before = schema_version(conn)
+            if before is not None and before > SCHEMA_VERSION:
+                raise SchemaMismatch(redact(conninfo), before)
+            if before != SCHEMA_VERSION:
+                conn.execute(SCHEMA.encode())
+                conn.execute(VERSION_TABLE.encode())
+                conn.execute("INSERT INTO roomc_schema (id, version, upgraded_at) VALUES (1, %s, %s) "
+                             "ON CONFLICT (id) DO UPDATE SET version = EXCLUDED.version, upgraded_at = EXCLUDED.upgraded_at",
+                             (SCHEMA_VERSION, time.time()))
+    return before, SCHEMA_VERSION
+
+
+def redact(conninfo: str) -> str:
+    """The URL without its password, for messages and logs."""
+    from urllib.parse import urlsplit, urlunsplit
+
+    parts = urlsplit(conninfo)
+    if parts.password is None:
+        return conninfo
+    netloc = parts.netloc.replace(f":{parts.password}@", ":***@")
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
+class PostgresStore:
+    """The store for many instances: one PostgreSQL database, reached through a connection pool.
+
+    `pool_size` connections at most per process: a worker uses one per request thread at a time.
+    No operation waits past its `deadline` (time.monotonic()) or `timeout` seconds for a
+    connection, nor `statement_timeout_ms` for its statement: it raises StoreTimeout, so a voice
+    route answers its fallback and the events route 503. A connection broken by a database
+    restart is replaced, and the operation retried on a fresh one while time remains (every
+    operation is idempotent). An empty database is given the schema; one at another version is
+    refused (SchemaMismatch), unless `upgrade=True`.
+    """
+
+    def __init__(self, conninfo: str, *, pool_size: int = 4, timeout: float = 2.0, statement_timeout_ms: int = 2000,
+                 upgrade: bool = False):
+        self.conninfo = conninfo
+        self.pool_size = pool_size
+        self.timeout = timeout
+        self.statement_timeout_ms = statement_timeout_ms
+        self._pool: ConnectionPool | None = None
+        self._pool_pid = -1
+        self._pool_lock = threading.Lock()
+        self._closed = threading.Event()
+        self._struggling_until = 0.0
+        self._last_trouble: float | None = None
+        with psycopg.connect(conninfo, autocommit=True, connect_timeout=max(2, int(timeout))) as conn:
+            found = schema_version(conn)
+        if found is None or (upgrade and found != SCHEMA_VERSION):
+            upgrade_schema(conninfo)
+        elif found != SCHEMA_VERSION:
+            raise SchemaMismatch(redact(conninfo), found)
+
+    def _connections(self) -> ConnectionPool:
+        if self._closed.is_set():
+            raise psycopg.InterfaceError(f"the store {redact(self.conninfo)} is closed")
+        # A pool's threads do not survive fork: each worker process opens its own.
+        if self._pool is None or self._pool_pid != os.getpid():
+            with self._pool_lock:
+                if self._pool is None or self._pool_pid != os.getpid():
+                    pool = ConnectionPool(
+                        self.conninfo, min_size=1, max_size=self.pool_size, open=False, name="roomc",
+                        timeout=self.timeout,
+                        # Give up a reconnection loop after a few seconds: the next request that finds
+                        # no connection starts a fresh attempt at once (the pool's own backoff doubles
+                        # without limit, which would leave a recovered database unused for minutes).
+                        reconnect_timeout=5.0,
+                        kwargs={"autocommit": True, "connect_timeout": max(2, int(self.timeout)),
+                                "options": f"-c statement_timeout={self.statement_timeout_ms}",
+                                "application_name": "roomc",
+                                # A database gone silent (no RST) fails a request within seconds, not minutes.
+                                "tcp_user_timeout": int(self.timeout * 1000), "keepalives_idle": 10,
+                                "keepalives_interval": 5, "keepalives_count": 2})
+                    pool.open(wait=False)
+                    self._pool, self._pool_pid = pool, os.getpid()
+                    threading.Thread(target=self._prune_forever, name="roomc-prune", daemon=True).start()
+        return self._pool
+
+    def _prune_forever(self) -> None:
+        while not self._closed.wait(PRUNE_EVERY):
+            try:
+                self.forget_expired_signatures()
+            except Exception:
+                pass  # the database is away; the next round catches up
+
+    def _run(self, deadline: float | None, work: Callable[[psycopg.Connection], T]) -> T:
+        """Run `work` on a pooled connection within the deadline; StoreTimeout when it cannot.
+
+        Each attempt is one idempotent statement, so one that failed on a broken connection
+        (the database restarted since it was pooled) is retried on another while time remains.
+        """
+        budget = self.timeout if deadline is None else deadline - time.monotonic()
+        if time.monotonic() < self._struggling_until:
+            budget = min(budget, PROBE_SECONDS)
+        give_up = time.monotonic() + max(0.001, budget)
+        pool = self._connections()
+        for attempt in range(self.pool_size + 1):
+            try:
+                with pool.connection(timeout=max(0.001, give_up - time.monotonic())) as conn:
+                    try:
+                        result = work(conn)
+                    except psycopg.OperationalError:
+                        if conn.broken and attempt < self.pool_size and time.monotonic() < give_up:
+                            continue
+                        raise
+                self._struggling_until = 0.0
+                return result
+            except (PoolTimeout, psycopg.OperationalError) as exc:
+                self._struggling_until = time.monotonic() + STRUGGLING_SECONDS
+                self._last_trouble = time.time()
+                if isinstance(exc, psycopg.errors.QueryCanceled):
+                    raise StoreTimeout(f"statement cancelled after {self.statement_timeout_ms} ms: {exc}") from exc
+                raise StoreTimeout(f"database not answering: {str(exc).strip()}") from exc
+        raise StoreTimeout("database connections kept breaking")
+
+    @contextmanager
+    def _conn(self, deadline: float | None = None) -> Iterator[psycopg.Connection]:
+        """A pooled connection for reads and tools (no retry)."""
+        timeout = self.timeout if deadline is None else max(0.001, min(self.timeout, deadline - time.monotonic()))
+        with self._connections().connection(timeout=timeout) as conn:
+            yield conn
+
+    def close(self) -> None:
+        """Close every pooled connection; later use raises psycopg.InterfaceError."""
+        self._closed.set()
+        if self._pool is not None and self._pool_pid == os.getpid():
+            self._pool.close()
+        self._pool = None
+
+    def __enter__(self) -> "PostgresStore":
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def health(self) -> dict:
+        """Whether operations have been failing lately; never waits on the database."""
+        degraded = time.monotonic() < self._struggling_until
+        return {"store": "degraded" if degraded else "ok",
+                **({"lastTimeout": _iso(self._last_trouble)} if self._last_trouble else {})}
+
+    def reserve(self, room: str, call_id: str, role: str, *, counted: bool, limit: int, ttl: float,
+                muted: bool, now: float | None = None, deadline: float | None = None,
+                caller: str | None = None) -> Admission:
+        """Take a seat for this call if its pool has one free; a call that holds one under this role keeps it,
+        one under another role is moved to this role's pool if it has room (`caller` finds the call again
+        from events that name only the caller)."""
+        now = time.time() if now is None else now
+        values = (_clean(room), _clean(call_id), _clean(role), int(counted), int(muted), now, now + ttl, limit,
+                  _clean(caller or None))
+        row = self._run(deadline, lambda conn: conn.execute(
+            "SELECT * FROM roomc_reserve(%s, %s, %s, %s::smallint, %s::smallint, %s, %s, %s, %s)", values).fetchone())
+        assert row is not None
+        admitted, again, taken = row
+        return Admission(bool(admitted), taken, limit, again=bool(again))
+
+    def record(self, event: Event, *, now: float | None = None, deadline: float | None = None) -> str:
+        """Store one status event; `stored`, `duplicate` or `unreadable` (kept raw, never dropped).
+
+        One INSERT; the trigger re-derives the participant and room inside the same statement.
+        An unreadable body is keyed by its bytes (and event id), so a replay is not stored again.
+        """
+        now = time.time() if now is None else now
+        body = _raw_json(event.raw)
+        if event.readable:
+            dedupe = event.dedupe_key()
+        else:
+            dedupe = f"raw:{hashlib.sha256(body).hexdigest()}:{event.event_id or ''}"
+        values = (_clean(dedupe), _clean(event.room), event.kind, _clean(event.call), event.at, now,
+                  _clean(event.recording), int(event.readable), body.decode(), int(event.timed), _clean(event.clock))
+        rowcount = self._run(deadline, lambda conn: conn.execute(
+            "INSERT INTO events (dedupe, room, kind, call_id, at, received_at, recording, readable, body, timed, clock) "
+            "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s::json, %s, %s) ON CONFLICT (dedupe) DO NOTHING",
+            values).rowcount)
+        if rowcount == 0:
+            return "duplicate"
+        return "stored" if event.readable else "unreadable"
+
+    def bind_signature(self, signature: str, request: str, *, expires_at: float, now: float | None = None,
+                       deadline: float | None = None, grant: str | None = None) -> bool:
+        """Bind a verified signature to the request it came with; False if it is already bound to
+        another request (a replay on another method, path or query). An exact retry is True, and so
+        is a request that `grant` (see grant_redirect) was given for."""
+        now = time.time() if now is None else now
+        values = (_clean(signature), _clean(request), expires_at, now, _clean(grant))
+        row = self._run(deadline, lambda conn: conn.execute(
+            "SELECT roomc_bind_signature(%s, %s, %s, %s, %s)", values).fetchone())
+        return bool(row and row[0])
+
+    def grant_redirect(self, grant: str, request: str, *, expires_at: float, deadline: float | None = None) -> None:
+        """Record that roomc itself redirected a call to `request`: that call's signed bodies may be
+        posted there too (the platform may repeat a body, so its signature, on the redirect)."""
+        values = (_clean(grant), _clean(request), expires_at)
+        self._run(deadline, lambda conn: conn.execute(
+            "INSERT INTO signature_uses (signature, request, expires_at) VALUES (%s, %s, %s) "
+            "ON CONFLICT (signature, request) DO UPDATE "
+            "SET expires_at = GREATEST(signature_uses.expires_at, EXCLUDED.expires_at)", values))
+
+    def forget_expired_signatures(self, now: float | None = None) -> int:
+        """Delete signature bindings past their window; each worker's prune thread calls it each minute."""
+        now = time.time() if now is None else now
+        return self._run(None, lambda conn: conn.execute(
+            "DELETE FROM signature_uses WHERE expires_at < %s", (now,)).rowcount)
+
+    def live_rooms(self, now: float | None = None) -> list[dict]:
+        """Rooms with a taken seat, or started and not yet ended, with their counts."""
+        now = time.time() if now is None else now
+        active = ACTIVE.replace(":now", "%(now)s")
+        with self._conn() as conn:
+            rows = conn.cursor(row_factory=dict_row).execute(
+                f"SELECT s.room AS room, SUM(CASE WHEN {active} AND s.joined_at IS NOT NULL THEN 1 ELSE 0 END) AS joined, "
+                f"SUM(CASE WHEN {active} AND s.joined_at IS NULL THEN 1 ELSE 0 END) AS reserved, "
+                f"SUM(CASE WHEN {active} AND s.counted = 1 THEN 1 ELSE 0 END) AS counted FROM seats s GROUP BY s.room",
+                {"now": now}).fetchall()
+            sessions = {r["room"]: r for r in conn.cursor(row_factory=dict_row).execute("SELECT * FROM rooms")}
+        out = []
+        for row in rows:
+            session = sessions.get(row["room"])
+            started = session is not None and session["started_at"] is not None
+            ended = session is not None and session["ended_at"] is not None and (
+                not started or session["ended_at"] >= session["started_at"])
+            if row["joined"] + row["reserved"] or (started and not ended):
+                out.append({"name": row["room"], "participants": int(row["joined"]), "reserved": int(row["reserved"]),
+                            "seatsTaken": int(row["counted"]), "started": started and not ended})
+        return sorted(out, key=lambda r: r["name"])
+
+    def room(self, name: str) -> dict | None:
+        """One room as operators read it: session times, participants and the recording URL."""
+        with self._conn() as conn:
+            cursor = conn.cursor(row_factory=dict_row)
+            session = cursor.execute("SELECT * FROM rooms WHERE room = %s", (_clean(name),)).fetchone()
+            seats = cursor.execute(
+                "SELECT * FROM seats WHERE room = %s ORDER BY reserved_at IS NULL, reserved_at, "
+                "joined_at NULLS FIRST, call_id COLLATE \"C\"", (_clean(name),)).fetchall()
+        if session is None and not seats:
+            return None
+        return {
+            "name": name,
+            "started": _iso(session["started_at"]) if session else None,
+            "ended": _iso(session["ended_at"]) if session else None,
+            "participants": [{
+                "callId": s["call_id"], "role": s["role"],
+                "muted": bool(s["muted0"] if s["muted"] is None else s["muted"]),
+                "joinedAt": _iso(s["joined_at"]), "leftAt": _iso(s["left_at"]),
+                "reservedAt": _iso(s["reserved_at"]),
+            } for s in seats],
+            "recordingUrl": session["recording_url"] if session else None,
+        }
+
+    def recent_events(self, room: str, limit: int = 10) -> list[dict]:
+        """The room's last `limit` readable events, newest first (the live page's event list)."""
+        with self._conn() as conn:
+            rows = conn.execute(
+                "SELECT kind, call_id, at, received_at FROM events WHERE room = %s AND readable = 1 "
+                "ORDER BY at DESC, received_at DESC LIMIT %s", (_clean(room), limit)).fetchall()
+        return [{"event": kind, "callId": call, "at": _iso(at), "receivedAt": _iso(received)}
+                for kind, call, at, received in rows]
+
+    def ended_rooms(self, limit: int = 10) -> list[dict]:
+        """The `limit` most recently ended room sessions with their recordings, newest first."""
+        with self._conn() as conn:
+            rows = conn.execute(
+                "SELECT room, started_at, ended_at, recording_url FROM rooms WHERE ended_at IS NOT NULL "
+                "AND (started_at IS NULL OR ended_at >= started_at) ORDER BY ended_at DESC LIMIT %s", (limit,)).fetchall()
+        return [{"name": room, "started": _iso(started), "ended": _iso(ended), "recordingUrl": recording}
+                for room, started, ended, recording in rows]
+
+    def change_marker(self) -> object:
+        """A value that changes whenever anyone commits a write, for cheap polling (the live page's stream).
+
+        The server's current snapshot (`xmin:xmax:in-progress xids`) moves when a writing
+        transaction starts and again when it commits, in any session; reads take no
+        transaction id, so they leave it alone. It is cluster-wide: a write to another
+        database moves it too, which only costs the poller a needless re-read. No table is read.
+        """
+        with self._conn() as conn:
+            row = conn.execute("SELECT pg_current_snapshot()::text").fetchone()
+        assert row is not None
+        return row[0]
+
+    def record_dialled_call(self, room: str, call_id: str, *, role: str | None = None,
+                            session_id: str | None = None, to: str | None = None, at: float | None = None) -> None:
+        """Remember a call `roomc dial` placed into `room`: the calls API cannot find calls by room."""
+        with self._conn() as conn:
+            conn.execute("INSERT INTO dialled_calls (call_id, room, role, session_id, dialled_to, dialled_at) "
+                         "VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT (call_id) DO NOTHING",
+                         (_clean(call_id), _clean(room), _clean(role), _clean(session_id), _clean(to),
+                          time.time() if at is None else at))
+
+    def dialled_calls(self, room: str) -> list[dict]:
+        """The calls `roomc dial` placed into `room`, oldest first."""
+        with self._conn() as conn:
+            rows = conn.cursor(row_factory=dict_row).execute(
+                "SELECT * FROM dialled_calls WHERE room = %s ORDER BY dialled_at, call_id COLLATE \"C\"",
+                (_clean(room),)).fetchall()
+        return [{"callId": r["call_id"], "room": r["room"], "role": r["role"], "sessionId": r["session_id"],
+                 "to": r["dialled_to"], "dialledAt": _iso(r["dialled_at"])} for r in rows]
+
+    # -- what roomc remembers about a call between requests (runtime/calls.py) ----------------
+    def note(self, key: str, value: str, *, ttl: float, now: float | None = None) -> None:
+        """Remember `value` under `key` for `ttl` seconds (replacing what was there)."""
+        now = time.time() if now is None else now
+        values = (_clean(key), _clean(value), now + ttl)
+        self._run(None, lambda conn: conn.execute(
+            "INSERT INTO call_notes (key, value, expires_at) VALUES (%s, %s, %s) ON CONFLICT (key) "
+            "DO UPDATE SET value = EXCLUDED.value, expires_at = EXCLUDED.expires_at", values))
+
+    def noted(self, key: str, now: float | None = None) -> str | None:
+        """What is remembered under `key`, unless it has expired."""
+        now = time.time() if now is None else now
+        row = self._run(None, lambda conn: conn.execute(
+            "SELECT value FROM call_notes WHERE key = %s AND expires_at > %s", (_clean(key), now)).fetchone())
+        return None if row is None else row[0]
+
+    def forget(self, key: str, now: float | None = None) -> None:
+        """Drop what is remembered under `key`, and every note that has expired."""
+        now = time.time() if now is None else now
+        self._run(None, lambda conn: conn.execute(
+            "DELETE FROM call_notes WHERE key = %s OR expires_at <= %s", (_clean(key), now)))
+
+    def call_by_caller(self, room: str, caller: str, kind: str, now: float | None = None) -> str | None:
+        """The call a participant event names only by its caller's number: for a `join`, the newest
+        seat not yet in the room; otherwise the earliest-joined one still in it; else the newest."""
+        order = ("joined_at IS NOT NULL, reserved_at DESC NULLS LAST" if kind == "join"
+                 else "(joined_at IS NULL OR left_at IS NOT NULL), joined_at NULLS FIRST, reserved_at DESC NULLS LAST")
+        row = self._run(None, lambda conn: conn.execute(
+            f"SELECT call_id FROM seats WHERE room = %s AND caller = %s ORDER BY {order} LIMIT 1",
+            (_clean(room), _clean(caller))).fetchone())
+        return None if row is None else row[0]
+
+    def rooms_of_call(self, call_id: str) -> list[str]:
+        """Every room where this call holds or held a seat."""
+        rows = self._run(None, lambda conn: conn.execute(
+            'SELECT room FROM seats WHERE call_id = %s ORDER BY room COLLATE "C"', (_clean(call_id),)).fetchall())
+        return [row[0] for row in rows]
+
+    def call_ended_at(self, call_id: str) -> float | None:
+        """When a call-completed/failed event said this call ended, if one did."""
+        row = self._run(None, lambda conn: conn.execute(
+            "SELECT MIN(at) FROM events WHERE call_id = %s AND kind = 'callend'", (_clean(call_id),)).fetchone())
+        return None if row is None else row[0]
+
+    def seats_to_confirm(self, *, within: float, limit: int, now: float | None = None) -> list[dict]:
+        """Live seats the calls API should vouch for: reservations that expire within `within` seconds
+        (their join may never be readable) and joined seats not yet left (their leave may be lost)."""
+        now = time.time() if now is None else now
+
+        def read(conn: psycopg.Connection) -> list[dict]:
+            return conn.cursor(row_factory=dict_row).execute(
+                "SELECT call_id, room, (joined_at IS NOT NULL)::INTEGER AS joined, expires_at FROM seats "
+                "WHERE left_at IS NULL AND (joined_at IS NOT NULL OR (expires_at > %(now)s AND expires_at <= %(horizon)s)) "
+                "ORDER BY joined_at IS NOT NULL, expires_at NULLS FIRST LIMIT %(limit)s",
+                {"now": now, "horizon": now + within, "limit": limit}).fetchall()
+
+        return self._run(None, read)
+
+    def extend_reservations(self, call_id: str, *, until: float, now: float | None = None) -> int:
+        """Hold a live call's reservations (not yet joined) until `until`; how many were held."""
+        now = time.time() if now is None else now
+        return self._run(None, lambda conn: conn.execute(
+            "UPDATE seats SET expires_at = GREATEST(expires_at, %s) WHERE call_id = %s "
+            "AND joined_at IS NULL AND left_at IS NULL AND expires_at > %s", (until, _clean(call_id), now)).rowcount)
+
+    def count_events(self) -> int:
+        """How many events are stored (benchmarks check nothing was lost)."""
+        with self._conn() as conn:
+            row = conn.execute("SELECT COUNT(*) FROM events").fetchone()
+        assert row is not None
+        return int(row[0])
+
+
+def is_url(location: Any) -> bool:
+    """Whether a --db value names a PostgreSQL database rather than a SQLite file."""
+    return isinstance(location, str) and location.startswith(("postgresql://", "postgres://"))
