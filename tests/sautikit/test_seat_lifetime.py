@@ -84,7 +84,7 @@ def fill_the_town_hall(runtime: Server, client: CallsClient) -> dict[str, str]:
 
     calls = {"host": dial("+254733000100", host="1"), "supervisor": dial("+254733000200", listen="1")}
     calls.update({f"guest-{i}": dial(f"+25473300001{i}") for i in range(9)})
-    eventually(lambda: all(f"joins townhall-9" in " ".join(heard_by(client, runtime, c)) for c in calls.values()),
+    eventually(lambda: all("joins townhall-9" in " ".join(heard_by(client, runtime, c)) for c in calls.values()),
                timeout=30)
     return calls
 
