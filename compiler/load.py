@@ -209,6 +209,8 @@ def load_text(text: str | bytes, path: str = "<string>") -> SourceFile:
     lines = text.splitlines()
     for extra in documents[1:]:
         line = extra.start_mark.line
+        # A document's mark may sit one past the last line (text ending in `---`); walk back from there.
+        line = min(line, len(lines) - 1)
         while line > 0 and not lines[line].startswith("---"):
             line -= 1  # point at the `---` that starts the document, not its first key
         source.diagnostics.append(Diagnostic(

@@ -82,3 +82,12 @@ def test_spans_record_keys_and_values():
 def test_suppression_comments_are_collected():
     _, source = codes("name: x  # roomc: ignore[RC204, rc207]\n")
     assert source.suppressions[1][1] == frozenset({"RC204", "RC207"})
+
+
+def test_a_second_document_marker_on_the_last_line_is_a_finding_not_a_crash(tmp_path):
+    """Found by test_properties: `---` as the file's last line put the document's mark past the end."""
+    from roomc.compiler import pipeline
+
+    path = tmp_path / "policy.yaml"
+    path.write_text("roomc: 1\n---\n")
+    assert "RC004" in [d.code for d in pipeline.run([str(path)]).diagnostics]
