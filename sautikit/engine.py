@@ -74,6 +74,17 @@ def iso(epoch: float, t: float | None) -> str | None:
     return datetime.fromtimestamp(epoch + t, timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
+def with_label(url: str, label: str | None) -> str:
+    """The URL a voice callback is POSTed to: the call's label rides as `?clientRequestId=` (SDK 0.4.0), unless
+    its encoded form is over 2048 bytes (SDK 0.4.1: the body still carries it) or the URL already has one."""
+    if not label:
+        return url
+    encoded = urllib.parse.urlencode({"clientRequestId": label})
+    if len(encoded) - len("clientRequestId=") > 2048 or "clientRequestId=" in urllib.parse.urlsplit(url).query:
+        return url
+    return url + ("&" if urllib.parse.urlsplit(url).query else "?") + encoded
+
+
 @dataclass
 class Leg:
     """One call: the platform's call record plus where its actions have got to."""
@@ -389,8 +400,8 @@ class Platform:
         leg.url = url
         form = self.readings.voice_body == "form"
         body = (urllib.parse.urlencode(fields) if form else json.dumps(fields)).encode()
-        status, answer = self._http(url, body, "application/x-www-form-urlencoded" if form else "application/json",
-                                    signed=True)
+        status, answer = self._http(with_label(url, leg.client_request_id), body,
+                                    "application/x-www-form-urlencoded" if form else "application/json", signed=True)
         try:
             reply = json.loads(answer) if status == 200 else None
         except ValueError:

@@ -26,7 +26,8 @@ def webhook():
     def app(environ, start_response):
         body = environ["wsgi.input"].read(int(environ.get("CONTENT_LENGTH") or 0))
         received.append((environ["PATH_INFO"], body, environ.get("HTTP_X_SAUTIKIT_SIGNATURE")))
-        received.headers.append({k: v for k, v in environ.items() if k.startswith(("HTTP_", "CONTENT_TYPE"))})
+        received.headers.append({k: v for k, v in environ.items()
+                                 if k.startswith(("HTTP_", "CONTENT_TYPE", "QUERY_STRING"))})
         reply = replies.pop(0) if replies else {"ok": True}
         status, reply = reply if isinstance(reply, tuple) else ("200 OK", reply)
         data = reply if isinstance(reply, bytes) else json.dumps(reply).encode()

@@ -80,3 +80,17 @@ def test_an_ai_agent_that_is_not_last_drops_the_call(webhook):
     leg = platform.place_call(local="+254700000001", remote="+254733000001", url=base + "/start")
     platform.run_until_idle()
     assert leg.status == "failed" and leg.failure_code == "invalid_voice_response"
+
+
+def test_the_label_rides_the_callback_url_unless_it_is_too_long(webhook):
+    from roomc.sautikit.engine import with_label
+
+    assert with_label("https://x.example/j?room=1", "order-1") == "https://x.example/j?room=1&clientRequestId=order-1"
+    assert with_label("https://x.example/j", "a" * 2049) == "https://x.example/j"
+    base, replies, received = webhook
+    replies.append({"actions": [{"hangup": {}}]})
+    platform = Platform(VirtualClock())
+    platform.place_call(local="+254700000001", remote="+254733000001", url=base + "/j?room=1", client_request_id="o-1")
+    platform.run_until_idle()
+    assert parse_qs(received[0][1].decode())["clientRequestId"] == ["o-1"]
+    assert received.headers[0]["QUERY_STRING"] == "room=1&clientRequestId=o-1"
