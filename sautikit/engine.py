@@ -38,6 +38,8 @@ OUTBOUND_MINOR_PER_MINUTE = 300  # KES 3.00 a minute, in minor units; inbound le
 STREAM_SECONDS = 30  # a connected `stream` holds the call this long locally: no socket is opened
 AI_AGENT_SECONDS = 60  # how long the (absent) AI agent keeps a caller before it hands back
 WORKSPACE_ID = "ws_local"
+# A supervisor leg is billed from answer to leave: KES 0.50/min from a browser or SIP, the outbound rate by phone.
+SUPERVISOR_MINOR_PER_MINUTE = {"client": 50, "sip": 50, "phone": OUTBOUND_MINOR_PER_MINUTE}
 LIVE = ("ringing", "answered")
 
 
@@ -117,7 +119,8 @@ class Leg:
     member_id: str | None = None  # the PBX's participant id while in a room
     events: list[dict] = field(default_factory=list)  # the PBX lifecycle events GET /v1/calls/{id} lists
     recording: dict | None = None  # {"state": "pending" | "ready", "url", "ready_at"}
-    supervision: dict | None = None
+    supervision: dict | None = None  # the current (or last) supervision, as the API returns it
+    supervisors: list["Supervisor"] = field(default_factory=list)  # every one, for the bill
     control: str | None = None
     fallback_actions: list[dict] | None = None
     control_timeout_ms: int = 10000
@@ -156,6 +159,27 @@ class Leg:
                 "created_at": iso(epoch, self.created_at), "updated_at": iso(epoch, self.updated_at),
                 "events": [{**e, "occurred_at": iso(epoch, e["occurred_at"]), "created_at": iso(epoch, e["created_at"])}
                            for e in self.events]}
+
+
+@dataclass
+class Supervisor:
+    """A supervisor leg on a call: billed from when it connects to when it leaves."""
+
+    kind: str  # client, sip or phone
+    connected_at: float | None = None
+    ended_at: float | None = None
+
+    @property
+    def duration(self) -> int:
+        if self.connected_at is None or self.ended_at is None:
+            return 0
+        return int(round(self.ended_at - self.connected_at))
+
+    def cost_minor(self, rounding: str = "per-second") -> int:
+        rate = SUPERVISOR_MINOR_PER_MINUTE[self.kind]
+        if rounding == "per-minute":
+            return math.ceil(self.duration / 60) * rate
+        return self.duration * rate // 60
 
 
 @dataclass
@@ -303,8 +327,7 @@ class Platform:
         self.note(leg.label, why)
         if leg.recording and leg.recording["state"] == "pending":
             self._recording_ready(leg, f"{self.recording_base}/{leg.id}.mp3")
-        if leg.supervision and leg.supervision["state"] not in ("ended", "failed"):
-            leg.supervision.update(state="ended", ended_at=iso(self.epoch, self.clock.now()))
+        self.end_supervision(leg)
         if leg.room:
             self._leave(leg)
         self._call_event(leg, "call.completed" if status == "completed" else "call.failed")
@@ -322,14 +345,38 @@ class Platform:
                            "supervisor": {**target, **({"label": params["label"]} if "label" in params else {})},
                            "notify_agent": params.get("notify_agent", True), "state": "connecting",
                            "created_at": iso(self.epoch, self.clock.now())}
-        supervision = leg.supervision
+        supervision, supervisor = leg.supervision, Supervisor(target["type"])
+        leg.supervisors.append(supervisor)
         self.note(leg.label, f"is supervised ({params['mode']}) by {target.get('identity') or target.get('number')}")
+        self._supervision_event(leg, "call.supervision.started")
 
         def connect() -> None:
             if supervision["state"] == "connecting" and leg.status in LIVE:
                 supervision.update(state="connected", connected_at=iso(self.epoch, self.clock.now()))
+                supervisor.connected_at = self.clock.now()
+                self._supervision_event(leg, "call.supervision.connected")
         self.at(self.clock.now() + RING_SECONDS, connect)
         return supervision
+
+    def end_supervision(self, leg: Leg) -> None:
+        """The supervisor leaves (DELETE, or the call ended); idempotent."""
+        if leg.supervision is None or leg.supervision["state"] in ("ended", "failed"):
+            return
+        leg.supervision.update(state="ended", ended_at=iso(self.epoch, self.clock.now()))
+        if leg.supervisors:
+            leg.supervisors[-1].ended_at = self.clock.now()
+        self._supervision_event(leg, "call.supervision.ended")
+
+    def _supervision_event(self, leg: Leg, kind: str) -> None:
+        if self.readings.call_events != "emitted" or not self.events_url or leg.supervision is None:
+            return
+        event_id = str(uuid.uuid4())
+        data = {key: leg.supervision[key] for key in ("supervision_id", "call_id", "session_id", "mode", "state",
+                                                      "supervisor")}
+        body = json.dumps({"kind": kind, "event_id": event_id, "workspace_id": WORKSPACE_ID,
+                           "occurred_at": iso(self.epoch, self.clock.now()), "data": data}).encode()
+        self._deliver(self.events_url, body, signed=True, what=f"{kind} for {leg.label}",
+                      headers={"X-Sautikit-Event-Id": event_id, "X-Sautikit-Event": kind})
 
     # -- webhooks --------------------------------------------------------------
     def _http(self, url: str, body: bytes, content_type: str, *, signed: bool, age: float = 0.0,

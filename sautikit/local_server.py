@@ -52,23 +52,32 @@ def _error(status: int, code: str, message: str) -> tuple[Response, int]:
 
 def report(platform: Platform) -> dict:
     """The timeline, rooms and bill so far, in the shape `roomc simulate --format json` prints."""
-    legs = sorted(platform.legs.values(), key=lambda leg: (leg.created_at, leg.label))
+    calls = sorted(platform.legs.values(), key=lambda leg: (leg.created_at, leg.label))
+    rounding = platform.rounding
+    legs = []
+    for leg in calls:
+        legs.append({"label": leg.label, "callId": leg.id, "direction": leg.direction, "status": leg.status,
+                     "meeting": leg.meeting, "durationSeconds": leg.duration, "heldSeconds": round(leg.held_seconds),
+                     "costMinor": leg.cost_minor(rounding)})
+        # Supervisor legs are billed on their own (SDK 0.5.0), next to the call they supervised.
+        for number, supervisor in enumerate(leg.supervisors, 1):
+            legs.append({"label": f"{leg.label} supervisor {number}", "callId": leg.id, "direction": "supervisor",
+                         "status": "ended" if supervisor.ended_at is not None else "live", "meeting": leg.meeting,
+                         "durationSeconds": supervisor.duration, "heldSeconds": 0,
+                         "costMinor": supervisor.cost_minor(rounding), "supervisorType": supervisor.kind})
     meetings: dict[str, int] = {}
-    for leg in legs:
+    for row in legs:
         # A caller turned away by the policy never reached a room; their cost is listed on its own.
-        key = leg.meeting or "(no room)"
-        meetings[key] = meetings.get(key, 0) + leg.cost_minor(platform.rounding)
+        key = row["meeting"] or "(no room)"
+        meetings[key] = meetings.get(key, 0) + row["costMinor"]
     return {
         "timeline": [{"at": round(e.at, 3), "who": e.who, "what": e.what, "room": e.room} for e in platform.timeline],
-        "legs": [{"label": leg.label, "callId": leg.id, "direction": leg.direction, "status": leg.status,
-                  "meeting": leg.meeting,
-                  "durationSeconds": leg.duration, "heldSeconds": round(leg.held_seconds),
-                  "costMinor": leg.cost_minor(platform.rounding)} for leg in legs],
+        "legs": legs,
         "meetingsMinor": meetings,
         "sessions": sessions(platform),
-        "totalMinor": sum(leg.cost_minor(platform.rounding) for leg in legs),
+        "totalMinor": sum(row["costMinor"] for row in legs),
         "currency": "KES",
-        "rounding": platform.rounding,
+        "rounding": rounding,
     }
 
 
@@ -430,9 +439,7 @@ def create_local_app(platform: Platform, *, api_key: str | None) -> Flask:
     @app.delete("/v1/calls/<call_id>/supervision")
     def stop_supervision(call_id: str):
         with platform.lock:
-            current = active_supervision(found(call_id))
-            if current is not None:
-                current.update(state="ended", ended_at=iso(platform.epoch, platform.clock.now()))
+            platform.end_supervision(found(call_id))
         return Response(status=204)
 
     @app.get("/v1/calls/<call_id>/supervision")

@@ -230,6 +230,7 @@ def test_supervision(api, webhook):
     error(call("PATCH", path, {"mode": "shout"}), 400, "calls.invalid_request")
     error(call("POST", path, {"mode": "listen", "supervisor": {"type": "phone", "number": "07"}}), 400,
           "calls.invalid_request")
+    platform.clock.t = 129  # two minutes of whispering
     assert call("DELETE", path)[0] == 204 and call("DELETE", path)[0] == 204  # idempotent
     assert call("GET", path)[1] == {"supervision": None}
     error(call("PATCH", path, {"mode": "barge"}), 404, "calls.supervision_not_found")
@@ -237,6 +238,10 @@ def test_supervision(api, webhook):
     platform.run_until_idle()
     error(call("POST", path, body), 409, "calls.not_active")
     error(call("GET", "/v1/calls/nothing/supervision"), 404, "calls.not_found")
+    _, bill, _ = call("GET", "/v1/local/report")
+    supervisor, = [leg for leg in bill["legs"] if leg["direction"] == "supervisor"]
+    assert (supervisor["durationSeconds"], supervisor["costMinor"]) == (120, 100)  # KES 0.50 a minute, a browser
+    assert bill["totalMinor"] == sum(leg["costMinor"] for leg in bill["legs"])
 
 
 def test_every_error_is_the_platform_envelope(api, monkeypatch):

@@ -190,3 +190,16 @@ def test_every_switch_is_an_option_and_documented(invoke):
     help_text = invoke("sautikit-local", "--help").output
     for name in CHOICES:
         assert f"| `{name}` |" in page and f"--{name.replace('_', '-')}" in help_text and name in QUESTIONS
+
+
+def test_supervision_events_reach_the_events_url_when_call_events_are_emitted(webhook):
+    base, replies, received = webhook
+    replies.extend([{"ok": True}, {"actions": [{"conference": {"name": "r"}}]}])
+    engine = Platform(VirtualClock(), secret=SECRET, events_url=base + "/ev", readings=Readings(call_events="emitted"))
+    leg = engine.place_call(local=NUMBER, remote=CALLER, url=base + "/v", hangup_after=60)
+    engine.at(10, lambda: engine.supervise(leg, {"mode": "listen", "supervisor": {"type": "phone", "number": CALLER}}))
+    engine.run_until_idle()
+    kinds = [json.loads(body)["kind"] for path, body, _ in received if path == "/ev"]
+    assert kinds == ["call.answered", "call.supervision.started", "call.supervision.connected",
+                     "call.supervision.ended", "call.completed"]
+    assert leg.supervisors[0].duration == 63 - 13 and leg.supervisors[0].cost_minor() == 50 * 5  # phone: outbound rate
