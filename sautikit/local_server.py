@@ -26,7 +26,7 @@ from werkzeug.exceptions import HTTPException
 
 from roomc.compiler.schemas import actions_problems
 
-from .engine import LIVE, Leg, Platform, ScaledClock, iso
+from .engine import LIVE, Leg, Platform, ScaledClock
 from .readings import Readings
 
 E164 = re.compile(r"\+[1-9][0-9]{6,14}")
@@ -54,7 +54,7 @@ def report(platform: Platform) -> dict:
     """The timeline, rooms and bill so far, in the shape `roomc simulate --format json` prints."""
     calls = sorted(platform.legs.values(), key=lambda leg: (leg.created_at, leg.label))
     rounding = platform.rounding
-    legs = []
+    legs: list[dict[str, Any]] = []
     for leg in calls:
         legs.append({"label": leg.label, "callId": leg.id, "direction": leg.direction, "status": leg.status,
                      "meeting": leg.meeting, "durationSeconds": leg.duration, "heldSeconds": round(leg.held_seconds),
