@@ -30,6 +30,9 @@ from .store import Store
 
 POLL_SECONDS = 0.25  # a change shows within about this, plus the render
 REDRAW_SECONDS = 5.0  # reservations expire and hold times grow without a write; redraw anyway
+MIN_RENDER_SECONDS = 0.5  # under a stream of writes, render at most twice a second per worker
+FULL_ROOMS = 50  # rooms shown in full (participants, events); past that, one line each
+LISTED_ROOMS = 500  # and past that, only a count: the page stays cheap on a line with thousands of rooms
 SESSION_HOURS = 12
 RECENT_EVENTS = 8
 ENDED_ROOMS = 10
@@ -52,8 +55,15 @@ def _hold(since: float | None, left: float | None, live_start: float | None, now
 def snapshot(store: Store, now: float | None = None) -> dict:
     """Everything the page (and `roomc rooms --watch`) shows: live rooms in full, recently ended ones."""
     now = time.time() if now is None else now
-    rooms = []
-    for summary in store.live_rooms(now):
+    rooms: list[dict] = []
+    more: list[dict] = []
+    live = store.live_rooms(now)
+    for summary in live:
+        if len(rooms) >= FULL_ROOMS:
+            more.append(summary)
+            if len(more) >= LISTED_ROOMS:
+                break
+            continue
         room = store.room(summary["name"]) or {"participants": [], "started": None, "ended": None,
                                                "recordingUrl": None}
         started, ended = _epoch(room["started"]), _epoch(room["ended"])
@@ -68,10 +78,11 @@ def snapshot(store: Store, now: float | None = None) -> dict:
         rooms.append({**summary, "startedAt": room["started"], "endedAt": room["ended"],
                       "recordingUrl": room["recordingUrl"], "people": people,
                       "events": store.recent_events(summary["name"], RECENT_EVENTS)})
-    live_names = {r["name"] for r in rooms}
+    live_names = {r["name"] for r in rooms + more}
     recently_ended = [r for r in store.ended_rooms(ENDED_ROOMS) if r["name"] not in live_names]
     return {"at": datetime.fromtimestamp(now, timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z"),
-            "rooms": rooms, "ended": recently_ended}
+            "rooms": rooms, "more": more,
+            "unlisted": len(live) - len(rooms) - len(more), "ended": recently_ended}
 
 
 def duration(seconds: float | None) -> str:
@@ -98,6 +109,10 @@ def render_text(view: dict) -> str:
                          + (f"  on hold {hold}{'…' if p['holding'] else ''}" if hold else ""))
         for e in room["events"][:3]:
             lines.append(f"  · {e['at']} {e['event']} {e['callId'] or ''}".rstrip())
+    if view.get("more"):
+        names = ", ".join(f"{r['name']} ({r['participants']}+{r['reserved']})" for r in view["more"][:20])
+        lines += ["", f"{len(view['more']) + view['unlisted']} more live rooms: {names}"
+                  + (", ..." if len(view["more"]) + view["unlisted"] > 20 else "")]
     if view["ended"]:
         lines += ["", "ended:"]
         for room in view["ended"]:
@@ -156,7 +171,8 @@ class LiveView:
         with self._lock:
             now = time.monotonic()
             marker = self.store.change_marker()
-            if marker != self._marker or now - self._drawn >= REDRAW_SECONDS:
+            since = now - self._drawn
+            if (marker != self._marker and since >= MIN_RENDER_SECONDS) or since >= REDRAW_SECONDS:
                 self._marker, self._drawn = marker, now
                 template = self.app.jinja_env.get_template("rooms.html")  # cached by Jinja
                 self._html = template.render(view=snapshot(self.store), duration=duration)

@@ -95,3 +95,25 @@ def test_each_request_is_logged_once_with_its_fields(client, caplog):
     assert line["route"] == "/conference/join" and line["call_id"] == "call-7" and line["room"] == "logged"
     assert line["outcome"] == "admitted" and line["latency_ms"] >= 0 and line["request_id"]
     assert line["level"] == "INFO" and line["time"].endswith("Z")
+
+
+def test_request_lines_are_batched_whole_lines(tmp_path):
+    import os
+
+    from roomc.runtime.observe import RequestLines
+
+    path = tmp_path / "stderr"
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND)
+    lines = RequestLines("json", enabled=True, fd=fd, flush_every=60)
+    for i in range(200):
+        lines.add(f"r-{i}", "/conference/join", f"call-{i}", "room-1", "admitted", 0.25)
+    assert path.read_text() == "", "nothing is written on the request path"
+    lines.flush()
+    os.close(fd)
+    written = path.read_text().splitlines()
+    records = [json.loads(line) for line in written]
+    assert [r["request_id"] for r in records] == [f"r-{i}" for i in range(200)]
+    assert records[0]["latency_ms"] == 0.25 and records[0]["time"].endswith("Z") and records[0]["room"] == "room-1"
+    text = RequestLines("text", enabled=True, fd=fd)
+    text.add("r-1", "/x", None, None, "answered", 1.0)
+    assert text._lines[0].decode().endswith(" INFO roomc.requests r-1 /x call=- room=- outcome=answered 1.000 ms\n")

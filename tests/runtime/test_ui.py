@@ -157,3 +157,30 @@ def test_hold_time_counts_until_the_room_starts(store):
     text = render_text(snapshot(store, now=base + 100))
     assert "early" in text and "on hold 0:45" in text
     assert duration(3725) == "1:02:05" and duration(65) == "1:05" and duration(None) == ""
+
+
+def test_a_line_with_many_rooms_shows_fifty_in_full_and_lists_the_rest(ui_app, store):
+    from roomc.runtime import ui
+
+    for i in range(ui.FULL_ROOMS + 12):
+        store.reserve(f"busy-{i:03d}", f"c{i}", "participant", counted=True, limit=10, ttl=600, muted=False)
+    view = snapshot(store)
+    assert len(view["rooms"]) == ui.FULL_ROOMS and len(view["more"]) == 12 and view["unlisted"] == 0
+    client = ui_app.test_client()
+    sign_in(client)
+    html = client.get("/ui").get_data(as_text=True)
+    assert "12 more live rooms" in html and 'data-room="busy-061"' in html
+    assert "12 more live rooms" in render_text(view)
+
+
+def test_the_fragment_is_rendered_at_most_twice_a_second_under_a_stream_of_writes(ui_app, store):
+    import time
+
+    from roomc.runtime.ui import LiveView
+
+    view = LiveView(ui_app, store)
+    first = view.current()
+    store.reserve("w", "a", "participant", counted=True, limit=10, ttl=600, muted=False)
+    assert view.current() == first, "a change within 0.5 s of the last render waits for the next"
+    time.sleep(0.55)
+    assert 'data-call="a"' in view.current(), "and shows after it"
