@@ -180,9 +180,12 @@ def exposition() -> tuple[bytes, str]:
     """The metrics in Prometheus' text format, summed over every worker process in multiprocess mode."""
     from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, generate_latest
 
+    from prometheus_client import values
+
     metrics()  # the families exist (and show at zero) even before the first request
     directory = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
-    if not directory:
+    # The mode is fixed when prometheus-client is imported: read the files only if values go there.
+    if not directory or not getattr(values.ValueClass, "_multiprocess", False):
         return generate_latest(REGISTRY), CONTENT_TYPE_LATEST
     from prometheus_client import multiprocess
 

@@ -23,7 +23,10 @@ def granian_argv(monkeypatch, tmp_path):
     monkeypatch.setenv("ROOMC_DB", str(tmp_path / "roomc.db"))
     for name in ("ROOMC_TABLE", "ROOMC_BODY_TIMEOUT", "ROOMC_REQUEST_THREADS", "ROOMC_ALLOW_UNSIGNED", "ROOMC_LOG_FORMAT",
                  "PROMETHEUS_MULTIPROC_DIR"):
-        monkeypatch.delenv(name, raising=False)  # serve sets them for granian's workers; undone after
+        # serve sets them for granian's workers. setenv first: delenv of an unset name records
+        # nothing, and the value serve sets would outlive the test (PROMETHEUS_MULTIPROC_DIR did).
+        monkeypatch.setenv(name, "")
+        monkeypatch.delenv(name)
     monkeypatch.setenv("SAUTIKIT_VOICE_SECRET", "s3cret")  # rooms/ names it; serve fails closed without it
     return captured
 
