@@ -45,6 +45,17 @@ def table_for(tmp_path: Path, text: str) -> dict:
     return compilation.table
 
 
+@pytest.fixture(autouse=True)
+def _environment_restored() -> Iterator[None]:
+    """`roomc serve` sets variables for granian's workers; with execv patched out they would
+    outlive the test and reach every later server (a leaked PROMETHEUS_MULTIPROC_DIR did)."""
+    saved = dict(os.environ)
+    yield
+    if os.environ != saved:
+        os.environ.clear()
+        os.environ.update(saved)
+
+
 @pytest.fixture
 def runner() -> CliRunner:
     return CliRunner()
