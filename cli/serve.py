@@ -65,6 +65,23 @@ def port_problem(host: str, port: int) -> str | None:
     return None
 
 
+def _claim_port(port: int) -> str | None:
+    """Hold a per-port lock for the life of this process (granian's, after exec): two `roomc serve`
+    started at the same moment both pass the bind probe, and granian's SO_REUSEPORT lets both bind."""
+    import fcntl
+    import tempfile
+
+    path = Path(tempfile.gettempdir()) / f"roomc-port-{port}.lock"
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        return f"port {port} is being served by another roomc serve (lock {path})"
+    os.set_inheritable(fd, True)  # kept open across exec, so granian's main process holds it
+    return None
+
+
 def _loopback(host: str) -> bool:
     import ipaddress
 
@@ -117,7 +134,9 @@ def _say(log_format: str, level: str, message: str) -> None:
 def serve(paths: tuple[str, ...], host: str, port: int, db: str, workers: int, blocking_threads: int,
           body_timeout: float, dev: bool, allow_unsigned: bool, log_format: str) -> None:
     """Serve a route table (build/routes.json) or room policies (compiled first) as Sautikit webhooks."""
-    problem = port_problem(host, port)
+    if host == "localhost":
+        host = "127.0.0.1"  # granian wants an address; roomc's loopback check already knows the name
+    problem = port_problem(host, port) or _claim_port(port)
     if problem:
         raise Failure(f"{problem}; choose another --port or stop what is listening there")
     table = load_table(paths or ("rooms",))
@@ -186,6 +205,8 @@ def serve(paths: tuple[str, ...], host: str, port: int, db: str, workers: int, b
     os.execv(sys.executable, [sys.executable, "-m", "granian", "--interface", "rsgi", "--host", host,
                               "--port", str(port), "--workers", str(workers), "--no-access-log",
                               "--http1-header-read-timeout", str(HEADER_READ_TIMEOUT_MS),
+                              # HTTP/1 only: the header deadline does not apply to cleartext HTTP/2.
+                              "--http", "1",
                               "--backpressure", str(connections_per_worker(workers)),
                               "--workers-kill-timeout", "5",
                               # Without this, one worker's death stops the whole server and every caller hears silence.

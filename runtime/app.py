@@ -46,7 +46,7 @@ class Settings:
     admin_token: str | None = None
     reservation_ttl: float = 60.0
     secrets: dict[str, str] = field(default_factory=dict)
-    max_body_bytes: int = 256 * 1024
+    max_body_bytes: int = 64 * 1024  # callbacks are a few hundred bytes; a stranger's body is parsed only once signed
     allow_unsigned: bool = False  # serve a policy that names a secret without one (--allow-unsigned)
     # How long a caller may wait for the store before hearing the fallback; the platform's own
     # voice-callback timeout is undocumented (docs/runtime.md, "Deadlines").

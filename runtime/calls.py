@@ -123,18 +123,22 @@ def identify(store: Store, event: Event) -> Event:
 
 
 def end_call(store: Store, call_id: str, at: float, reason: str, event_id: str | None = None,
-             timed: bool = True) -> int:
-    """Free every seat the call holds: a `leave` in each of its rooms, stored like a platform event
-    (so delivery order cannot undo it). How many rooms it was in."""
-    rooms = store.rooms_of_call(call_id)
+             timed: bool = True, only_room: str | None = None) -> int:
+    """Free every seat the call holds (in `only_room` alone, when given): a `leave` in each of its
+    rooms, stored like a platform event (so delivery order cannot undo it). How many rooms it was in."""
+    rooms = [room for room in store.rooms_of_call(call_id) if only_room is None or room == only_room]
     for room in rooms:
         store.record(Event("leave", room, call_id, None, at, None, f"{event_id or 'none'}:{reason}:{room}:{call_id}",
                            {"roomc": reason, "callId": call_id}, timed))
     return len(rooms)
 
 
-def call_end_event(store: Store, fields: dict, headers: Mapping[str, str | None], now: float | None = None) -> str:
-    """Store a call-completed/failed event and free the call's seats; the route's outcome."""
+def call_end_event(store: Store, fields: dict, headers: Mapping[str, str | None], now: float | None = None,
+                   only_room: str | None = None) -> str:
+    """Store a call-completed/failed event and free the call's seats; the route's outcome.
+
+    An unsigned event believed for its room's events token (`only_room`) speaks for that room
+    only: it frees the call's seat there and nowhere else."""
     parsed = normalise.event(fields, headers, now=now)
     call = parsed.call
     if call is None:
@@ -143,30 +147,42 @@ def call_end_event(store: Store, fields: dict, headers: Mapping[str, str | None]
         call = None if value is None else str(value)
     if call is None:
         return store.record(dataclasses.replace(parsed, kind=None))  # kept raw: nothing to free
-    stored = store.record(dataclasses.replace(parsed, kind="callend", room="", call=call))
+    stored = store.record(dataclasses.replace(parsed, kind="callend", room=only_room or "", call=call))
     if stored != "duplicate":
-        end_call(store, call, parsed.at, "call-ended", parsed.event_id, parsed.timed)
+        end_call(store, call, parsed.at, "call-ended", parsed.event_id, parsed.timed, only_room)
     return stored
 
 
 def after_join(store: Store, event: Event) -> None:
     """A join that arrives after its call's end event (delivery is unordered) is closed at once."""
     if event.kind == "join" and event.call is not None and event.room:
-        ended = store.call_ended_at(event.call)
+        ended = store.call_ended_at(event.call, event.room)
         if ended is not None:
             store.record(Event("leave", event.room, event.call, None, max(ended, event.at), None,
                                f"callend-after-join:{event.room}:{event.call}", {"roomc": "call-ended", "callId": event.call}, event.timed))
 
 
 # -- signatures on the events route ----------------------------------------------------
-def events_token(secret: bytes, room: str) -> str:
+TOKEN_DAYS = 2  # a token is believed on the UTC day it was issued and the next
+
+
+def events_token(secret: bytes, room: str, day: int | None = None) -> str:
     """The per-room token roomc puts in the events URL it gives the platform: an unsigned event that
-    carries it came from whoever was given that URL."""
-    return hmac.new(secret, b"roomc-events|" + room.encode(), hashlib.sha256).hexdigest()[:32]
+    carries it came from whoever was given that URL. It changes each UTC day (and is believed for
+    TOKEN_DAYS), so a leaked URL stops working."""
+    day = int(time.time() // 86400) if day is None else day
+    return hmac.new(secret, f"roomc-events|{day}|".encode() + room.encode(), hashlib.sha256).hexdigest()[:32]
 
 
-def token_matches(secret: bytes, room: str | None, token: str | None) -> bool:
-    return bool(room and token) and hmac.compare_digest(events_token(secret, room or ""), token or "")
+def token_matches(secret: bytes, room: str | None, token: str | None, now: float | None = None) -> bool:
+    """Whether `token` is `room`'s events token of today or the day before."""
+    if not (room and token):
+        return False
+    today = int((time.time() if now is None else now) // 86400)
+    matched = False
+    for day in range(today - TOKEN_DAYS + 1, today + 1):
+        matched |= hmac.compare_digest(events_token(secret, room, day), token)
+    return matched
 
 
 # -- the sweeper: ask the platform before letting a seat go ----------------------------

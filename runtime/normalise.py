@@ -13,7 +13,7 @@ import math
 import re
 import time
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timezone
 from typing import Any, Mapping
 from urllib.parse import parse_qsl, unquote_to_bytes
 
@@ -187,8 +187,12 @@ def _text(value: Any) -> str:
 
 def call_fields(fields: dict[str, Any]) -> dict[str, Any]:
     """The template context's `call`: id, from, to, direction, digits, clientRequestId and raw."""
-    folded = {fold(k): v for k, v in fields.items()}
+    folded = {fold(k): v for k, v in fields.items() if isinstance(k, str)}
     call: dict[str, Any] = {name: _text(_pick(folded, aliases)) for name, aliases in CALL_ALIASES.items()}
+    # The id keys the caller's seat and is shown to operators: an unusable one (a mapping, control
+    # characters, past 256 characters) counts as no id at all, so it takes no seat.
+    call_id, usable = _field(_pick(folded, CALL_ALIASES["id"]))
+    call["id"] = call_id if usable and call_id else ""
     call["raw"] = fields
     return call
 
@@ -239,12 +243,14 @@ class Event:
         seat the caller again). Room `start`/`end` keep the arrival time: a room name may host
         another session later, and duplicates of those only move the session's times.
         """
-        scope = f"{self.room}|{self.kind}|{self.call or ''}"
+        # \x1f cannot occur in a field (control characters make an event unreadable), so no id
+        # containing the separator can make two keys collide.
+        scope = f"{self.room}\x1f{self.kind}\x1f{self.call or ''}"
         if self.event_id:
-            return f"{scope}|id:{self.event_id}"
+            return f"{scope}\x1fid:{self.event_id}"
         if not self.timed and self.call is not None:
-            return f"{scope}|untimed"
-        return f"{scope}|{self.at!r}"
+            return f"{scope}\x1funtimed"
+        return f"{scope}\x1f{self.at!r}"
 
 
 def _finite(number: float) -> bool:
@@ -265,8 +271,16 @@ def _timestamp(value: Any, received: float) -> tuple[float, bool, str | None]:
             number = float(value)
         except ValueError:
             try:
-                number = datetime.fromisoformat(value.strip().replace("Z", "+00:00")).timestamp()
+                parsed = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
             except (ValueError, OverflowError, OSError):
+                return received, False, "timestamp is not a number or a date"
+            if "T" not in value.upper() and " " not in value.strip():
+                return received, False, "timestamp is a date without a time"
+            if parsed.tzinfo is None:  # never the server's own zone: platforms send UTC
+                parsed = parsed.replace(tzinfo=timezone.utc)
+            try:
+                number = parsed.timestamp()
+            except (OverflowError, OSError, ValueError):
                 return received, False, "timestamp is not a number or a date"
     if number is None or not _finite(number):
         return received, False, "timestamp is not a finite number"

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import fcntl
 import hashlib
+import math
 import os
 import sqlite3
 import threading
@@ -70,7 +71,8 @@ BEGIN
            FROM events
           WHERE room = NEW.room
             AND ((call_id = NEW.call_id AND kind = 'leave' AND (at >= COALESCE(j.joined, -1e300) OR timed = 0 OR j.untimed))
-                 OR (kind = 'end' AND j.joined IS NOT NULL AND at >= j.joined))),
+                 OR (kind = 'end' AND j.joined IS NOT NULL AND (at >= j.joined OR (j.untimed AND NOT EXISTS (
+                        SELECT 1 FROM events AS s WHERE s.room = NEW.room AND s.kind = 'start' AND s.at > events.at)))))),
         (SELECT kind = 'mute' FROM events
           WHERE room = NEW.room AND call_id = NEW.call_id AND kind IN ('mute', 'unmute')
           ORDER BY at DESC, kind = 'unmute' DESC LIMIT 1)
@@ -82,18 +84,22 @@ BEGIN
 END;
 
 -- A room end releases everyone joined before it (their first exit at or after their join, by
--- the same rule as above).
+-- the same rule as above). An untimed join cannot be placed before or after an end, so any end
+-- not followed by a later start releases it: a join retried after its room ended never holds a
+-- seat forever.
 CREATE TRIGGER end_releases AFTER INSERT ON events
 WHEN NEW.readable = 1 AND NEW.kind = 'end'
 BEGIN
     UPDATE seats SET left_at = (
-        SELECT MIN(CASE WHEN e.kind = 'leave' AND (e.timed = 0 OR u.untimed) THEN MAX(e.at, seats.joined_at) ELSE e.at END)
+        SELECT MIN(CASE WHEN (e.kind = 'leave' AND (e.timed = 0 OR u.untimed)) OR (e.kind = 'end' AND u.untimed)
+                        THEN MAX(e.at, seats.joined_at) ELSE e.at END)
           FROM events AS e,
                (SELECT MIN(timed) = 0 AS untimed FROM events AS j
                  WHERE j.room = seats.room AND j.call_id = seats.call_id AND j.kind = 'join') AS u
          WHERE e.room = seats.room
            AND ((e.call_id = seats.call_id AND e.kind = 'leave' AND (e.at >= seats.joined_at OR e.timed = 0 OR u.untimed))
-                OR (e.kind = 'end' AND e.at >= seats.joined_at)))
+                OR (e.kind = 'end' AND (e.at >= seats.joined_at OR (u.untimed AND NOT EXISTS (
+                    SELECT 1 FROM events AS s WHERE s.room = seats.room AND s.kind = 'start' AND s.at > e.at))))))
      WHERE room = NEW.room AND joined_at IS NOT NULL;
 END;
 
@@ -151,7 +157,13 @@ CREATE TABLE IF NOT EXISTS call_notes (
 # After a write times out, later writes in this process get this long a try until one succeeds,
 # so callers queued behind a locked store are answered quickly rather than one deadline each.
 STRUGGLING_SECONDS = 5.0
-PROBE_SECONDS = 0.1
+# The app runs on the worker's event loop, so a write that waits blocks every other request of
+# that worker (/healthz included): one write waits at most STORE_WAIT for the lock, whatever the
+# request's own deadline; while the store is struggling, one write per PROBE_EVERY gets a PROBE_WAIT
+# try and the rest are refused at once, so a queue of callers drains in milliseconds.
+STORE_WAIT = 0.25
+PROBE_EVERY = 0.1
+PROBE_WAIT = 0.05
 
 
 def _flock_until(lock: int, deadline: float) -> None:
@@ -247,7 +259,7 @@ class Store(Protocol):
 
     def rooms_of_call(self, call_id: str) -> list[str]: ...
 
-    def call_ended_at(self, call_id: str) -> float | None: ...
+    def call_ended_at(self, call_id: str, room: str | None = None) -> float | None: ...
 
     def seats_to_confirm(self, *, within: float, limit: int, now: float | None = None) -> list[dict]: ...
 
@@ -272,6 +284,8 @@ class SQLiteStore:
         self._checkpointer: threading.Thread | None = None
         self._connections: list[sqlite3.Connection] = []  # every thread's, so close() reaches them all
         self._struggling_until = 0.0  # monotonic time until which writes get only a short try
+        self._last_probe = 0.0
+        self.store_wait = STORE_WAIT
         self._last_trouble: float | None = None
         db = self._connection()
         # Workers start together; switching to WAL needs a moment alone with the file, so retry briefly.
@@ -401,13 +415,20 @@ class SQLiteStore:
         (triggers included), which SQLite makes atomic by itself.
 
         With a deadline, SQLite's own wait for a lock held outside roomc (an operator's shell,
-        a backup) is bounded by what is left of it, and a store that has just timed out is given
-        only a short try until a write succeeds again, so a queue of callers drains quickly
-        instead of each waiting the whole deadline.
+        a backup) is bounded by what is left of it and by STORE_WAIT, and a store that has just
+        timed out is probed by one write at a time until one succeeds, so a queue of callers
+        drains quickly instead of each waiting in turn.
         """
         db = self._connection()
-        if deadline is not None and time.monotonic() < self._struggling_until:
-            deadline = min(deadline, time.monotonic() + PROBE_SECONDS)
+        if deadline is not None:
+            now = time.monotonic()
+            if now < self._struggling_until:
+                if now - self._last_probe < PROBE_EVERY:
+                    raise StoreTimeout("the store is not answering (another request is probing it)")
+                self._last_probe = now
+                deadline = min(deadline, now + PROBE_WAIT)
+            else:
+                deadline = min(deadline, now + self.store_wait)
         try:
             with self._exclusive(deadline):
                 if deadline is not None:
@@ -637,10 +658,12 @@ class SQLiteStore:
         return [row[0] for row in self._connection().execute(
             "SELECT room FROM seats WHERE call_id = ? ORDER BY room", (call_id,))]
 
-    def call_ended_at(self, call_id: str) -> float | None:
-        """When a call-completed/failed event said this call ended, if one did."""
-        row = self._connection().execute("SELECT MIN(at) FROM events WHERE call_id = ? AND kind = 'callend'",
-                                         (call_id,)).fetchone()
+    def call_ended_at(self, call_id: str, room: str | None = None) -> float | None:
+        """When a call-completed/failed event said this call ended, if one did (one that spoke for
+        `room` alone, an unsigned event believed for its room's token, counts only there)."""
+        row = self._connection().execute(
+            "SELECT MIN(at) FROM events WHERE call_id = ? AND kind = 'callend' AND (room = '' OR room = ?)",
+            (call_id, room or "")).fetchone()
         return None if row is None else row[0]
 
     def seats_to_confirm(self, *, within: float, limit: int, now: float | None = None) -> list[dict]:
@@ -763,7 +786,8 @@ def _statements(script: str) -> list[str]:
 
 
 def _iso(timestamp: float | None) -> str | None:
-    if timestamp is None:
+    # Rows written before times were checked may hold inf, nan or years past 9999: shown as unknown.
+    if timestamp is None or not math.isfinite(timestamp) or not -62135596800 < timestamp < 253402300800:
         return None
     from datetime import datetime, timezone
 

@@ -7,6 +7,8 @@ instantiated per route; `create_app` dispatches to them by exact path.
 """
 from __future__ import annotations
 
+import dataclasses
+import hashlib
 import itertools
 import logging
 import os
@@ -72,36 +74,50 @@ class Webhook:
         self.settings = settings
         self.observer = observer or Observer()  # metrics and the per-request log line
 
-    def signature_problem(self, raw: bytes, environ: dict, deadline: float, call_id: str | None = None) -> str | None:
-        """Why this request's signature is not believed, or None.
-
-        Sautikit's signature covers only the body and `t`, so a valid one is also bound to the
-        method, path and query it was first seen with (in the store, shared by every worker):
-        an exact retry passes, and so does the call's own body on a redirect roomc answered it
-        with; the same signature on anything else is a replay.
-        """
+    def signature_check(self, raw: bytes, environ: dict) -> signatures.Check | None:
+        """The HMAC check of the raw bytes (None when serving unsigned): cheap, so it runs before any
+        parsing, and a stranger's body costs nothing but a hash."""
         if self.settings.signing_secret is None:
             return None
-        checked = signatures.check(self.settings.signing_secret, environ.get("HTTP_X_SAUTIKIT_SIGNATURE"), raw)
-        if checked.problem:
-            return checked.problem
-        request = f"{environ.get('REQUEST_METHOD')} {environ.get('PATH_INFO')}?{environ.get('QUERY_STRING', '')}"
-        grant = f"redirect:{call_id}" if call_id else None
+        return signatures.check(self.settings.signing_secret, environ.get("HTTP_X_SAUTIKIT_SIGNATURE"), raw)
+
+    def bind(self, checked: signatures.Check, environ: dict, deadline: float, grant: str | None = None,
+             extra: str = "") -> str | None:
+        """Bind a verified signature to this request (docs/runtime.md, "Signatures"); why not, or None.
+
+        Sautikit's signature covers only the body and `t`, so a valid one is also bound to the
+        method, path and query (and `extra`: headers that change what the request means) it was
+        first seen with, in the store shared by every worker: an exact retry passes, and so does
+        the call's own body on a redirect roomc answered it with (`grant`); anything else is a replay.
+        """
+        request = f"{environ.get('REQUEST_METHOD')} {environ.get('PATH_INFO')}?{environ.get('QUERY_STRING', '')}{extra}"
         if not self.store.bind_signature(checked.key, request, expires_at=checked.expires_at, deadline=deadline,
                                          grant=grant):
-            return "signature already used for another method, path or query (replay)"
+            return "signature already used for another method, path, query or event header (replay)"
         return None
+
+    def signature_problem(self, raw: bytes, environ: dict, deadline: float, extra: str = "") -> str | None:
+        """Why this request's signature is not believed (checked, then bound), or None."""
+        checked = self.signature_check(raw, environ)
+        if checked is None:
+            return None
+        return checked.problem or self.bind(checked, environ, deadline, extra=extra)
 
     def grant_redirects(self, call_id: str, actions: list, deadline: float) -> None:
         """Record the redirects roomc answered this call with, so its bodies may follow there."""
         if self.settings.signing_secret is None:
             return
+        public = urlsplit(self.responder.public_url or "")
+        prefix = public.path.rstrip("/")  # a proxy in front may strip it: requests arrive without it
         for action in actions:
             target = action.get("redirect") if isinstance(action, dict) else None
             if not isinstance(target, dict) or not isinstance(target.get("url"), str):
                 continue
             url = urlsplit(target["url"])
-            request = f"{target.get('method') or 'POST'} {url.path}?{url.query}"
+            if url.netloc and url.netloc != public.netloc:
+                continue  # not one of ours: nothing of ours to open
+            path = url.path[len(prefix):] if prefix and url.path.startswith(prefix + "/") else url.path
+            request = f"{target.get('method') or 'POST'} {path}?{url.query}"
             self.store.grant_redirect(f"redirect:{call_id}", request, expires_at=time.time() + signatures.REPLAY_WINDOW,
                                       deadline=deadline)
 
@@ -118,11 +134,20 @@ class VoiceRoute(Webhook):
         started, observer, call_id = time.perf_counter(), self.observer, None
         try:
             raw = read_body(environ, self.settings.max_body_bytes)
-            query = normalise.parse_query(query_text(environ))
-            # A GET (a redirect with method GET) carries the call state in the query string, if anywhere.
-            fields = normalise.parse_body(raw, environ.get("CONTENT_TYPE")) if raw else query
-            call = normalise.call_fields(fields)
-            problem = self.signature_problem(raw, environ, deadline, call["id"] or None)
+            checked = self.signature_check(raw, environ)
+            problem = checked.problem if checked is not None else None
+            if not problem:
+                query = normalise.parse_query(query_text(environ))
+                # A GET (a redirect with method GET) carries the call state in the query string, if anywhere.
+                fields = normalise.parse_body(raw, environ.get("CONTENT_TYPE")) if raw else query
+                call = normalise.call_fields(fields)
+                # Only a signed body names its call: an empty body's call id comes from the query, which
+                # anyone may write, so it opens no redirect of that call's.
+                signed_call = call["id"] if raw and call["id"] else None
+                if checked is not None:
+                    problem = self.bind(checked, environ, deadline, grant=signed_call and f"redirect:{signed_call}")
+            else:
+                call = {"id": None}
             if problem:
                 log.warning("request %s %s refused: %s", request_id, self.path, problem)
                 observer.voice(request_id, self.path, call["id"], None, "signature", started)
@@ -153,8 +178,8 @@ class VoiceRoute(Webhook):
                              call["id"], step[0])
                     path, query = step
             answer = self.responder.answer(path, query, call, digits_sent=digits_sent, seats=seats)
-            if call_id:
-                self.grant_redirects(call_id, answer.actions, deadline)
+            if signed_call:
+                self.grant_redirects(signed_call, answer.actions, deadline)
             if answer.failed:
                 log.error("request %s %s answered with the fallback: %s", request_id, self.path, answer.error)
             if call["id"] and (answer.step or self.responder.routes[path]["kind"] == "flow"):
@@ -192,16 +217,23 @@ class VoiceRoute(Webhook):
 class EventsRoute(Webhook):
     """The status-events sink: stores every delivery once, answers 2xx at once, 503 if it cannot store."""
 
+    def checks_signature(self, environ: dict) -> bool:
+        """Whether this delivery's signature is checked, by `events_signature` (docs/runtime.md,
+        "Signatures"): `required`: always; `optional`: when it carries one (an unsigned event must
+        then carry its room's token from the events URL roomc gave the platform); `off`: never."""
+        mode = self.settings.events_signature
+        if self.settings.signing_secret is None or mode == "off":
+            return False
+        return mode == "required" or bool(environ.get("HTTP_X_SAUTIKIT_SIGNATURE"))
+
     def events_signature_problem(self, raw: bytes, environ: dict, deadline: float, room: str | None,
-                                 token: str | None) -> str | None:
-        """Whether this delivery is refused, by `events_signature` (docs/runtime.md, "Signatures"):
-        `required`: signed or refused; `optional`: a signature present must verify, an unsigned event
-        must carry its room's token from the events URL roomc gave the platform; `off`: no check."""
-        mode, secret = self.settings.events_signature, self.settings.signing_secret
-        if secret is None or mode == "off":
+                                 token: str | None, extra: str = "") -> str | None:
+        """Whether this delivery is refused (see checks_signature)."""
+        secret = self.settings.signing_secret
+        if secret is None or self.settings.events_signature == "off":
             return None
-        if mode == "required" or environ.get("HTTP_X_SAUTIKIT_SIGNATURE"):
-            return self.signature_problem(raw, environ, deadline)
+        if self.checks_signature(environ):
+            return self.signature_problem(raw, environ, deadline, extra=extra)
         if calls.token_matches(secret, room, token):
             return None
         return "unsigned, and without its room's events token"
@@ -216,9 +248,17 @@ class EventsRoute(Webhook):
             log.warning("event on %s refused: body over %d bytes", self.path, self.settings.max_body_bytes)
             observer.event(request_id, self.path, None, None, "too_large", started)
             return respond(start_response, {"error": {"code": "request.too_large", "message": "body too large"}}, 413)
+        if self.checks_signature(environ):
+            checked = self.signature_check(raw, environ)
+            if checked is not None and checked.problem:  # before any parsing: a stranger's body costs a hash
+                log.warning("event on %s refused: %s", self.path, checked.problem)
+                observer.event(request_id, self.path, None, None, "refused", started)
+                return respond(start_response, {"error": {"code": "signature.invalid",
+                                                          "message": "signature verification failed"}}, 403)
         fields = normalise.parse_body(raw, environ.get("CONTENT_TYPE"))
         if not fields and raw:
-            fields = {"_unparsed": raw.decode("utf-8", "replace")}
+            # backslashreplace, not replace: two bodies differing only in invalid bytes stay two events.
+            fields = {"_unparsed": raw.decode("utf-8", "backslashreplace")}
         headers = {"X-Sautikit-Event-Id": environ.get("HTTP_X_SAUTIKIT_EVENT_ID"),
                    "X-Sautikit-Idempotency-Key": environ.get("HTTP_X_SAUTIKIT_IDEMPOTENCY_KEY"),
                    "X-Sautikit-Event": environ.get("HTTP_X_SAUTIKIT_EVENT"),
@@ -227,8 +267,14 @@ class EventsRoute(Webhook):
         token = query.pop(calls.TOKEN_PARAM, None)
         merged = {**query, **fields}
         event = normalise.event(merged, headers)
+        if not event.readable:
+            # Kept raw and keyed by its fields: name the exact bytes too, so two bodies that differ
+            # only where they could not be decoded are two events, not a duplicate.
+            event = dataclasses.replace(event, raw={**event.raw, "_bodySha256": hashlib.sha256(raw).hexdigest()})
         try:
-            problem = self.events_signature_problem(raw, environ, deadline, event.room, token)
+            # The event's own headers change what it means, and the signature does not cover them.
+            extra = "|" + "|".join(value or "" for value in headers.values())
+            problem = self.events_signature_problem(raw, environ, deadline, event.room, token, extra)
         except Exception:
             log.exception("event on %s: could not check its signature against the store; asking the sender to retry",
                           self.path)
@@ -242,7 +288,9 @@ class EventsRoute(Webhook):
         try:
             before = time.perf_counter()
             if calls.call_end(fields, headers):
-                outcome = calls.call_end_event(self.store, merged, headers)
+                believed_for = None if self.checks_signature(environ) or self.settings.signing_secret is None \
+                    or self.settings.events_signature == "off" else event.room
+                outcome = calls.call_end_event(self.store, merged, headers, only_room=believed_for)
             else:
                 event = calls.identify(self.store, event)
                 outcome = self.store.record(event, deadline=deadline)

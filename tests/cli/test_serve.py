@@ -115,3 +115,19 @@ def test_serve_refuses_a_table_with_no_public_url_unless_roomc_public_url_is_set
     monkeypatch.setenv("ROOMC_PUBLIC_URL", "https://rooms.example.com")
     assert invoke("serve", str(path), "--port", str(free_port())).exit_code == 0
     assert len(granian_argv) == 1
+
+
+def test_two_serves_started_together_on_one_port_cannot_both_start(invoke, granian_argv):
+    port = str(free_port())
+    assert invoke("serve", str(ROOMS), "--port", port).exit_code == 0  # exec captured: it still holds the port
+    second = invoke("serve", str(ROOMS), "--port", port)
+    assert second.exit_code == 2 and "being served by another roomc serve" in second.output
+    assert len(granian_argv) == 1
+
+
+def test_localhost_is_handed_to_granian_as_an_address_over_http1_only(invoke, granian_argv):
+    result = invoke("serve", str(ROOMS), "--port", str(free_port()), "--host", "localhost")
+    assert result.exit_code == 0, result.output
+    argv = granian_argv[0]
+    flag = {argv[i]: argv[i + 1] for i in range(len(argv) - 1) if argv[i].startswith("--")}
+    assert flag["--host"] == "127.0.0.1" and flag["--http"] == "1"

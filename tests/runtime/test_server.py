@@ -262,32 +262,44 @@ def test_a_store_locked_from_outside_delays_no_caller_past_the_deadline(table_fi
     import sqlite3
 
     db = tmp_path / "roomc.db"
-    server = Server(table_file, db, workers=1, env={"ROOMC_VOICE_DEADLINE": "1", "ROOMC_EVENTS_DEADLINE": "1"}).start()
+    server = Server(table_file, db, workers=1).start()  # the default shape: one worker, one thread
     try:
         assert "conference" in server.post_form("/conference/join?room=lock-1", "CallId=before")[1]["actions"][-1]
         shell = sqlite3.connect(str(db), isolation_level=None)
         shell.execute("BEGIN IMMEDIATE")  # an operator's sqlite3 shell, holding the write lock
         try:
-            for i in range(5):
-                started = time.monotonic()
-                status, answer = server.post_form("/conference/join?room=lock-1", f"CallId=locked-{i}")
-                assert status == 200 and time.monotonic() - started < 2.0
-                assert "conference" not in answer["actions"][-1]  # the fallback: an apology, then hang up
-                assert answer["actions"][-1] == {"hangup": {}}
+            # An event first: it must not hold the worker (and everyone behind it) for long.
             started = time.monotonic()
-            status, health = server.get("/healthz")
-            assert status == 200 and health["store"] == "degraded" and time.monotonic() - started < 1.0
-            status, answer = server.post_json("/conference/events", {"ConferenceName": "lock-1",
-                                                                    "StatusCallbackEvent": "join", "CallId": "x"})
-            assert status == 503  # not stored, so not acknowledged: the platform retries
+            status, _ = server.post_json("/conference/events", {"ConferenceName": "lock-1",
+                                                               "StatusCallbackEvent": "join", "CallId": "x"})
+            assert status == 503 and time.monotonic() - started < 1.0  # not stored: the platform retries
+            # A burst of callers: each hears the fallback well within the 2 s deadline.
+            def join(i):
+                began = time.monotonic()
+                status, answer = server.post_form("/conference/join?room=lock-1", f"CallId=locked-{i}")
+                return status, answer, time.monotonic() - began
+
+            with ThreadPoolExecutor(max_workers=30) as pool:
+                health = pool.submit(lambda: (time.monotonic(), server.get("/healthz"), time.monotonic()))
+                answers = list(pool.map(join, range(30)))
+            for status, answer, took in answers:
+                assert status == 200 and took < 2.0, took
+                assert answer["actions"][-1] == {"hangup": {}}  # the fallback: an apology, then hang up
+            began, (status, body), ended = health.result()
+            assert status == 200 and ended - began < 1.5
+            status, body = server.get("/healthz")
+            assert body["store"] == "degraded"
         finally:
             shell.execute("ROLLBACK")
             shell.close()
+        time.sleep(0.2)
         status, answer = server.post_form("/conference/join?room=lock-1", "CallId=after")
         assert "conference" in answer["actions"][-1]
         assert server.get("/healthz")[1]["store"] == "ok"
     finally:
         server.stop()
+
+
 def _metric(server: Server, name: str, token: str = "t0ken", **labels) -> float:
     from prometheus_client.parser import text_string_to_metric_families
 
@@ -296,6 +308,7 @@ def _metric(server: Server, name: str, token: str = "t0ken", **labels) -> float:
         text = response.read().decode()
     return sum(s.value for family in text_string_to_metric_families(text) for s in family.samples
                if s.name == name and all(s.labels.get(k) == v for k, v in labels.items()))
+
 
 
 def _wait_for(read, expected: float, seconds: float = 10) -> float:
