@@ -121,7 +121,8 @@ END $$;
 
 -- The SQLite store's three triggers, in one function so the room is locked once. Same rules:
 -- a participant is the latest join; the first leave (or room end, once joined) at or after it,
--- where an untimed leave (or any leave of an untimed join) ends it whichever arrived first;
+-- where an untimed leave (or any leave of an untimed join) ends it whichever arrived first, and
+-- an untimed join is ended by any room end not followed by a later start;
 -- the latest mute/unmute, unmute winning a tie. A room end releases everyone joined before it.
 -- A room session is the latest start and end, and the recording of the latest end that has one.
 CREATE OR REPLACE FUNCTION roomc_derive() RETURNS trigger
@@ -134,13 +135,14 @@ BEGIN
          WHERE room = NEW.room AND call_id = NEW.call_id AND kind = 'join';
         INSERT INTO seats (room, call_id, counted, joined_at, left_at, muted)
         VALUES (NEW.room, NEW.call_id, 1, joined,
-            (SELECT MIN(CASE WHEN kind = 'leave' AND (timed = 0 OR untimed) THEN GREATEST(at, COALESCE(joined, at))
-                             ELSE at END)
+            (SELECT MIN(CASE WHEN (kind = 'leave' AND (timed = 0 OR untimed)) OR (kind = 'end' AND untimed)
+                             THEN GREATEST(at, COALESCE(joined, at)) ELSE at END)
                FROM events
               WHERE room = NEW.room
                 AND ((call_id = NEW.call_id AND kind = 'leave'
                       AND (at >= COALESCE(joined, -1e300) OR timed = 0 OR untimed))
-                     OR (kind = 'end' AND joined IS NOT NULL AND at >= joined))),
+                     OR (kind = 'end' AND joined IS NOT NULL AND (at >= joined OR (untimed AND NOT EXISTS (
+                         SELECT 1 FROM events AS s WHERE s.room = NEW.room AND s.kind = 'start' AND s.at > events.at)))))),
             (SELECT (kind = 'mute')::INTEGER::SMALLINT FROM events
               WHERE room = NEW.room AND call_id = NEW.call_id AND kind IN ('mute', 'unmute')
               ORDER BY at DESC, (kind = 'unmute') DESC LIMIT 1))
@@ -149,15 +151,16 @@ BEGIN
     END IF;
     IF NEW.kind = 'end' THEN
         UPDATE seats SET left_at = (
-            SELECT MIN(CASE WHEN e.kind = 'leave' AND (e.timed = 0 OR u.untimed) THEN GREATEST(e.at, seats.joined_at)
-                            ELSE e.at END)
+            SELECT MIN(CASE WHEN (e.kind = 'leave' AND (e.timed = 0 OR u.untimed)) OR (e.kind = 'end' AND u.untimed)
+                            THEN GREATEST(e.at, seats.joined_at) ELSE e.at END)
               FROM events AS e,
                    (SELECT MIN(timed) = 0 AS untimed FROM events AS j
                      WHERE j.room = seats.room AND j.call_id = seats.call_id AND j.kind = 'join') AS u
              WHERE e.room = seats.room
                AND ((e.call_id = seats.call_id AND e.kind = 'leave'
                      AND (e.at >= seats.joined_at OR e.timed = 0 OR u.untimed))
-                    OR (e.kind = 'end' AND e.at >= seats.joined_at)))
+                    OR (e.kind = 'end' AND (e.at >= seats.joined_at OR (u.untimed AND NOT EXISTS (
+                        SELECT 1 FROM events AS s WHERE s.room = seats.room AND s.kind = 'start' AND s.at > e.at))))))
          WHERE room = NEW.room AND joined_at IS NOT NULL;
     END IF;
     IF NEW.kind IN ('start', 'end') THEN
@@ -564,10 +567,12 @@ class PostgresStore:
             'SELECT room FROM seats WHERE call_id = %s ORDER BY room COLLATE "C"', (_clean(call_id),)).fetchall())
         return [row[0] for row in rows]
 
-    def call_ended_at(self, call_id: str) -> float | None:
-        """When a call-completed/failed event said this call ended, if one did."""
+    def call_ended_at(self, call_id: str, room: str | None = None) -> float | None:
+        """When a call-completed/failed event said this call ended, if one did (one that spoke for
+        `room` alone counts only there)."""
         row = self._run(None, lambda conn: conn.execute(
-            "SELECT MIN(at) FROM events WHERE call_id = %s AND kind = 'callend'", (_clean(call_id),)).fetchone())
+            "SELECT MIN(at) FROM events WHERE call_id = %s AND kind = 'callend' AND (room = '' OR room = %s)",
+            (_clean(call_id), _clean(room or ""))).fetchone())
         return None if row is None else row[0]
 
     def seats_to_confirm(self, *, within: float, limit: int, now: float | None = None) -> list[dict]:

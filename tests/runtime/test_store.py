@@ -559,7 +559,9 @@ def test_an_untimed_join_after_the_room_started_again_is_kept(store):
     assert store.live_rooms(now=NOW + 21)[0]["participants"] == 1
 
 
-def test_rows_an_older_version_wrote_with_impossible_times_still_read(store):
+def test_rows_an_older_version_wrote_with_impossible_times_still_read(tmp_path):
+    # Only SQLite files predate checked times; PostgreSQL stores began with them.
+    store = SQLiteStore(str(tmp_path / "old.db"))
     store.record(event({"ConferenceName": "old", "StatusCallbackEvent": "join", "CallId": "a"}))
     db = store._connection()
     db.execute("UPDATE seats SET joined_at = 1e999, left_at = 9e15 WHERE room = 'old'")
@@ -568,6 +570,7 @@ def test_rows_an_older_version_wrote_with_impossible_times_still_read(store):
     assert person["joinedAt"] is None and person["leftAt"] is None
     assert store.room("old")["started"] is None
     store.live_rooms()
+    store.close()
 
 
 @pytest.mark.parametrize("stamp,expected", [("2027-01-15T07:00:00", NOW - 3600), ("2027-01-15", None),
