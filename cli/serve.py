@@ -65,7 +65,7 @@ def port_problem(host: str, port: int) -> str | None:
     return None
 
 
-def _claim_port(port: int) -> str | None:
+def _claim_port(port: int) -> int | str:
     """Hold a per-port lock for the life of this process (granian's, after exec): two `roomc serve`
     started at the same moment both pass the bind probe, and granian's SO_REUSEPORT lets both bind."""
     import fcntl
@@ -79,7 +79,7 @@ def _claim_port(port: int) -> str | None:
         os.close(fd)
         return f"port {port} is being served by another roomc serve (lock {path})"
     os.set_inheritable(fd, True)  # kept open across exec, so granian's main process holds it
-    return None
+    return fd
 
 
 def _loopback(host: str) -> bool:
@@ -136,7 +136,7 @@ def serve(paths: tuple[str, ...], host: str, port: int, db: str, workers: int, b
     """Serve a route table (build/routes.json) or room policies (compiled first) as Sautikit webhooks."""
     if host == "localhost":
         host = "127.0.0.1"  # granian wants an address; roomc's loopback check already knows the name
-    problem = port_problem(host, port) or _claim_port(port)
+    problem = port_problem(host, port)
     if problem:
         raise Failure(f"{problem}; choose another --port or stop what is listening there")
     table = load_table(paths or ("rooms",))
@@ -200,6 +200,9 @@ def serve(paths: tuple[str, ...], host: str, port: int, db: str, workers: int, b
 
         create_app(table, store=open_store(db)).run(host=host, port=port, debug=True, use_reloader=True)
         return
+    claim = _claim_port(port)  # last, so a serve refused for another reason holds nothing
+    if isinstance(claim, str):
+        raise Failure(f"{claim}; choose another --port or stop what is listening there")
     # RSGI, not WSGI: granian's WSGI body read blocks the request thread with no deadline, so one
     # stalled upload stopped the worker (runtime/rsgi.py reads bodies on the event loop instead).
     os.execv(sys.executable, [sys.executable, "-m", "granian", "--interface", "rsgi", "--host", host,
@@ -212,6 +215,7 @@ def serve(paths: tuple[str, ...], host: str, port: int, db: str, workers: int, b
                               # Without this, one worker's death stops the whole server and every caller hears silence.
                               "--respawn-failed-workers", "--respawn-interval", "0.5",
                               *granian_logs, "roomc.runtime.wsgi:rsgi"])
+    os.close(claim)  # exec returned: it was replaced (tests), so the port is given back
 
 
 def check_store(db: str) -> None:

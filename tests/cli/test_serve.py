@@ -118,11 +118,16 @@ def test_serve_refuses_a_table_with_no_public_url_unless_roomc_public_url_is_set
 
 
 def test_two_serves_started_together_on_one_port_cannot_both_start(invoke, granian_argv):
-    port = str(free_port())
-    assert invoke("serve", str(ROOMS), "--port", port).exit_code == 0  # exec captured: it still holds the port
-    second = invoke("serve", str(ROOMS), "--port", port)
-    assert second.exit_code == 2 and "being served by another roomc serve" in second.output
-    assert len(granian_argv) == 1
+    port = free_port()
+    held = serve_module._claim_port(port)  # what the first serve's granian process holds for its life
+    assert isinstance(held, int)
+    try:
+        second = invoke("serve", str(ROOMS), "--port", str(port))
+        assert second.exit_code == 2 and "being served by another roomc serve" in second.output
+        assert granian_argv == []
+    finally:
+        os.close(held)
+    assert invoke("serve", str(ROOMS), "--port", str(port)).exit_code == 0
 
 
 def test_localhost_is_handed_to_granian_as_an_address_over_http1_only(invoke, granian_argv):
