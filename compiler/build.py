@@ -11,8 +11,20 @@ SECTIONS = ("server", "defaults", "rooms", "flows", "routes")
 ROLE_ONLY = ("when", "say", "actions", "countsTowardCapacity")
 
 
+def _by_entry(spans: dict[tuple, Span]) -> dict[tuple, list[tuple[tuple, Span]]]:
+    """Spans grouped by the (section, id) they belong to, so merging an entry never rescans the whole file."""
+    grouped: dict[tuple, list[tuple[tuple, Span]]] = {}
+    for path, span in spans.items():
+        if len(path) >= 2 and path[0] in SECTIONS:
+            grouped.setdefault(path[:2], []).append((path, span))
+    return grouped
+
+
 def merge(sources: list[SourceFile]) -> tuple[dict, dict, dict, list[Diagnostic]]:
-    """Merge files into one document; an id or key defined twice is an error naming both places."""
+    """Merge files into one document; an id or key defined twice is an error naming both places.
+
+    Linear in the size of the input: each file's spans are grouped by entry once.
+    """
     merged: dict[str, Any] = {"roomc": 1, "secrets": []}
     spans: dict[tuple, Span] = {}
     key_spans: dict[tuple, Span] = {}
@@ -25,10 +37,13 @@ def merge(sources: list[SourceFile]) -> tuple[dict, dict, dict, list[Diagnostic]
         for path, span in source.key_spans.items():
             if path[:1] != ("secrets",):
                 key_spans.setdefault(path, span)
+        known_secrets = set(merged["secrets"])
         for index, name in enumerate(data.get("secrets") or []):
-            if name not in merged["secrets"]:
+            if name not in known_secrets:
                 spans[("secrets", len(merged["secrets"]))] = source.span(("secrets", index))
                 merged["secrets"].append(name)
+                known_secrets.add(name)
+        value_groups = key_groups = None
         for section in SECTIONS:
             entries = data.get(section)
             if not isinstance(entries, dict):
@@ -47,13 +62,11 @@ def merge(sources: list[SourceFile]) -> tuple[dict, dict, dict, list[Diagnostic]
                         here, (section, key)))
                     continue
                 target[key] = value
+                if value_groups is None or key_groups is None:
+                    value_groups, key_groups = _by_entry(source.value_spans), _by_entry(source.key_spans)
                 spans[(section, key)] = source.span((section, key))
-                for path, span in source.value_spans.items():
-                    if path[:2] == (section, key):
-                        spans[path] = span
-                for path, span in source.key_spans.items():
-                    if path[:2] == (section, key):
-                        key_spans[path] = span
+                spans.update(value_groups.get((section, key), ()))
+                key_spans.update(key_groups.get((section, key), ()))
     return merged, spans, key_spans, found
 
 

@@ -3,7 +3,9 @@ from __future__ import annotations
 
 # code: (name, why it matters)
 CODES: dict[str, tuple[str, str]] = {
-    "RC000": ("unreadable-file", "The file could not be read at all (missing, a folder, no permission)."),
+    "RC000": ("unreadable-file", "The file or folder could not be read, or was refused: missing, no permission, not a "
+              "regular file (a FIFO or device would hang or never end), a symbolic link out of the policy folder, "
+              "larger than 1 MiB, or more than 10,000 files. Nothing is skipped silently."),
     "RC001": ("yaml-syntax", "The file is not valid YAML; nothing in it can be checked until it parses."),
     "RC002": ("duplicate-key", "YAML keeps only the last of two equal keys, silently dropping the first."),
     "RC003": ("yaml11-boolean", "`yes`, `no`, `on`, `off` are booleans in YAML 1.1 but strings in YAML 1.2 editors."),
@@ -12,8 +14,16 @@ CODES: dict[str, tuple[str, str]] = {
     "RC006": ("tab-indent", "YAML forbids tabs in indentation; editors show them differently from parsers."),
     "RC007": ("not-utf8", "Policies are UTF-8; other encodings garble spoken text."),
     "RC008": ("empty-file", "An empty file defines nothing and is almost always a mistake."),
-    "RC009": ("alias-bomb", "A document that expands past the node limit (billion laughs) is refused, not loaded."),
+    "RC009": ("alias-bomb", "A document with more than 200,000 nodes, 64 levels, or 8 MiB of text once aliases are "
+              "expanded (billion laughs, one big string referenced many times) is refused while it is read, not after."),
     "RC010": ("defined-twice", "An id or setting defined in two files; which one wins would depend on file order."),
+    "RC011": ("yaml11-number", "`010` is 8, `1:20` is 80, `1_0` is 10 and `0b11` is 3 in YAML 1.1 (PyYAML), but "
+              "YAML 1.2 editors read 10 or a string; `digits: 0123` would never match. Quote digits, write plain numbers."),
+    "RC012": ("number-out-of-range", "A number larger than 2,147,483,647 (or infinite, or with dozens of digits) is "
+              "no seat count, timeout or digit count; it would be served as a float like 1e+38, or cost quadratic "
+              "time to read."),
+    "RC013": ("route-table-given", "A compiled route table (`roomc compile` output) was given where a policy belongs; "
+              "one clear finding instead of a schema error per key."),
     "RC101": ("unknown-key", "A key the room language does not have; usually a typo, silently ignored by hand-written servers."),
     "RC102": ("missing-key", "A required key is missing."),
     "RC103": ("wrong-type", "A value of the wrong type (a string where a number belongs, ...)."),

@@ -31,6 +31,8 @@ class Span:
     column: int = 1
     end_line: int = 0
     end_column: int = 0
+    # Columns from `column` to the value's first character (1 past a quote); not part of identity.
+    inset: int = field(default=0, compare=False)
 
 
 def nearest_span(spans: dict[tuple, Span], path: tuple, default: Span) -> Span:

@@ -1,17 +1,25 @@
 """Pass 1, load: bytes on disk to plain data plus the source span of every node.
 
 PyYAML hides several traps (duplicate keys keep the last value, `yes` is a
-boolean, merge keys, alias bombs); this loader walks the composed node graph
-itself so each trap becomes a Diagnostic at the right line instead.
+boolean, `010` is 8, merge keys, alias bombs); this loader walks the composed node
+graph itself so each trap becomes a Diagnostic at the right line instead.
+
+Policies come from untrusted pull requests, so every stage is bounded before it
+costs anything: bytes read per file, files per policy, nodes while composing (the
+count stops a huge document before its graph exists), and nodes and characters
+once aliases are expanded.
 """
 from __future__ import annotations
 
+import os
 import re
+import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import yaml
+from yaml.composer import Composer
 from yaml.constructor import SafeConstructor
 
 from .diagnostics import Diagnostic, Severity, Span, nearest_span
@@ -19,12 +27,26 @@ from .diagnostics import Diagnostic, Severity, Span, nearest_span
 # Enough for any real policy; a billion-laughs document needs ~10^9.
 MAX_NODES = 200_000
 MAX_DEPTH = 64
+MAX_FILE_BYTES = 1 << 20  # a policy file is a few KB; the biggest example is 2 KB
+MAX_FILES = 10_000
+# Characters of scalar text once aliases are expanded: what the route table would carry.
+MAX_EXPANDED_CHARS = 8 << 20
+# Integers the room language uses are seat counts, seconds and digit counts; anything past this is a slip.
+MAX_INTEGER = 2**31 - 1
+MAX_INTEGER_DIGITS = 40  # converting longer digit strings costs quadratic time, so they are refused unread
 
-# LibYAML's composer when PyYAML was built with it (the wheels are): same nodes and marks, ~10x faster.
-LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+# LibYAML's parser when PyYAML was built with it (the wheels are); nodes are composed in Python (below).
+_BASE_LOADER: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 BOOL_TAG = "tag:yaml.org,2002:bool"
+INT_TAG = "tag:yaml.org,2002:int"
+FLOAT_TAG = "tag:yaml.org,2002:float"
 TIMESTAMP_TAG = "tag:yaml.org,2002:timestamp"
 SUPPRESSION = re.compile(r"#\s*roomc:\s*ignore\[([A-Za-z0-9_,\s]*)\]")
+# What YAML allows in a stream (YAML 1.2 §5.1); anything else is refused by the parser at offset 0.
+CONTROL = re.compile("[^\t\n\r\x20-\x7e\x85\xa0-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
+# YAML 1.1 integers that YAML 1.2 reads differently (or as strings).
+OCTAL_LIKE = re.compile(r"[-+]?0[0-9_]+")
+ROUTE_TABLE_KEYS = frozenset({"format", "digest", "routes", "rooms", "flows"})
 
 
 @dataclass
@@ -38,6 +60,8 @@ class SourceFile:
     key_spans: dict[tuple, Span] = field(default_factory=dict)
     suppressions: dict[int, tuple[Span, frozenset[str]]] = field(default_factory=dict)
     diagnostics: list[Diagnostic] = field(default_factory=list)
+    # Paths whose value was refused at load (a huge number): the schema pass stays quiet about them.
+    refused: set[tuple] = field(default_factory=set)
 
     def span(self, path: tuple) -> Span:
         """The nearest known span for a JSON path (walking up to the parent)."""
@@ -48,6 +72,35 @@ class _TooLarge(Exception):
     pass
 
 
+class _BoundedLoader(Composer, _BASE_LOADER):  # type: ignore[misc, valid-type]
+    """LibYAML's parser with PyYAML's composer, counting nodes and depth as they are built.
+
+    LibYAML's own composer builds the whole graph before anyone can count it; this one
+    stops at the first node past the limit, so a 50 MB mapping costs no more than a small one.
+    """
+
+    def __init__(self, stream: str):
+        _BASE_LOADER.__init__(self, stream)
+        Composer.__init__(self)
+        self.node_count = 0
+        self.depth = 0
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        self.node_count += 1
+        self.depth += 1
+        if self.node_count > MAX_NODES or self.depth > MAX_DEPTH:
+            raise _TooLarge()
+        try:
+            return super().compose_node(parent, index)
+        finally:
+            self.depth -= 1
+
+    def compose_document(self) -> Any:
+        # Each document gets its own budget; anchors do not cross documents.
+        self.node_count = 0
+        return super().compose_document()
+
+
 class _Walker:
     """Turns a composed node graph into Python data, recording spans and traps."""
 
@@ -55,6 +108,7 @@ class _Walker:
         self.source = source
         self.constructor = SafeConstructor()
         self.count = 0
+        self.lines: list[str] | None = None  # split once, on the first block scalar
 
     def span_of(self, node: yaml.Node) -> Span:
         return Span(self.source.path, node.start_mark.line + 1, node.start_mark.column + 1)
@@ -69,10 +123,14 @@ class _Walker:
         span = self.span_of(node)
         if isinstance(node, yaml.ScalarNode) and node.style in ("|", ">"):
             # A block scalar's text starts on the line after its `|`; point there so template lines line up.
-            lines = self.source.text.splitlines()
+            if self.lines is None:
+                self.lines = self.source.text.splitlines()
+            lines = self.lines
             if span.line < len(lines):
                 text_line = lines[span.line]
                 span = Span(span.file, span.line + 1, len(text_line) - len(text_line.lstrip(" ")) + 1)
+        elif isinstance(node, yaml.ScalarNode) and node.style in ('"', "'"):
+            span = Span(span.file, span.line, span.column, inset=1)
         self.source.value_spans.setdefault(path, span)
         if isinstance(node, yaml.MappingNode):
             return self.walk_mapping(node, path, depth)
@@ -111,35 +169,77 @@ class _Walker:
                         node, path)
         if node.tag == TIMESTAMP_TAG:
             return node.value
+        if node.tag in (INT_TAG, FLOAT_TAG) and not node.style:
+            refused = self.number_trap(node, path)
+            if refused:
+                self.source.refused.add(path)
+                return None
         try:
             value = self.constructor.construct_object(node, deep=True)
-        except yaml.YAMLError:
+        except (yaml.YAMLError, ValueError, OverflowError):
             return node.value
+        if isinstance(value, (int, float)) and not isinstance(value, bool) and not abs(value) <= MAX_INTEGER:
+            self.report("RC012", Severity.ERROR,
+                        f"number {node.value[:24]} is out of range (at most {MAX_INTEGER:,}); "
+                        "no setting of the room language is that large", node, path)
+            self.source.refused.add(path)
+            return None
         return value.decode("latin-1") if isinstance(value, bytes) else value
 
+    def number_trap(self, node: yaml.ScalarNode, path: tuple) -> bool:
+        """Report YAML 1.1 number forms other tools read differently; True when the value is refused."""
+        text = node.value
+        digits = sum(c.isdigit() for c in text)
+        if digits > MAX_INTEGER_DIGITS:
+            self.report("RC012", Severity.ERROR,
+                        f"number with {digits:,} digits is out of range (at most {MAX_INTEGER:,}); "
+                        "quote it if it is text", node, path)
+            return True
+        if node.tag != INT_TAG and "_" not in text and ":" not in text:
+            return False
+        if ":" in text:
+            reading = f"a base-60 number in YAML 1.1 ({self.as_yaml11(node)}) and a string in YAML 1.2"
+        elif "_" in text:
+            reading = f"{self.as_yaml11(node)} in YAML 1.1 (the `_` is dropped) and a string in YAML 1.2"
+        elif OCTAL_LIKE.fullmatch(text):
+            reading = (f"octal in YAML 1.1 ({self.as_yaml11(node)}) and {int(text.replace('_', ''), 10)} in YAML 1.2; "
+                       "digits with a leading zero must be quoted")
+        elif text.lstrip("+-").startswith("0b"):
+            reading = f"a binary number in YAML 1.1 ({self.as_yaml11(node)}) and a string in YAML 1.2"
+        else:
+            return False
+        self.report("RC011", Severity.ERROR, f"'{text}' is {reading}; quote it (\"{text}\") or write a plain number",
+                    node, path)
+        return False
 
-def _expanded_size(node: yaml.Node, memo: dict[int, int], active: set[int]) -> int:
-    """Nodes the document becomes once aliases are expanded, counted without expanding them."""
+    def as_yaml11(self, node: yaml.ScalarNode) -> str:
+        try:
+            return str(self.constructor.construct_object(node, deep=True))
+        except (yaml.YAMLError, ValueError, OverflowError):
+            return "not a number"
+
+
+def _expanded_size(node: yaml.Node, memo: dict[int, tuple[int, int]], active: set[int]) -> tuple[int, int]:
+    """(nodes, scalar characters) the document becomes once aliases are expanded, counted without expanding."""
     key = id(node)
     if key in memo:
         return memo[key]
     if key in active:
         raise _TooLarge()  # an alias that contains itself
     active.add(key)
-    size = 1
-    if isinstance(node, yaml.MappingNode):
-        for k, v in node.value:
-            size += _expanded_size(k, memo, active) + _expanded_size(v, memo, active)
-            if size > MAX_NODES:
-                break
-    elif isinstance(node, yaml.SequenceNode):
-        for child in node.value:
-            size += _expanded_size(child, memo, active)
-            if size > MAX_NODES:
-                break
+    size, chars = 1, 0
+    if isinstance(node, yaml.ScalarNode):
+        chars = len(node.value)
+    else:
+        children = [c for pair in node.value for c in pair] if isinstance(node, yaml.MappingNode) else node.value
+        for child in children:
+            n, c = _expanded_size(child, memo, active)
+            size, chars = size + n, chars + c
+            if size > MAX_NODES or chars > MAX_EXPANDED_CHARS:
+                raise _TooLarge()
     active.discard(key)
-    memo[key] = size
-    return size
+    memo[key] = (size, chars)
+    return size, chars
 
 
 def _decode(raw: bytes, source: SourceFile) -> str | None:
@@ -182,15 +282,30 @@ def load_text(text: str | bytes, path: str = "<string>") -> SourceFile:
             return source
         text = decoded
     source.text = text
-    tabbed = _scan_lines(source)
-    try:
-        documents = list(yaml.compose_all(text, Loader=LOADER))
-    except RecursionError:
+    if _route_table_text(text):
         source.diagnostics.append(Diagnostic(
-            "RC009", Severity.ERROR, f"document nests deeper than {MAX_DEPTH} levels; refused", Span(path, 1, 1)))
+            "RC013", Severity.ERROR, "this is a compiled route table (`roomc compile` output), not a policy; "
+            "lint the YAML it was compiled from, or serve it with `roomc serve`", Span(path, 1, 1)))
+        return source
+    tabbed = _scan_lines(source)
+    control = CONTROL.search(text)
+    if control:
+        before = text[: control.start()]
+        line = before.count("\n") + 1
+        column = control.start() - (before.rfind("\n") + 1) + 1
+        source.diagnostics.append(Diagnostic(
+            "RC001", Severity.ERROR, f"control character U+{ord(control.group()):04X} is not allowed in YAML; "
+            "remove it (or write it as an escape in a double-quoted string)", Span(path, line, column)))
+        return source
+    try:
+        composed = _compose_all(text)
+    except (_TooLarge, RecursionError):
+        source.diagnostics.append(_too_large(path))
         return source
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
+        if exc.context_mark and exc.context and "quoted scalar" in exc.context:
+            mark = exc.context_mark  # an unterminated quote: point where it opened, not where the file ends
         line, column = (mark.line + 1, mark.column + 1) if mark else (1, 1)
         if line not in tabbed:
             problem = exc.problem or "invalid YAML"
@@ -201,7 +316,7 @@ def load_text(text: str | bytes, path: str = "<string>") -> SourceFile:
     except yaml.YAMLError as exc:
         source.diagnostics.append(Diagnostic("RC001", Severity.ERROR, f"YAML error: {exc}", Span(path, 1, 1)))
         return source
-    documents = [d for d in documents if d is not None]
+    documents = [d for d in composed if d is not None]
     if not documents:
         source.diagnostics.append(Diagnostic(
             "RC008", Severity.ERROR, "file is empty; a policy needs at least `roomc: 1`", Span(path, 1, 1)))
@@ -218,41 +333,130 @@ def load_text(text: str | bytes, path: str = "<string>") -> SourceFile:
             "more than one YAML document in the file; only the first is read, split the rest into their own files",
             Span(path, line + 1, 1)))
     try:
-        if _expanded_size(documents[0], {}, set()) > MAX_NODES:
-            raise _TooLarge()
+        _expanded_size(documents[0], {}, set())
         source.data = _Walker(source).walk(documents[0], ())
     except (_TooLarge, RecursionError):
         source.data = None
         source.value_spans.clear()
         source.key_spans.clear()
-        source.diagnostics.append(Diagnostic(
-            "RC009", Severity.ERROR,
-            f"document expands to more than {MAX_NODES:,} nodes or {MAX_DEPTH} levels "
-            "(an alias bomb or a self-referencing alias); refused",
-            Span(path, 1, 1)))
+        source.diagnostics.append(_too_large(path))
+    return source
+
+
+def _compose_all(text: str) -> list[yaml.Node | None]:
+    loader = _BoundedLoader(text)
+    try:
+        documents: list[yaml.Node | None] = []
+        while loader.check_node():
+            documents.append(loader.get_node())
+        return documents
+    finally:
+        loader.dispose()
+
+
+def _too_large(path: str) -> Diagnostic:
+    return Diagnostic(
+        "RC009", Severity.ERROR,
+        f"document has or expands to more than {MAX_NODES:,} nodes, {MAX_EXPANDED_CHARS >> 20} MiB of text "
+        f"or {MAX_DEPTH} levels (an alias bomb or a self-referencing alias); refused",
+        Span(path, 1, 1))
+
+
+def _route_table_text(text: str) -> bool:
+    """Whether the text is JSON that looks like `roomc compile` output (it would fail as a policy 19 ways)."""
+    if not text.lstrip().startswith("{") or '"digest"' not in text[:4096]:
+        return False
+    import json
+
+    try:
+        data = json.loads(text)
+    except ValueError:
+        return False
+    return isinstance(data, dict) and ROUTE_TABLE_KEYS <= data.keys() and isinstance(data.get("roomc"), str)
+
+
+def _refuse(path: str, message: str) -> SourceFile:
+    source = SourceFile(path=path)
+    source.diagnostics.append(Diagnostic("RC000", Severity.ERROR, message, Span(path, 1, 1)))
     return source
 
 
 def load_file(path: str | Path) -> SourceFile:
-    """Load one YAML file from disk."""
+    """Load one YAML file from disk: only a regular file, and only its first MAX_FILE_BYTES."""
+    name = str(path)
     try:
-        raw = Path(path).read_bytes()
+        # O_NONBLOCK: opening a FIFO with no writer must not hang; it is refused just below.
+        fd = os.open(name, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
     except OSError as exc:
-        source = SourceFile(path=str(path))
-        source.diagnostics.append(Diagnostic(
-            "RC000", Severity.ERROR, f"cannot read file: {exc.strerror}", Span(str(path), 1, 1)))
-        return source
-    return load_text(raw, str(path))
+        return _refuse(name, f"cannot read file: {exc.strerror}")
+    with os.fdopen(fd, "rb") as handle:
+        kind = os.fstat(handle.fileno()).st_mode
+        if stat.S_ISDIR(kind):
+            return _refuse(name, "cannot read file: it is a folder")
+        if not stat.S_ISREG(kind):
+            return _refuse(name, "not a regular file (a FIFO, socket or device); refused")
+        try:
+            raw = handle.read(MAX_FILE_BYTES + 1)
+        except OSError as exc:
+            return _refuse(name, f"cannot read file: {exc.strerror}")
+    if len(raw) > MAX_FILE_BYTES:
+        return _refuse(name, f"file is larger than {MAX_FILE_BYTES >> 20} MiB; a policy file is a few KB, refused")
+    return load_text(raw, name)
+
+
+def _inside(path: Path, root: Path) -> bool:
+    try:
+        path.resolve().relative_to(root)
+    except (ValueError, OSError, RuntimeError):
+        return False
+    return True
+
+
+def _walk(root: Path, folder: Path, found: list[str], problems: list[Diagnostic]) -> None:
+    """Every policy file under `folder`, reporting (not skipping) what cannot be read."""
+    try:
+        entries = sorted(os.scandir(folder), key=lambda e: e.name)
+    except OSError as exc:
+        problems.append(Diagnostic("RC000", Severity.ERROR, f"cannot read folder: {exc.strerror}; "
+                                   "its files would be silently missing from the policy", Span(str(folder), 1, 1)))
+        return
+    for entry in entries:
+        path = Path(entry.path)
+        if entry.is_symlink():
+            if not _inside(path, root):
+                problems.append(Diagnostic("RC000", Severity.ERROR, "symbolic link to outside the policy folder; "
+                                           "refused (only files inside the folder are read)", Span(str(path), 1, 1)))
+                continue
+            if entry.is_dir():
+                continue  # its files are read where they really are, inside the folder; following could loop
+        if entry.is_dir(follow_symlinks=False):
+            if entry.name != "scenarios":
+                _walk(root, path, found, problems)
+        elif path.suffix in (".yaml", ".yml"):
+            found.append(str(path))
+
+
+def discover_files(paths: list[str]) -> tuple[list[str], list[Diagnostic]]:
+    """Expand folders into their YAML files (sorted, so output never depends on disk order), with problems found."""
+    found: list[str] = []
+    problems: list[Diagnostic] = []
+    for entry in paths:
+        p = Path(entry)
+        if p.is_dir():
+            _walk(p.resolve(), p, found, problems)
+        elif p.is_symlink() and not _inside(p, p.parent.resolve()):
+            problems.append(Diagnostic("RC000", Severity.ERROR, "symbolic link to outside its folder; refused",
+                                       Span(str(p), 1, 1)))
+        else:
+            found.append(str(p))
+    files = sorted(dict.fromkeys(found))
+    if len(files) > MAX_FILES:
+        problems.append(Diagnostic("RC000", Severity.ERROR, f"{len(files):,} policy files; at most {MAX_FILES:,} "
+                                   "are read, refused", Span(files[MAX_FILES], 1, 1)))
+        files = []
+    return files, problems
 
 
 def discover(paths: list[str]) -> list[str]:
     """Expand folders into their YAML files, sorted so output never depends on disk order."""
-    found: list[str] = []
-    for entry in paths:
-        p = Path(entry)
-        if p.is_dir():
-            found.extend(str(f) for f in sorted(p.rglob("*")) if f.suffix in (".yaml", ".yml") and f.is_file()
-                         and "scenarios" not in f.relative_to(p).parts)
-        else:
-            found.append(str(p))
-    return sorted(dict.fromkeys(found))
+    return discover_files(paths)[0]

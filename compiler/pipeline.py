@@ -11,7 +11,7 @@ from .diagnostics import Diagnostic, Severity, sort_diagnostics
 from .emit import digest
 from .ir import Policy
 from .lint import apply_suppressions, lint
-from .load import SourceFile, discover, load_file
+from .load import SourceFile, discover_files, load_file
 from .validate import validate
 from .verify import verify
 
@@ -38,7 +38,9 @@ class Compilation:
 
 
 def _load(c: Compilation) -> Compilation:
-    c.sources = [load_file(p) for p in discover(c.paths)]
+    files, problems = discover_files(c.paths)
+    c.diagnostics.extend(problems)
+    c.sources = [load_file(p) for p in files]
     for source in c.sources:
         c.diagnostics.extend(source.diagnostics)
     return c

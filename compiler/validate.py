@@ -115,4 +115,7 @@ def validate(source: SourceFile) -> list[Diagnostic]:
     found: list[Diagnostic] = []
     for error in check.iter_errors(source.data):
         found.extend(_convert(error, source))
+    if source.refused:
+        # A number refused at load (RC011/RC012) is already reported where it is; its stand-in is no second finding.
+        found = [d for d in found if not any(d.path[:len(r)] == r for r in source.refused)]
     return found

@@ -10,13 +10,17 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Protocol
 from urllib.parse import urlencode
 
-from jinja2.exceptions import TemplateError
+from jinja2.exceptions import TemplateError, UndefinedError
 
-from roomc.compiler.templates import compile_condition, compile_text
+from roomc.compiler.templates import compile_condition, compile_text, name_frame
 
 from .calls import TOKEN_PARAM, events_token
 
 ROOM_NAME = re.compile(r"[A-Za-z0-9._-]{1,64}")
+# Fields whose value is a URL: what a template substitutes into them is percent-encoded.
+URL_FIELDS = frozenset({"url", "waitUrl", "statusEventsCallbackUrl", "digitsCallbackUrl", "action",
+                        "transcribeCallback"})
+MISSING = re.compile(r"has no attribute '([^']*)'|^'([^']*)' is undefined")
 E164 = re.compile(r"\+[1-9][0-9]{6,14}")
 MAX_JOIN_DEPTH = 4
 # Redirects to the policy's own routes are answered inline, at most this many per answer; past
@@ -36,11 +40,25 @@ class Seats(Protocol):
     def __call__(self, room: str, role: "CompiledRole", limit: int) -> tuple[bool, str]: ...
 
 
+def missing_value(field_name: str, exc: UndefinedError, context: dict) -> str:
+    """A missing value in roomc's words (`query value 'ticket' is missing`), not Jinja's ('dict object' ...)."""
+    found = MISSING.search(str(exc.message or ""))
+    name = next((g for g in found.groups() if g), "") if found else ""
+    if name and isinstance(context.get("query"), dict) and name not in context["query"] \
+            and not (isinstance(context.get("call"), dict) and name in context["call"]):
+        return f"{field_name}: query value '{name}' is missing from the request"
+    if name and name in ("query", "call", "room", "role", "secret"):
+        return f"{field_name}: '{name}' is not available here"
+    return f"{field_name}: value '{name or '?'}' is missing from the request"
+
+
 def _checked(field_name: str, render: Callable[[dict], str], *, allow_empty: bool = False) -> Callable[[dict], str]:
     """Wrap a template so its output is always a value the actions schema accepts for that field."""
     def run(context: dict) -> str:
         try:
             out = render(context)
+        except UndefinedError as exc:
+            raise RenderError(missing_value(field_name, exc, context)) from None
         except TemplateError as exc:
             raise RenderError(f"{field_name}: {exc}") from None
         except Exception as exc:  # e.g. a filter given a hostile value; the caller must still hear something
@@ -58,6 +76,29 @@ def _checked(field_name: str, render: Callable[[dict], str], *, allow_empty: boo
 Node = Callable[[dict], Any]
 
 
+def _compiled(source: str, field_name: str, *, url: bool = False) -> Callable[[dict], str]:
+    """A template's renderer; one that cannot compile (lint refused it, the finding was silenced) always fails.
+
+    Failing at render time, not at start-up, keeps every other route answering and gives this one the fallback.
+    """
+    try:
+        return compile_text(source, url=url)
+    except TemplateError as exc:
+        message = f"{field_name}: template does not compile: {exc.message}"
+
+        def broken(context: dict) -> str:
+            raise RenderError(message)
+        return broken
+
+
+def _condition(source: str) -> Callable[[dict], bool]:
+    """A condition; one that cannot compile never holds (conditions are false on any error)."""
+    try:
+        return compile_condition(source)
+    except TemplateError:
+        return lambda context: False
+
+
 class Responder:
     """A compiled route table: give it a route and a request context, get the actions."""
 
@@ -69,6 +110,10 @@ class Responder:
         self.secrets = dict(secrets or {})
         self.routes = table["routes"]
         self.rooms = {rid: CompiledRoom(self, rid, room) for rid, room in table["rooms"].items()}
+        # Which room definition each rendered name could belong to: a join never lands in another's conference.
+        self.frames = [(rid, name_frame(room["name"]["$t"] if isinstance(room["name"], dict) else room["name"]))
+                       for rid, room in table["rooms"].items()]
+        self.frame_of = dict(self.frames)
         self.flows = {fid: CompiledFlow(self, flow) for fid, flow in table["flows"].items()}
         self.fallback_template = self.actions(table["server"]["fallback"])
 
@@ -77,7 +122,7 @@ class Responder:
         """(is_constant, value or function of the context) for one template tree."""
         if isinstance(template, dict):
             if "$t" in template:
-                return False, _checked(field_name, compile_text(template["$t"]))
+                return False, _checked(field_name, _compiled(template["$t"], field_name, url=field_name in URL_FIELDS))
             if "$url" in template:
                 return False, self._url(template["$url"])
             parts = [(key, *self.node(value, key)) for key, value in template.items()]
@@ -222,7 +267,7 @@ class CompiledRole:
     def __init__(self, responder: Responder, role: dict):
         self.id = role["id"]
         self.when_source = role["when"]
-        self.when = compile_condition(role["when"]) if role["when"] else None
+        self.when = _condition(role["when"]) if role["when"] else None
         self.counts = role["counts"]
         self.muted = role["muted"]
         self.actions = responder.actions(role["actions"])
@@ -231,9 +276,10 @@ class CompiledRole:
 class CompiledRoom:
     def __init__(self, responder: Responder, room_id: str, room: dict):
         self.id = room_id
+        self.responder = responder
         # Not checked for emptiness here: join() refuses any invalid name with a spoken message.
         source = room["name"]["$t"] if isinstance(room["name"], dict) else room["name"]
-        self.name = _checked("room name", compile_text(source), allow_empty=True)
+        self.name = _checked("room name", _compiled(source, "room name"), allow_empty=True)
         self.capacity = room["capacity"]
         self.extra_seats = room["extraSeats"]
         self.roles = [CompiledRole(responder, r) for r in room["roles"]]
@@ -247,6 +293,15 @@ class CompiledRoom:
         if not ROOM_NAME.fullmatch(name):
             answer.note(f"room name {name[:80]!r} is not a valid Sautikit room name (1-64 of A-Z a-z 0-9 . _ -); refused")
             answer.joins.append((self.id, "bad_name"))
+            return list(BAD_ROOM)
+        prefix, suffix, exact = self.responder.frame_of[self.id]
+        if not exact and len(name) == len(prefix) + len(suffix):
+            answer.note(f"room name {name!r} has nothing from the request in it (an empty value); refused")
+            return list(BAD_ROOM)
+        owner = self.other_owner(name)
+        if owner is not None:
+            answer.note(f"room name {name!r} could also be a conference of room '{owner}'; refused, "
+                        "so no caller lands in another room's conference (RC213)")
             return list(BAD_ROOM)
         context = {**context, "room": name}
         role = self.by_id.get(fixed_role) if fixed_role else self._choose(context, answer)
@@ -267,6 +322,18 @@ class CompiledRoom:
             answer.joins.append((self.id, "admitted"))
         return role.actions(context, answer, depth)
 
+    def other_owner(self, name: str) -> str | None:
+        """Another room that can claim `name` at least as specifically as this one (frames: templates.name_frame).
+
+        A name belongs to the room with the most specific frame (`bridge-…` over a bare `{{ query.room }}`);
+        when two frames are as specific, neither may use it.
+        """
+        mine = _specificity(self.responder.frame_of[self.id])
+        for room_id, frame in self.responder.frames:
+            if room_id != self.id and _specificity(frame) >= mine and frame_holds(frame, name):
+                return room_id
+        return None
+
     def _choose(self, context: dict, answer: Answer) -> CompiledRole | None:
         explaining = answer.trace is not None
         for role in self.roles:
@@ -281,6 +348,18 @@ class CompiledRoom:
             if explaining:
                 answer.note(f"role '{role.id}' skipped: `{role.when_source}` does not hold")
         return None
+
+
+def _specificity(frame: tuple[str, str, bool]) -> float:
+    return float("inf") if frame[2] else len(frame[0]) + len(frame[1])
+
+
+def frame_holds(frame: tuple[str, str, bool], name: str) -> bool:
+    """Whether a rendered name fits a room's frame: its exact constant, or its literal prefix and suffix."""
+    prefix, suffix, exact = frame
+    if exact:
+        return name == prefix
+    return len(name) >= len(prefix) + len(suffix) and name.startswith(prefix) and name.endswith(suffix)
 
 
 def _digits_equal(expected: str) -> Callable[[dict], bool]:
@@ -305,7 +384,7 @@ class CompiledFlow:
                 matcher = _digits_match(re.compile(branch["match"]))
                 label = f"digits match {branch['match']}"
             else:
-                matcher = compile_condition(branch["when"])
+                matcher = _condition(branch["when"])
                 label = f"`{branch['when']}` holds"
             self.branches.append((matcher, label, responder.actions(branch["actions"])))
 

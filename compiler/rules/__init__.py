@@ -3,16 +3,18 @@ from __future__ import annotations
 
 from types import ModuleType
 
-from . import (capacity_events, end_without_start, insecure_url, record_without_end, recording_nowhere,
-               redirect_loop, relative_callback_url, room_never_starts, secret_spoken, shadowed_role,
-               shared_room_name, status_event_name, status_events_nowhere, template_syntax, template_undefined,
-               too_many_actions, undefined_reference, unreachable, unsigned_roles)
+from . import (capacity_events, comparison_type, end_without_start, insecure_url, record_without_end,
+               recording_nowhere, redirect_loop, relative_callback_url, room_name_overlap, room_never_starts,
+               secret_spoken, shadowed_role, shared_room_name, status_event_name, status_events_nowhere,
+               template_cost, template_syntax, template_undefined, too_many_actions, undefined_reference,
+               unreachable, unsigned_roles)
 
 RULES: tuple[ModuleType, ...] = (
     undefined_reference,
     room_never_starts,
     end_without_start,
     shared_room_name,
+    room_name_overlap,
     record_without_end,
     redirect_loop,
     unreachable,
@@ -23,6 +25,8 @@ RULES: tuple[ModuleType, ...] = (
     recording_nowhere,
     template_syntax,
     template_undefined,
+    comparison_type,
+    template_cost,
     secret_spoken,
     unsigned_roles,
     insecure_url,

@@ -14,7 +14,8 @@ Passing::
 """
 from __future__ import annotations
 
-from typing import Iterator
+import difflib
+from typing import Iterable, Iterator
 
 from ..diagnostics import Diagnostic, Severity
 from ..ir import Policy
@@ -25,6 +26,16 @@ NAME = "undefined-reference"
 SEVERITY = Severity.ERROR
 
 
+def _near(name: object, choices: Iterable[str]) -> str:
+    """ "; did you mean 'x'?" for the closest defined id, as unknown keys get."""
+    close = difflib.get_close_matches(str(name), sorted(choices), n=1, cutoff=0.7)
+    return f"; did you mean '{close[0]}'?" if close else ""
+
+
+def _roles(policy: Policy, room_id: str | None) -> list[str]:
+    return [r.id for r in policy.rooms[room_id].roles] if room_id in policy.rooms else []
+
+
 def _missing_role(policy: Policy, room_id: str | None, role: str | None) -> bool:
     return role is not None and room_id in policy.rooms and role not in {r.id for r in policy.rooms[room_id].roles}
 
@@ -32,25 +43,31 @@ def _missing_role(policy: Policy, room_id: str | None, role: str | None) -> bool
 def check(policy: Policy) -> Iterator[Diagnostic]:
     for route in policy.routes.values():
         if route.kind == "join" and route.target not in policy.rooms:
-            yield Diagnostic(CODE, SEVERITY, f"route '{route.path}' joins undefined room '{route.target}'",
+            yield Diagnostic(CODE, SEVERITY, f"route '{route.path}' joins undefined room '{route.target}'"
+                             f"{_near(route.target, policy.rooms)}",
                              policy.span(route.keypath + ("join",)), route.keypath)
         if route.kind == "join" and _missing_role(policy, route.target, route.role):
-            yield Diagnostic(CODE, SEVERITY, f"route '{route.path}' names undefined role '{route.role}'",
+            yield Diagnostic(CODE, SEVERITY, f"route '{route.path}' names undefined role '{route.role}'"
+                             f"{_near(route.role, _roles(policy, route.target))}",
                              policy.span(route.keypath + ("role",)), route.keypath)
         if route.kind == "flow" and route.target not in policy.flows:
-            yield Diagnostic(CODE, SEVERITY, f"route '{route.path}' runs undefined flow '{route.target}'",
+            yield Diagnostic(CODE, SEVERITY, f"route '{route.path}' runs undefined flow '{route.target}'"
+                             f"{_near(route.target, policy.flows)}",
                              policy.span(route.keypath + ("flow",)), route.keypath)
     for owner, actions, _ in action_lists(policy):
         for action in walk_actions(actions):
             if action.verb == "redirect" and "route" in action.args and action.args["route"] not in policy.routes:
                 yield Diagnostic(CODE, SEVERITY,
                                  f"{owner} redirects to undefined route '{action.args['route']}'"
+                                 f"{_near(action.args['route'], policy.routes)}"
                                  " (a route path starts with '/'; an absolute URL starts with https://)",
                                  action.span, action.path)
             if action.verb == "join":
                 room_id = action.args["room"]
                 if room_id not in policy.rooms:
-                    yield Diagnostic(CODE, SEVERITY, f"{owner} joins undefined room '{room_id}'", action.span, action.path)
+                    yield Diagnostic(CODE, SEVERITY, f"{owner} joins undefined room '{room_id}'"
+                                     f"{_near(room_id, policy.rooms)}", action.span, action.path)
                 elif _missing_role(policy, room_id, action.args.get("role")):
                     yield Diagnostic(CODE, SEVERITY, f"{owner} joins undefined role '{action.args['role']}' "
-                                     f"of room '{room_id}'", action.span, action.path)
+                                     f"of room '{room_id}'{_near(action.args['role'], _roles(policy, room_id))}",
+                                     action.span, action.path)

@@ -91,3 +91,32 @@ def test_a_second_document_marker_on_the_last_line_is_a_finding_not_a_crash(tmp_
     path = tmp_path / "policy.yaml"
     path.write_text("roomc: 1\n---\n")
     assert "RC004" in [d.code for d in pipeline.run([str(path)]).diagnostics]
+
+
+def test_yaml11_number_traps_are_located():
+    found, source = codes("a: 010\nb: 1:20\nc: 1_0\nd: 0123\ne: 0b11\nf: '010'\ng: 10\nh: 0x1F\n")
+    assert found == [("RC011", 1, 4), ("RC011", 2, 4), ("RC011", 3, 4), ("RC011", 4, 4), ("RC011", 5, 4)]
+    assert "octal in YAML 1.1 (83) and 123 in YAML 1.2" in source.diagnostics[3].message
+    assert source.data["f"] == "010" and source.data["g"] == 10
+
+
+def test_huge_and_out_of_range_numbers_are_located_not_internal_errors():
+    found, source = codes("a: " + "9" * 5000 + "\nb: 1.0e+38\nc: .inf\nd: 2147483647\n")
+    assert found == [("RC012", 1, 4), ("RC012", 2, 4), ("RC012", 3, 4)]
+    assert source.refused == {("a",), ("b",), ("c",)} and source.data["d"] == 2147483647
+
+
+def test_unterminated_quote_is_reported_where_it_opened():
+    found, _ = codes("roomc: 1\nrooms:\n  m:\n    name: \"meet-{{ query.room }}\n    roles: {}\n\n")
+    assert found == [("RC001", 4, 11)]
+
+
+def test_control_character_is_reported_where_it_is():
+    found, source = codes("roomc: 1\nsay: ab\x07c\n")
+    assert found == [("RC001", 2, 8)]
+    assert "U+0007" in source.diagnostics[0].message
+
+
+def test_a_route_table_is_one_finding():
+    found, _ = codes('{"roomc": "0.1.0", "format": 1, "digest": "sha256:x", "routes": {}, "rooms": {}, "flows": {}}')
+    assert found == [("RC013", 1, 1)]

@@ -24,12 +24,12 @@ def event(client, **fields):
 
 
 def test_host_and_participant_answers(client):
-    host = join(client, {"room": "meeting-99", "host": "1"}, CallId="c1")
+    host = join(client, {"room": "99", "host": "1"}, CallId="c1")
     assert host[0] == {"say": {"text": "You are joining meeting-99 as the host."}}
     conference = host[1]["conference"]
     assert conference["startOnEnter"] is True and conference["endOnExit"] is True
     assert conference["statusEventsCallbackUrl"] == "https://rooms.example.com/conference/events"
-    guest = join(client, {"room": "meeting-99"}, CallId="c2")
+    guest = join(client, {"room": "99"}, CallId="c2")
     assert guest[1]["conference"]["startOnEnter"] is False
 
 
@@ -49,9 +49,9 @@ def test_retried_webhook_keeps_its_one_seat(client):
 def test_leave_frees_a_seat(client):
     for i in range(10):
         join(client, {"room": "churn"}, CallId=f"c{i}")
-        assert event(client, ConferenceName="churn", StatusCallbackEvent="join", CallId=f"c{i}") == "stored"
+        assert event(client, ConferenceName="meeting-churn", StatusCallbackEvent="join", CallId=f"c{i}") == "stored"
     assert "hangup" in join(client, {"room": "churn"}, CallId="late")[-1]
-    assert event(client, ConferenceName="churn", StatusCallbackEvent="leave", CallId="c3") == "stored"
+    assert event(client, ConferenceName="meeting-churn", StatusCallbackEvent="leave", CallId="c3") == "stored"
     assert "conference" in join(client, {"room": "churn"}, CallId="late")[-1]
 
 
@@ -103,7 +103,7 @@ def test_full_bridge_moves_callers_to_the_overflow_room(client):
         client.post("/pin?meeting=555555", data={"CallId": f"p{i}", "Digits": ""})
     actions = client.post("/pin?meeting=555555", data={"CallId": "late", "Digits": ""}).get_json()["actions"]
     assert actions[0]["say"]["text"].startswith("This meeting is full")
-    assert actions[-1]["conference"]["name"] == "bridge-555555-overflow"
+    assert actions[-1]["conference"]["name"] == "overflow-555555"
     assert actions[-1]["conference"]["muted"] is True
 
 
@@ -140,8 +140,8 @@ def test_admin_routes_need_the_token(client):
     assert client.get("/rooms").status_code == 401
     assert client.get("/rooms", headers={"Authorization": "Bearer wrong"}).status_code == 401
     listing = client.get("/rooms", headers={"Authorization": "Bearer admin-token"}).get_json()
-    assert listing["rooms"] == [{"name": "adm", "participants": 0, "reserved": 1, "seatsTaken": 1, "started": False}]
-    room = client.get("/rooms/adm", headers={"Authorization": "Bearer admin-token"}).get_json()
+    assert listing["rooms"] == [{"name": "meeting-adm", "participants": 0, "reserved": 1, "seatsTaken": 1, "started": False}]
+    room = client.get("/rooms/meeting-adm", headers={"Authorization": "Bearer admin-token"}).get_json()
     assert set(room) == {"name", "started", "ended", "participants", "recordingUrl"}
     assert set(room["participants"][0]) == {"callId", "role", "muted", "joinedAt", "leftAt", "reservedAt"}
     assert client.get("/rooms/none", headers={"Authorization": "Bearer admin-token"}).status_code == 404

@@ -41,10 +41,10 @@ def server(table_file, tmp_path):
 
 def test_http_join_event_and_read_back(server):
     status, body = server.post_form("/conference/join?room=live-1&host=1", "CallId=h1&From=%2B254700000001")
-    assert status == 200 and body["actions"][-1]["conference"]["name"] == "live-1"
-    assert server.post_json("/conference/events", {"ConferenceName": "live-1", "StatusCallbackEvent": "join",
+    assert status == 200 and body["actions"][-1]["conference"]["name"] == "meeting-live-1"
+    assert server.post_json("/conference/events", {"ConferenceName": "meeting-live-1", "StatusCallbackEvent": "join",
                                                    "CallId": "h1"})[1]["outcome"] == "stored"
-    status, room = server.get("/rooms/live-1", ADMIN)
+    status, room = server.get("/rooms/meeting-live-1", ADMIN)
     assert status == 200 and room["participants"][0]["role"] == "host"
     assert room["participants"][0]["joinedAt"] is not None
 
@@ -62,7 +62,7 @@ def test_200_simultaneous_joins_to_a_room_of_10_admit_exactly_10(server):
     admitted = sum("conference" in body["actions"][-1] for _, body in answers)
     assert admitted == 10
     assert server.get("/rooms", ADMIN)[1]["rooms"] == [
-        {"name": "rush", "participants": 0, "reserved": 10, "seatsTaken": 10, "started": False}]
+        {"name": "meeting-rush", "participants": 0, "reserved": 10, "seatsTaken": 10, "started": False}]
     pids: set[int] = set()
     with ThreadPoolExecutor(max_workers=16) as pool:
         for _ in range(10):  # which worker accepts a connection is the kernel's choice; ask until both answer
@@ -78,7 +78,7 @@ def test_restart_keeps_seats_and_history(table_file, tmp_path):
     try:
         for i in range(10):
             first.post_form("/conference/join?room=keep", f"CallId=k{i}")
-            first.post_json("/conference/events", {"ConferenceName": "keep", "StatusCallbackEvent": "join",
+            first.post_json("/conference/events", {"ConferenceName": "meeting-keep", "StatusCallbackEvent": "join",
                                                    "CallId": f"k{i}"})
     finally:
         first.stop()
@@ -86,7 +86,7 @@ def test_restart_keeps_seats_and_history(table_file, tmp_path):
     try:
         status, body = second.post_form("/conference/join?room=keep", "CallId=late")
         assert body["actions"][-1] == {"hangup": {}}
-        assert len(second.get("/rooms/keep", ADMIN)[1]["participants"]) == 10
+        assert len(second.get("/rooms/meeting-keep", ADMIN)[1]["participants"]) == 10
     finally:
         second.stop()
 
