@@ -41,8 +41,9 @@ def policies(draw):
             if draw(st.booleans()) and not last:
                 role["countsTowardCapacity"] = False
             roles[role_id] = role
-        room = {"name": draw(st.sampled_from(["r-{{ query.room }}", "{{ query.room | default('x') }}",
-                                              "m-{{ call.id }}"])), "roles": roles}
+        # Each room's name has its own literal prefix, as RC211 asks.
+        room = {"name": room_id + draw(st.sampled_from(["-{{ query.room }}", "-{{ query.room | default('x') }}",
+                                                        "-m-{{ call.id }}"])), "roles": roles}
         if capacity:
             room["maxParticipants"] = capacity
         if draw(st.booleans()):
