@@ -1,6 +1,7 @@
 """The typed intermediate form: frozen nodes, each carrying its source span and JSON path."""
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -65,7 +66,12 @@ class Room:
             return explicit
         if role.params.get("muted") is True:
             return False
-        return not any(other.params.get("startOnEnter") is True for other in self.roles)
+        return not self.has_host
+
+    @functools.cached_property
+    def has_host(self) -> bool:
+        """Whether some role sets `startOnEnter: true`; computed once, so a room of N roles costs N, not N²."""
+        return any(other.params.get("startOnEnter") is True for other in self.roles)
 
     @staticmethod
     def end_on_exit(role: "Role") -> bool:
