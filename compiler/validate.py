@@ -65,6 +65,18 @@ def _convert(error: ValidationError, source: SourceFile) -> Iterator[Diagnostic]
             yield Diagnostic("RC102", Severity.ERROR, f"missing required key '{key}' in {_where(path)}",
                              source.key_spans.get(path, source.span(path)), path)
         return
+    if kind == "oneOf" and all(set(sub) == {"required"} for sub in error.validator_value):
+        # "Exactly one of these keys" (a redirect's `route` or `url`): say so, not jsonschema's wording.
+        keys = [key for sub in error.validator_value for key in sub["required"]]
+        given = [key for key in keys if isinstance(error.instance, dict) and key in error.instance]
+        names = " or ".join(f"'{key}'" for key in keys)
+        if given:
+            yield Diagnostic("RC104", Severity.ERROR, f"{_where(path)} has both {' and '.join(map(repr, given))}; "
+                             f"keep one", source.span(path), path)
+        else:
+            yield Diagnostic("RC102", Severity.ERROR, f"{_where(path)} needs {names}",
+                             source.key_spans.get(path, source.span(path)), path)
+        return
     if kind in ("oneOf", "anyOf") and error.context:
         shallow = [e for e in error.context if tuple(e.absolute_path) == path and e.validator in ("type", "const")]
         if len(shallow) == len(error.context):

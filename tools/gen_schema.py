@@ -124,7 +124,9 @@ VERBS = {
     "redirect": p("redirect", "Continue the call at another route of this policy (`/lobby`) or an absolute URL; "
                   "an object adds `query` values and `method`.", {"oneOf": [
                       {"type": "string", "minLength": 1},
-                      {"type": "object", "additionalProperties": False, "minProperties": 1, "properties": {
+                      # Exactly one target: codegen needs a route or a URL to build the redirect from.
+                      {"type": "object", "additionalProperties": False, "minProperties": 1,
+                       "oneOf": [{"required": ["route"]}, {"required": ["url"]}], "properties": {
                           "route": string("Route", "A route path of this policy, e.g. `/pin`."),
                           "url": string("URL", "An absolute https URL." + TEMPLATE_NOTE),
                           "query": p("Query", "Query values added to the URL; values may be templates.",
