@@ -5,7 +5,12 @@ The roomc join route does its real work: role selection, rendering and a seat re
 written to SQLite. Then the events route is driven and the stored rows are counted.
 Runs on a shared 2-core machine vary by 10-20 %, so the three servers take turns for several
 rounds and the table shows each one's median round, with the range beside it.
+With `--db postgresql://USER@HOST:PORT/DB`, a second roomc serves the same table from that
+(empty, or at least seat-free) PostgreSQL database and joins the rotation, so both stores are
+measured side by side; its events run is counted in the database. `--pg-workers` and
+`--pg-blocking-threads` shape that instance on its own (a request waits on the network there).
 Usage: python bench/serve_bench.py [--seconds 10] [--rounds 3] [--connections 64] [--workers N]
+                                   [--db postgresql://...] [--pg-workers N] [--pg-blocking-threads N]
 """
 from __future__ import annotations
 
@@ -74,12 +79,17 @@ def main() -> None:
                         help="granian workers for roomc and the constant app alike (default: roomc serve's)")
     parser.add_argument("--blocking-threads", type=int, default=None,
                         help="granian threads per worker for roomc and the constant app alike (default: roomc serve's)")
+    parser.add_argument("--db", default=None, help="also measure roomc on this PostgreSQL database")
+    parser.add_argument("--pg-workers", type=int, default=None, help="workers for the PostgreSQL roomc")
+    parser.add_argument("--pg-blocking-threads", type=int, default=None,
+                        help="threads per worker for the PostgreSQL roomc")
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="roomc-bench-"))
     table = work / "routes.json"
     subprocess.run([sys.executable, "-c", "from roomc.cli import run; run()", "compile", str(ROOT / "rooms/meeting.yaml"),
                     "-o", str(table)], check=True)
-    ports = {name: free_port() for name in ("roomc", "express", "constant")}
+    names = ("roomc", "roomc-pg", "express", "constant") if args.db else ("roomc", "express", "constant")
+    ports = {name: free_port() for name in names}
     env = {**os.environ, "ROOMC_LOG_LEVEL": "WARNING"}
     from roomc.cli.serve import DEFAULT_BLOCKING_THREADS, default_workers
 
@@ -91,6 +101,11 @@ def main() -> None:
                                    "--workers", workers, "--blocking-threads", threads,
                                    "--allow-unsigned"], env=env,  # wrk does not sign; as measured before fail-closed
                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True),
+        **({"roomc-pg": subprocess.Popen(
+            [sys.executable, "-c", "from roomc.cli import run; run()", "serve", str(table), "--port",
+             str(ports["roomc-pg"]), "--db", args.db, "--workers", str(args.pg_workers or workers),
+             "--blocking-threads", str(args.pg_blocking_threads or threads), "--allow-unsigned"], env=env,
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)} if args.db else {}),
         "express": subprocess.Popen(["node", str(HERE / "express/server.js")], env={**env, "PORT": str(ports["express"])},
                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True),
         "constant": subprocess.Popen([sys.executable, "-m", "granian", "--interface", "wsgi", "--host", "127.0.0.1",
@@ -108,12 +123,15 @@ def main() -> None:
             for name, port in ports.items():
                 rounds[name].append(wrk(f"http://127.0.0.1:{port}", "join", args.seconds, args.connections))
         sys.path.insert(0, str(ROOT))
-        from roomc.runtime.store import SQLiteStore
+        from roomc.runtime.storage import open_store
 
-        store = SQLiteStore(str(work / "roomc.db"))
-        before = store.count_events()
-        events = wrk(f"http://127.0.0.1:{ports['roomc']}", "events", args.seconds, args.connections)
-        stored = store.count_events() - before
+        counted: dict[str, tuple[dict, int]] = {}
+        for name, location in (("roomc", str(work / "roomc.db")), ("roomc-pg", args.db)):
+            if name in ports:
+                with open_store(location) as store:
+                    before = store.count_events()
+                    events = wrk(f"http://127.0.0.1:{ports[name]}", "events", args.seconds, args.connections)
+                    counted[name] = (events, store.count_events() - before)
     finally:
         for process in procs.values():
             if process.poll() is None:
@@ -129,8 +147,12 @@ def main() -> None:
           f"{args.rounds} rounds; granian --workers {workers} --blocking-threads {threads} for roomc and the constant app\n")
     print("| server | requests/s | p99 ms | requests/s, all rounds | p99 ms, all rounds | non-2xx |")
     print("| --- | ---: | ---: | --- | --- | ---: |")
-    for label, key in (("roomc join route (render + SQLite seat)", "roomc"), ("Express handler (node)", "express"),
-                       ("Flask constant bytes (same granian settings)", "constant")):
+    pg_shape = f"--workers {args.pg_workers or workers} --blocking-threads {args.pg_blocking_threads or threads}"
+    for label, key in (("roomc join route (render + SQLite seat)", "roomc"),
+                       (f"roomc join route (render + PostgreSQL seat, {pg_shape})", "roomc-pg"),
+                       ("Express handler (node)", "express"), ("Flask constant bytes (same granian settings)", "constant")):
+        if key not in results:
+            continue
         row = results[key]
         every_rps = ", ".join(f"{run['rps']:,.0f}" for run in rounds[key])
         every_p99 = ", ".join(f"{run['p99_ms']:.1f}" for run in rounds[key])
@@ -139,11 +161,17 @@ def main() -> None:
     print(f"\nroomc / Express: {r['rps'] / e['rps']:.2f}x (target >= 1.5x)")
     print(f"roomc / constant-bytes ceiling: {100 * r['rps'] / c['rps']:.0f}% (target >= 60%)")
     print(f"roomc p99 at {args.connections} connections: {r['p99_ms']:.1f} ms (target < 25 ms)")
-    print(f"events route: {events['rps']:,.0f} events/s, {events['total']:,} sent, {stored:,} rows stored, "
-          f"non-2xx {events['non2xx']} (target >= 3,000/s, every event stored)")
-    # wrk stops counting at the deadline while a few requests are still in flight, so rows >= acknowledged.
-    if stored < events["total"] - events["non2xx"]:
-        print("WARNING: fewer rows stored than events acknowledged")
+    if "roomc-pg" in results:
+        p = results["roomc-pg"]
+        print(f"roomc on PostgreSQL / Express: {p['rps'] / e['rps']:.2f}x (target >= 1.2x); "
+              f"/ roomc on SQLite: {100 * p['rps'] / r['rps']:.0f}%; p99 {p['p99_ms']:.1f} ms")
+    for name, (events, stored) in counted.items():
+        print(f"events route ({'PostgreSQL' if name == 'roomc-pg' else 'SQLite'}): {events['rps']:,.0f} events/s, "
+              f"{events['total']:,} sent, {stored:,} rows stored, non-2xx {events['non2xx']} "
+              "(target >= 3,000/s, every event stored)")
+        # wrk stops counting at the deadline while a few requests are still in flight, so rows >= acknowledged.
+        if stored < events["total"] - events["non2xx"]:
+            print("WARNING: fewer rows stored than events acknowledged")
 
 
 if __name__ == "__main__":

@@ -94,6 +94,10 @@ CREATE OR REPLACE FUNCTION roomc_reserve(p_room TEXT, p_call TEXT, p_role TEXT, 
 LANGUAGE plpgsql VOLATILE AS $$
 DECLARE mine BOOLEAN; others INTEGER;
 BEGIN
+    -- A seat's commit does not wait for its WAL flush (an event's does): a database crash can lose
+    -- the last fraction of a second of reservations, holds that expire within a minute anyway,
+    -- never an acknowledged event. Measured: 216 -> 902 joins/s for one worker.
+    PERFORM set_config('synchronous_commit', 'off', true);
     PERFORM pg_advisory_xact_lock({LOCK_CLASS}, hashtext(p_room));
     SELECT {_ACTIVE} AND role IS NOT DISTINCT FROM p_role INTO mine FROM seats WHERE room = p_room AND call_id = p_call;
     IF COALESCE(mine, false) THEN

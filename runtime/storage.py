@@ -7,14 +7,15 @@ from __future__ import annotations
 
 import sqlite3
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 from .postgres import PostgresStore, is_url, redact
 from .store import SCHEMA_VERSION, SchemaMismatch, SQLiteStore, sqlite_schema_version
 
 # Copied in this order: events first, since inserting them re-derives seats and rooms, which
-# are then overwritten with the source's rows (reservations live only in seats).
-COPIED_TABLES = ("events", "seats", "rooms")
+# are then overwritten with the source's rows (reservations live only in seats). Each with its key.
+COPIED_TABLES = {"events": ("dedupe",), "seats": ("room", "call_id"), "rooms": ("room",),
+                 "signature_uses": ("signature", "request"), "call_notes": ("key",), "dialled_calls": ("call_id",)}
 
 __all__ = ["COPIED_TABLES", "SchemaMismatch", "copy", "describe", "is_url", "open_store", "status", "upgrade"]
 
@@ -74,7 +75,17 @@ def upgrade(location: str) -> tuple[int | None, int]:
     return before, SCHEMA_VERSION
 
 
-def _rows(store: SQLiteStore | PostgresStore, table: str) -> tuple[list[str], Iterable[tuple]]:
+def _has_table(store: SQLiteStore | PostgresStore, table: str) -> bool:
+    if isinstance(store, PostgresStore):
+        with store._conn() as conn:
+            return bool(conn.execute("SELECT to_regclass(%s) IS NOT NULL", (table,)).fetchone()[0])  # type: ignore[index]
+    return store._connection().execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?",
+                                       (table,)).fetchone() is not None
+
+
+def _rows(store: SQLiteStore | PostgresStore, table: str) -> tuple[list[str], list[tuple]]:
+    if not _has_table(store, table):  # a SQLite store creates dialled_calls on first use
+        return [], []
     if isinstance(store, PostgresStore):
         with store._conn() as conn:
             cursor = conn.execute(f"SELECT * FROM {table} LIMIT 0")
@@ -91,13 +102,14 @@ def _is_empty(store: SQLiteStore | PostgresStore) -> bool:
     if isinstance(store, PostgresStore):
         with store._conn() as conn:
             return all(conn.execute(f"SELECT NOT EXISTS (SELECT 1 FROM {t})").fetchone()[0]  # type: ignore[index]
-                       for t in COPIED_TABLES)
+                       for t in ("events", "seats", "rooms"))
     db = store._connection()
-    return all(db.execute(f"SELECT NOT EXISTS (SELECT 1 FROM {t})").fetchone()[0] for t in COPIED_TABLES)
+    return all(db.execute(f"SELECT NOT EXISTS (SELECT 1 FROM {t})").fetchone()[0] for t in ("events", "seats", "rooms"))
 
 
 def copy(source: str, destination: str) -> dict[str, int]:
-    """Copy every row from one store to another (e.g. a SQLite file into PostgreSQL): rows per table.
+    """Copy every row of every table from one store to another (e.g. a SQLite file into PostgreSQL):
+    rows per table.
 
     Both must be at the current schema version (the destination is created if empty) and the
     destination must hold no rows, so a copy never merges two histories. One transaction in the
@@ -113,8 +125,11 @@ def copy(source: str, destination: str) -> dict[str, int]:
                     _insert(conn, table, columns, rows, "%s", {"body": "%s::json"}, lambda c, v: (
                         v.decode() if c == "body" and isinstance(v, bytes) else v))
         else:
+            from .store import DIALLED_SCHEMA
+
             db = dst._connection()
             with dst._write():
+                db.execute(DIALLED_SCHEMA)
                 db.execute("BEGIN IMMEDIATE")
                 try:
                     for table, (columns, rows) in data.items():
@@ -123,13 +138,15 @@ def copy(source: str, destination: str) -> dict[str, int]:
                 except BaseException:
                     db.execute("ROLLBACK")
                     raise
-    return {table: len(list(rows)) for table, (_, rows) in data.items()}
+    return {table: len(rows) for table, (_, rows) in data.items()}
 
 
-def _insert(conn: Any, table: str, columns: list[str], rows: Iterable[tuple], mark: str, casts: dict[str, str],
+def _insert(conn: Any, table: str, columns: list[str], rows: list[tuple], mark: str, casts: dict[str, str],
             convert: Any) -> None:
     """Insert (or, for derived rows, overwrite) `rows` into `table` with the connection's placeholders."""
-    keys = {"events": ["dedupe"], "seats": ["room", "call_id"], "rooms": ["room"]}[table]
+    if not rows:
+        return
+    keys = COPIED_TABLES[table]
     marks = ", ".join(casts.get(c, mark) for c in columns)
     updates = ", ".join(f"{c} = excluded.{c}" for c in columns if c not in keys)
     conflict = f"DO UPDATE SET {updates}" if updates and table != "events" else "DO NOTHING"

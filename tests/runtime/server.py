@@ -22,8 +22,8 @@ def free_port() -> int:
 class Server:
     """Starts `roomc serve` (granian, real worker processes) and talks HTTP to it."""
 
-    def __init__(self, table: Path, db: Path, *, workers: int = 2, env: dict | None = None,
-                 body_timeout: float | None = None, extra_args: tuple[str, ...] = ()):
+    def __init__(self, table: Path, db: Path | str, *, workers: int = 2, env: dict | None = None,
+                 body_timeout: float | None = None, extra_args: tuple[str, ...] = (), log_path: Path | None = None):
         self.port = free_port()
         self.base = f"http://127.0.0.1:{self.port}"
         self.args = [sys.executable, "-c", "from roomc.cli import run; run()", "serve", str(table),
@@ -34,7 +34,7 @@ class Server:
         if not self.env.get("SAUTIKIT_VOICE_SECRET"):
             # rooms/ names this secret and serve fails closed without it; tests that sign set it.
             self.args.append("--allow-unsigned")
-        self.log_path = Path(db).with_suffix(".log")
+        self.log_path = log_path or Path(db).with_suffix(".log")  # a database URL needs one given
         self.process: subprocess.Popen | None = None
 
     def start(self) -> "Server":

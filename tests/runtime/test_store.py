@@ -503,17 +503,25 @@ def test_copy_moves_everything_and_refuses_a_store_with_data(tmp_path, pg_url):
         old.record(event({"ConferenceName": "r", "StatusCallbackEvent": "join", "CallId": "a", "Timestamp": NOW + 1}))
         old.record(event({"ConferenceName": "r", "StatusCallbackEvent": "mute", "CallId": "a", "Timestamp": NOW + 2}))
         old.record(event({"ConferenceName": "r", "junk": "\x00"}))  # unreadable, kept raw
-        expected = (old.room("r"), old.room("solo"), old.live_rooms(now=NOW + 5), old.count_events())
-    assert copy(source, pg_url) == {"events": 4, "seats": 3, "rooms": 1}
+        old.bind_signature("t=1,v1=aa", "POST /join?room=r", expires_at=NOW + 300, now=NOW)
+        old.note("step:a", "/pin", ttl=60, now=NOW)
+        old.record_dialled_call("r", "a", role="host", at=NOW)
+        expected = (old.room("r"), old.room("solo"), old.live_rooms(now=NOW + 5), old.count_events(),
+                    old.dialled_calls("r"), old.noted("step:a", now=NOW + 1))
+    assert copy(source, pg_url) == {"events": 4, "seats": 3, "rooms": 1, "signature_uses": 1, "call_notes": 1,
+                                    "dialled_calls": 1}
     with open_store(pg_url) as new:
-        assert (new.room("r"), new.room("solo"), new.live_rooms(now=NOW + 5), new.count_events()) == expected
+        assert (new.room("r"), new.room("solo"), new.live_rooms(now=NOW + 5), new.count_events(),
+                new.dialled_calls("r"), new.noted("step:a", now=NOW + 1)) == expected
+        assert not new.bind_signature("t=1,v1=aa", "POST /join?room=other", expires_at=NOW + 300, now=NOW + 1)
         assert not reserve(new, "c", now=NOW + 5).admitted and reserve(new, "a", now=NOW + 5).again
     with pytest.raises(ValueError, match="empty store"):
         copy(source, pg_url)
     back = str(tmp_path / "back.db")  # and back again, PostgreSQL into SQLite
     copy(pg_url, back)
     with open_store(back) as again:
-        assert (again.room("r"), again.room("solo"), again.live_rooms(now=NOW + 5), again.count_events()) == expected
+        assert (again.room("r"), again.room("solo"), again.live_rooms(now=NOW + 5), again.count_events(),
+                again.dialled_calls("r"), again.noted("step:a", now=NOW + 1)) == expected
 
 
 def test_hostile_text_is_stored_not_refused(store):
