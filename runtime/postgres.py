@@ -16,6 +16,7 @@ operation is one statement, one round trip, on an autocommit connection from a p
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 import threading
 import time
@@ -41,6 +42,7 @@ PROBE_SECONDS = 0.1
 PRUNE_EVERY = 60.0
 
 T = TypeVar("T")
+log = logging.getLogger("roomc")
 
 # ACTIVE is the SQLite store's definition of a taken seat, shared so the two cannot drift.
 _ACTIVE = ACTIVE.replace(":now", "p_now")
@@ -266,11 +268,12 @@ class PostgresStore:
     route answers its fallback and the events route 503. A connection broken by a database
     restart is replaced, and the operation retried on a fresh one while time remains (every
     operation is idempotent). An empty database is given the schema; one at another version is
-    refused (SchemaMismatch), unless `upgrade=True`.
+    refused (SchemaMismatch), unless `upgrade=True`. With `reachable=False` (a server's worker
+    processes), a database out of reach at start is tolerated instead of raised.
     """
 
     def __init__(self, conninfo: str, *, pool_size: int = 4, timeout: float = 2.0, statement_timeout_ms: int = 2000,
-                 upgrade: bool = False):
+                 upgrade: bool = False, reachable: bool = True):
         self.conninfo = conninfo
         self.pool_size = pool_size
         self.timeout = timeout
@@ -281,8 +284,17 @@ class PostgresStore:
         self._closed = threading.Event()
         self._struggling_until = 0.0
         self._last_trouble: float | None = None
-        with psycopg.connect(conninfo, autocommit=True, connect_timeout=max(2, int(timeout))) as conn:
-            found = schema_version(conn)
+        try:
+            with psycopg.connect(conninfo, autocommit=True, connect_timeout=max(2, int(timeout))) as conn:
+                found = schema_version(conn)
+        except psycopg.OperationalError as exc:
+            if reachable:
+                raise
+            # A worker (re)started while the database is away must still start, and answer callers
+            # with the fallback until it is back: `roomc serve` checked the schema before starting it.
+            log.warning("database %s unreachable at start (%s); serving, reconnecting in the background",
+                        redact(conninfo), str(exc).strip())
+            return
         if found is None or (upgrade and found != SCHEMA_VERSION):
             upgrade_schema(conninfo)
         elif found != SCHEMA_VERSION:
@@ -298,10 +310,10 @@ class PostgresStore:
                     pool = ConnectionPool(
                         self.conninfo, min_size=1, max_size=self.pool_size, open=False, name="roomc",
                         timeout=self.timeout,
-                        # Give up a reconnection loop after a few seconds: the next request that finds
-                        # no connection starts a fresh attempt at once (the pool's own backoff doubles
-                        # without limit, which would leave a recovered database unused for minutes).
-                        reconnect_timeout=5.0,
+                        # Give up a reconnection loop after a second: the next request that finds no
+                        # connection starts a fresh attempt at once. The pool's own backoff doubles
+                        # (1, 2, 4 ... s), which left workers unused for seconds after the database was back.
+                        reconnect_timeout=1.0,
                         kwargs={"autocommit": True, "connect_timeout": max(2, int(self.timeout)),
                                 "options": f"-c statement_timeout={self.statement_timeout_ms}",
                                 "application_name": "roomc",

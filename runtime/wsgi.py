@@ -13,14 +13,17 @@ import orjson
 from .app import create_app
 from .observe import configure_logging
 from .rsgi import RSGIServer
-from .storage import open_store
+from .storage import is_url, open_store
 
 configure_logging(os.environ.get("ROOMC_LOG_LEVEL", "INFO"), os.environ.get("ROOMC_LOG_FORMAT", "text"))
 
 with open(os.environ["ROOMC_TABLE"], "rb") as handle:
     _table = orjson.loads(handle.read())
 
-app = create_app(_table, store=open_store(os.environ.get("ROOMC_DB", "roomc.db")))
+# A worker respawned while PostgreSQL is away must start anyway (or granian, seeing a crash loop,
+# stops the whole server): `roomc serve` checked the store before starting the workers.
+_db = os.environ.get("ROOMC_DB", "roomc.db")
+app = create_app(_table, store=open_store(_db, **({"reachable": False} if is_url(_db) else {})))
 
 # `roomc serve` runs granian's RSGI interface with this (runtime/rsgi.py): bodies are read on the
 # event loop with a deadline before a request thread is taken.
