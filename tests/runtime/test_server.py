@@ -378,3 +378,40 @@ def test_json_logs_one_object_per_line_on_a_real_server(table_file, tmp_path):
     assert broken["outcome"] == "unreadable"
     assert len({r["request_id"] for r in requests}) == 3
     assert any(r.get("logger", "").startswith("_granian") for r in records)
+
+
+def test_open_live_pages_hold_up_no_caller(table_file, tmp_path):
+    # One worker with one request thread (the default shape): under granian's WSGI blocking
+    # threads an open event stream would hold that thread for its whole life. Here the stream
+    # waits on the event loop, so callers are answered at once while pages stay open.
+    import http.cookiejar
+    import re
+
+    server = Server(table_file, tmp_path / "roomc.db", workers=1, env={"ROOMC_ADMIN_TOKEN": "t0ken"}).start()
+    jar = http.cookiejar.CookieJar()
+    opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(jar))
+    streams = []
+    try:
+        form = opener.open(server.base + "/ui/login", timeout=10).read().decode()
+        csrf = re.search(r'name="csrf" value="([^"]+)"', form).group(1)
+        opener.open(urllib.request.Request(server.base + "/ui/login", data=f"csrf={csrf}&token=t0ken".encode(),
+                                           headers={"Origin": server.base}), timeout=10)
+        for _ in range(3):
+            stream = opener.open(server.base + "/ui/stream", timeout=10)
+            assert stream.headers["Content-Type"] == "text/event-stream"
+            assert stream.readline() == b"retry: 500\n"
+            streams.append(stream)
+        for i in range(5):
+            started = time.monotonic()
+            status, body = server.post_form("/conference/join?room=watched", f"CallId=w{i}")
+            assert status == 200 and "conference" in body["actions"][-1]
+            assert time.monotonic() - started < 1.0, "a caller waited on an open live page"
+        seen = b""
+        deadline = time.monotonic() + 10
+        while b'data-call="w4"' not in seen and time.monotonic() < deadline:
+            seen += streams[0].readline()
+        assert b'data-call="w4"' in seen, "the open page was told"
+    finally:
+        for stream in streams:
+            stream.close()
+        server.stop()
