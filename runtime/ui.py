@@ -14,9 +14,11 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import hmac
+import os
 import secrets
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta, timezone
 from typing import Any, Iterator
 
@@ -31,8 +33,9 @@ from .store import Store
 POLL_SECONDS = 0.25  # a change shows within about this, plus the render
 REDRAW_SECONDS = 5.0  # reservations expire and hold times grow without a write; redraw anyway
 MIN_RENDER_SECONDS = 0.5  # under a stream of writes, render at most twice a second per worker
+MAX_RENDER_GAP = 0.9  # an expensive render (a line with thousands of rooms) spaces them out, up to this
 FULL_ROOMS = 50  # rooms shown in full (participants, events); past that, one line each
-LISTED_ROOMS = 500  # and past that, only a count: the page stays cheap on a line with thousands of rooms
+LISTED_ROOMS = 200  # and past that, only a count: the page stays cheap on a line with thousands of rooms
 SESSION_HOURS = 12
 RECENT_EVENTS = 8
 ENDED_ROOMS = 10
@@ -164,7 +167,20 @@ class LiveView:
         self._lock = threading.Lock()
         self._marker: object = None
         self._drawn = -1e9
+        self._gap = MIN_RENDER_SECONDS
         self._html = ""
+        self._pool: ThreadPoolExecutor | None = None
+        self._pool_pid = -1
+
+    @property
+    def pool(self) -> ThreadPoolExecutor:
+        """One thread per worker that renders for every stream: the store's queries release the
+        GIL, so callers on the event loop are answered while a large render runs."""
+        if self._pool_pid != os.getpid():
+            self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="roomc-live-page")
+            self._pool_pid = os.getpid()
+        assert self._pool is not None
+        return self._pool
 
     def current(self) -> str:
         """The fragment as of now."""
@@ -172,10 +188,13 @@ class LiveView:
             now = time.monotonic()
             marker = self.store.change_marker()
             since = now - self._drawn
-            if (marker != self._marker and since >= MIN_RENDER_SECONDS) or since >= REDRAW_SECONDS:
+            if (marker != self._marker and since >= self._gap) or since >= REDRAW_SECONDS:
                 self._marker, self._drawn = marker, now
                 template = self.app.jinja_env.get_template("rooms.html")  # cached by Jinja
                 self._html = template.render(view=snapshot(self.store), duration=duration)
+                # At most about a fifth of this thread's time goes to rendering, however busy the line.
+                took = time.monotonic() - now
+                self._gap = min(MAX_RENDER_GAP, max(MIN_RENDER_SECONDS, 4 * took))
             return self._html
 
 
@@ -217,8 +236,9 @@ class LiveStream:
             await transport.send_bytes(b"retry: 500\n\n")
             deadline = time.monotonic() + self.stream_seconds
             sent = None
+            loop = asyncio.get_running_loop()
             while not gone.done():
-                html = self.view.current()
+                html = await loop.run_in_executor(self.view.pool, self.view.current)
                 if html != sent:
                     sent = html
                     await transport.send_bytes(frame(html))
