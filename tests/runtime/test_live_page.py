@@ -115,32 +115,32 @@ def test_participants_appear_change_and_leave_without_a_reload(browser, server):
     assert "reserved" in row(browser, "host-a").get_attribute("class")
 
     server.post_form("/conference/join?room=town-1", "CallId=guest-b")
-    event(server, "town-1", "join", "guest-b")
+    event(server, "meeting-town-1", "join", "guest-b")
     wait_for(lambda: "joined" in row(browser, "guest-b").get_attribute("class"), what="guest-b joined")
     hold = row(browser, "guest-b").find_element(By.CSS_SELECTOR, "td.hold")
     assert hold.get_attribute("data-hold-since"), "waiting for the host: on hold"
 
-    event(server, "town-1", "mute", "guest-b")
+    event(server, "meeting-town-1", "mute", "guest-b")
     wait_for(lambda: row(browser, "guest-b").find_element(By.CSS_SELECTOR, "td.muted").text == "muted",
              what="guest-b muted")
-    event(server, "town-1", "join", "host-a")
-    event(server, "town-1", "start")
-    wait_for(lambda: browser.find_elements(By.CSS_SELECTOR, '[data-room="town-1"] .badge.started'),
+    event(server, "meeting-town-1", "join", "host-a")
+    event(server, "meeting-town-1", "start")
+    wait_for(lambda: browser.find_elements(By.CSS_SELECTOR, '[data-room="meeting-town-1"] .badge.started'),
              what="the room started")
     wait_for(lambda: not row(browser, "guest-b").find_element(By.CSS_SELECTOR, "td.hold").get_attribute(
         "data-hold-since"), what="the hold to stop counting")
-    event(server, "town-1", "unmute", "guest-b")
+    event(server, "meeting-town-1", "unmute", "guest-b")
     wait_for(lambda: row(browser, "guest-b").find_element(By.CSS_SELECTOR, "td.muted").text == "",
              what="guest-b unmuted")
-    event(server, "town-1", "leave", "guest-b")
+    event(server, "meeting-town-1", "leave", "guest-b")
     wait_for(lambda: "left" in row(browser, "guest-b").get_attribute("class"), what="guest-b left")
     assert row(browser, "guest-b").find_element(By.CSS_SELECTOR, "td.left").text.endswith("Z")
-    events = browser.find_element(By.CSS_SELECTOR, '[data-room="town-1"] .events').text
+    events = browser.find_element(By.CSS_SELECTOR, '[data-room="meeting-town-1"] .events').text
     assert "leave guest-b" in events and "mute guest-b" in events
 
     if REGENERATE:
         _stage_screenshot(browser, server)
-    event(server, "town-1", "end", RecordingUrl="https://recordings.example.com/town-1.mp3")
+    event(server, "meeting-town-1", "end", RecordingUrl="https://recordings.example.com/town-1.mp3")
     wait_for(lambda: browser.find_elements(By.CSS_SELECTOR, 'a[href="https://recordings.example.com/town-1.mp3"]'),
              what="the recording link")
     assert browser.execute_script("return window.notReloaded === true;"), "the page was never reloaded"
@@ -160,10 +160,10 @@ def _stage_screenshot(browser, server):
 
     for call in ("CA7f01", "CA7f02"):
         server.post_form("/conference/join?room=town-1", f"CallId={call}")
-        event(server, "town-1", "join", call)
-    event(server, "town-1", "mute", "CA7f02")
+        event(server, "meeting-town-1", "join", call)
+    event(server, "meeting-town-1", "mute", "CA7f02")
     server.post_form("/conference/join?room=standup-7", "CallId=CA9b11")
-    event(server, "standup-7", "join", "CA9b11")
+    event(server, "meeting-standup-7", "join", "CA9b11")
     server.post_form("/conference/join?room=standup-7", "CallId=CA9b12")
     wait_for(lambda: row(browser, "CA9b12"), what="the second room")
     time.sleep(2.5)  # let the hold clocks count

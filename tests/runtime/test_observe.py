@@ -42,9 +42,9 @@ def test_every_outcome_is_counted(rooms_table, store, settings):
         client.post("/conference/join?room=metrics-full", data=f"CallId=m{i}")
     client.post("/conference/join?room=bad%20name!", data="CallId=x")
     client.post("/support/join", data="CallId=s1")
-    client.post("/conference/events", json={"ConferenceName": "metrics-full", "StatusCallbackEvent": "join",
+    client.post("/conference/events", json={"ConferenceName": "meeting-metrics-full", "StatusCallbackEvent": "join",
                                             "CallId": "m1"})
-    client.post("/conference/events", json={"ConferenceName": "metrics-full", "StatusCallbackEvent": "join",
+    client.post("/conference/events", json={"ConferenceName": "meeting-metrics-full", "StatusCallbackEvent": "join",
                                             "CallId": "m1"})
     client.post("/conference/events", data=b"\xff\x00 not an event", content_type="application/octet-stream")
     client.post("/conference/events", data=b"x" * (settings.max_body_bytes + 1))
@@ -92,7 +92,7 @@ def test_each_request_is_logged_once_with_its_fields(client, caplog):
         client.post("/conference/join?room=logged", data="CallId=call-7")
     [record] = [r for r in caplog.records if r.name == "roomc.requests"]
     line = json.loads(JsonFormatter().format(record))
-    assert line["route"] == "/conference/join" and line["call_id"] == "call-7" and line["room"] == "logged"
+    assert line["route"] == "/conference/join" and line["call_id"] == "call-7" and line["room"] == "meeting-logged"
     assert line["outcome"] == "admitted" and line["latency_ms"] >= 0 and line["request_id"]
     assert line["level"] == "INFO" and line["time"].endswith("Z")
 

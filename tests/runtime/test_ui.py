@@ -94,22 +94,22 @@ def test_the_page_shows_participants_hold_times_events_and_recordings(ui_app):
     client = ui_app.test_client()
     client.post("/conference/join?room=town&host=1", data="CallId=host-1")
     client.post("/conference/join?room=town", data="CallId=guest-1")
-    client.post("/conference/events", json={"ConferenceName": "town", "StatusCallbackEvent": "join", "CallId": "guest-1"})
-    client.post("/conference/events", json={"ConferenceName": "town", "StatusCallbackEvent": "mute", "CallId": "guest-1"})
+    client.post("/conference/events", json={"ConferenceName": "meeting-town", "StatusCallbackEvent": "join", "CallId": "guest-1"})
+    client.post("/conference/events", json={"ConferenceName": "meeting-town", "StatusCallbackEvent": "mute", "CallId": "guest-1"})
     client.post("/conference/events", json={"ConferenceName": "<b>x</b>", "StatusCallbackEvent": "join", "CallId": "<i>"})
     sign_in(client)
     html = client.get("/ui").get_data(as_text=True)
-    assert 'data-room="town"' in html and 'data-call="guest-1"' in html and 'data-call="host-1"' in html
+    assert 'data-room="meeting-town"' in html and 'data-call="guest-1"' in html and 'data-call="host-1"' in html
     guest = html[html.index('data-call="guest-1"'):]
     guest = guest[:guest.index("</tr>")]
     assert "muted" in guest and "participant" in guest and "data-hold-since" in guest
     assert "<b>x</b>" not in html and "&lt;b&gt;x&lt;/b&gt;" in html, "names from callers are escaped"
-    client.post("/conference/events", json={"ConferenceName": "town", "StatusCallbackEvent": "end",
+    client.post("/conference/events", json={"ConferenceName": "meeting-town", "StatusCallbackEvent": "end",
                                             "RecordingUrl": "https://rec.example/town.mp3"})
     client.post("/conference/events", json={"ConferenceName": "old", "StatusCallbackEvent": "end",
                                             "RecordingUrl": "https://rec.example/old.mp3"})
     html = client.get("/ui").get_data(as_text=True)
-    assert 'href="https://rec.example/town.mp3"' in html, "town ended but host-1's seat is still held: live, with its recording"
+    assert 'href="https://rec.example/town.mp3"' in html, "meeting-town ended but host-1's seat is still held: live, with its recording"
     assert "Recently ended" in html and 'href="https://rec.example/old.mp3"' in html
 
 
