@@ -177,34 +177,34 @@ def test_third_party_event_shape_holds_seats_past_the_ttl(short_ttl, store):
     client = short_ttl
     for i in range(10):
         assert conference(post(client, "/conference/join", {"room": "tp"}, CallId=f"c{i}", From=f"+25471100000{i}"))
-        assert events(client, conferenceName="tp", event="join", participant_id=f"p{i}",
+        assert events(client, conferenceName="meeting-tp", event="join", participant_id=f"p{i}",
                       caller=f"+25471100000{i}") == "stored"
     time.sleep(0.4)  # every reservation has lapsed; the join events hold the seats
     assert not conference(post(client, "/conference/join", {"room": "tp"}, CallId="c10", From="+254711000010"))
-    assert seat(store, "tp", "c3")["joinedAt"] is not None
+    assert seat(store, "meeting-tp", "c3")["joinedAt"] is not None
     # A leave naming only the participant id finds the call the join was matched to.
-    assert events(client, conferenceName="tp", event="leave", participant_id="p3") == "stored"
-    assert seat(store, "tp", "c3")["leftAt"] is not None
+    assert events(client, conferenceName="meeting-tp", event="leave", participant_id="p3") == "stored"
+    assert seat(store, "meeting-tp", "c3")["leftAt"] is not None
     assert conference(post(client, "/conference/join", {"room": "tp"}, CallId="c11", From="+254711000011"))
 
 
 def test_outbound_legs_are_matched_by_the_number_dialled(client, store):
     post(client, "/conference/join", {"room": "ob"}, CallId="out-1", From="+254700000001", To="+254722333444",
          Direction="outbound")
-    events(client, conferenceName="ob", event="participant-join", caller="+254722333444")
-    assert seat(store, "ob", "out-1")["joinedAt"] is not None
+    events(client, conferenceName="meeting-ob", event="participant-join", caller="+254722333444")
+    assert seat(store, "meeting-ob", "out-1")["joinedAt"] is not None
 
 
 def test_call_completed_frees_the_calls_seat(client, store):
     for i in range(10):
         post(client, "/conference/join", {"room": "cc"}, CallId=f"cc{i}")
-        events(client, ConferenceName="cc", StatusCallbackEvent="join", CallId=f"cc{i}")
+        events(client, ConferenceName="meeting-cc", StatusCallbackEvent="join", CallId=f"cc{i}")
     assert not conference(post(client, "/conference/join", {"room": "cc"}, CallId="late"))
     envelope = {"kind": "call.completed", "event_id": "evt-1", "workspace_id": "ws", "occurred_at": time.time(),
                 "data": {"call_id": "cc4", "status": "completed", "duration_seconds": 30, "hangup_cause": "normal"}}
     assert events(client, **envelope) == "stored"
     assert events(client, **envelope) == "duplicate"
-    assert seat(store, "cc", "cc4")["leftAt"] is not None
+    assert seat(store, "meeting-cc", "cc4")["leftAt"] is not None
     assert conference(post(client, "/conference/join", {"room": "cc"}, CallId="late"))
 
 
@@ -219,8 +219,8 @@ def test_a_join_that_arrives_after_the_call_ended_does_not_hold_a_seat(client, s
     post(client, "/conference/join", {"room": "late-join"}, CallId="lj")
     ended = time.time()
     events(client, kind="call.completed", event_id="evt-3", occurred_at=ended, data={"call_id": "lj"})
-    events(client, ConferenceName="late-join", StatusCallbackEvent="join", CallId="lj", Timestamp=ended - 5)
-    assert seat(store, "late-join", "lj")["leftAt"] is not None
+    events(client, ConferenceName="meeting-late-join", StatusCallbackEvent="join", CallId="lj", Timestamp=ended - 5)
+    assert seat(store, "meeting-late-join", "lj")["leftAt"] is not None
     assert store.live_rooms() == []
 
 
@@ -244,7 +244,7 @@ def test_events_signature_modes(rooms_table, store, mode):
     client = signed_app(rooms_table, store, mode)
     url = conference(signed_post(client, "/conference/join", {"room": "sig"}, CallId="s1"))["statusEventsCallbackUrl"]
     path, _, query = url.removeprefix("https://rooms.example.com").partition("?")
-    body = {"ConferenceName": "sig", "StatusCallbackEvent": "join", "CallId": "s1"}
+    body = {"ConferenceName": "meeting-sig", "StatusCallbackEvent": "join", "CallId": "s1"}
     unsigned_with_token = client.post(path + "?" + query, json=body).status_code
     unsigned_bare = client.post(path, json=body).status_code
     badly_signed = client.post(path + "?" + query, json=body, headers={"X-Sautikit-Signature": "t=1,v1=00"}).status_code
