@@ -15,8 +15,9 @@ from roomc.runtime import normalise
 FALLBACK = [{"say": {"text": "Sorry, we could not connect your call. Please try again later."}}, {"hangup": {}}]
 
 
-def seats(store, room: str) -> int:
-    return sum(r["seatsTaken"] for r in store.live_rooms() if r["name"] == room)
+def seats(store) -> int:
+    """Seats taken in every room of this test's fresh store (the policy decides the room's full name)."""
+    return sum(r["seatsTaken"] for r in store.live_rooms())
 
 
 def multipart(fields: dict[str, str], boundary: str = "roomcBoundary7MA4YWxk") -> tuple[bytes, str]:
@@ -30,14 +31,14 @@ def test_twelve_multipart_retries_of_one_call_take_one_seat(client, store):
     for _ in range(12):
         response = client.post("/conference/join?room=mp", data=body, content_type=content_type)
         assert response.status_code == 200 and "conference" in response.get_json()["actions"][-1]
-    assert seats(store, "mp") == 1
+    assert seats(store) == 1
 
 
 def test_multipart_from_the_test_client_reads_like_a_form(client, store):
     response = client.post("/conference/join?room=mp2&host=1", data={"CallId": "CA2"},
                            content_type="multipart/form-data")
-    assert response.get_json()["actions"][0] == {"say": {"text": "You are joining mp2 as the host."}}
-    assert seats(store, "mp2") == 1
+    assert response.get_json()["actions"][0]["say"]["text"].endswith("mp2 as the host.")
+    assert seats(store) == 1
 
 
 def test_head_takes_no_seat_and_answers_json_without_a_body(client, store):
@@ -45,7 +46,7 @@ def test_head_takes_no_seat_and_answers_json_without_a_body(client, store):
         response = client.head("/conference/join", query_string={"room": "heads", "CallId": f"h{i}"})
         assert response.status_code == 200 and response.mimetype == "application/json"
         assert response.data == b""
-    assert seats(store, "heads") == 0
+    assert seats(store) == 0
     assert client.head("/conference/events").status_code == 200
     assert store.count_events() == 0
 
@@ -58,7 +59,7 @@ def test_a_request_without_a_call_id_takes_no_seat_and_gets_the_fallback(client,
             assert response.status_code == 200 and response.get_json()["actions"] == FALLBACK
         assert client.post("/conference/join?room=anon", data=b"\x00\xff garbage",
                            content_type="application/octet-stream").get_json()["actions"] == FALLBACK
-    assert seats(store, "anon") == 0
+    assert seats(store) == 0
     assert "no call id" in caplog.text
 
 
