@@ -74,7 +74,7 @@ class Settings:
         if secret_env and not secret and not allow_unsigned:
             raise MissingSecret(secret_env)
         return cls(
-            public_url=env.get("ROOMC_PUBLIC_URL") or server.get("publicUrl"),
+            public_url=_public_url(env.get("ROOMC_PUBLIC_URL") or server.get("publicUrl")),
             signing_secret=secret.encode() if secret else None,
             admin_token=env.get("ROOMC_ADMIN_TOKEN") or None,
             reservation_ttl=float(env.get("ROOMC_RESERVATION_TTL") or server.get("reservationTtl", 60)),
@@ -87,6 +87,20 @@ class Settings:
             ui_streams=int(env.get("ROOMC_UI_STREAMS") or 16),
             ui_stream_seconds=float(env.get("ROOMC_UI_STREAM_SECONDS") or 30),
         )
+
+
+def _public_url(value: str | None) -> str | None:
+    """The base of emitted callback URLs, refused unless absolute http(s) with a host: a value like
+    `yourapp.example.com` would send the platform `yourapp.example.com/townhall/events`."""
+    if not value:
+        return None
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(value.strip())
+    if parts.scheme not in ("https", "http") or not parts.hostname or parts.query or parts.fragment:
+        raise ValueError(f"ROOMC_PUBLIC_URL / server.publicUrl must be an absolute http(s) URL such as "
+                         f"https://rooms.example.com, not {value!r}")
+    return value.strip()
 
 
 def _seconds(env, name: str, default: float) -> float:

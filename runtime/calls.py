@@ -45,6 +45,7 @@ ENDED_STATUSES = frozenset({"completed", "failed", "no_answer", "no-answer", "bu
 EVENTS_SIGNATURE = ("required", "optional", "off")
 DEFAULT_EVENTS_SIGNATURE = "optional"
 TOKEN_PARAM = "k"
+ANSWERED_TTL = 30.0  # how long a repeated delivery of the same digits gets the same answer
 
 
 # -- the flow step awaiting digits ------------------------------------------------------
@@ -60,21 +61,54 @@ def awaited_seconds(actions: list) -> float | None:
     return STEP_MARGIN + sum(float(t) for t in timeouts if isinstance(t, (int, float)))
 
 
-def pending_step(store: Store, call_id: str) -> tuple[str, dict[str, str]] | None:
+def answered_key(call_id: str) -> str:
+    return f"answered:{call_id}"
+
+
+def pending_step(store: Store, call_id: str, key: str | None = None) -> tuple[str, dict[str, str]] | None:
     """(route, query) of the flow step that asked this call for digits, if one is waiting."""
-    value = store.noted(step_key(call_id))
+    found = _step(store, key or step_key(call_id))
+    return None if found is None else (found[0], found[1])
+
+
+def _step(store: Store, key: str) -> tuple[str, dict[str, str], str | None, str | None] | None:
+    value = store.noted(key)
     if value is None:
         return None
     try:
-        path, query = orjson.loads(value)
-        return str(path), {str(k): str(v) for k, v in query.items()}
+        path, query, *rest = orjson.loads(value)
+        room = rest[0] if rest and isinstance(rest[0], str) else None
+        digits = rest[1] if len(rest) > 1 and isinstance(rest[1], str) else None
+        return str(path), {str(k): str(v) for k, v in query.items()}, room, digits
     except (ValueError, TypeError, AttributeError):
         return None
 
 
-def remember_step(store: Store, call_id: str, path: str, query: Mapping[str, str], seconds: float) -> None:
-    """Remember that this call's next digits answer `path` with `query`."""
-    store.note(step_key(call_id), orjson.dumps([path, dict(query)]).decode(), ttl=seconds)
+def step_room(store: Store, call_id: str) -> str | None:
+    """The room the step's own answer reserved for this call (its fallback join), if any."""
+    found = _step(store, step_key(call_id))
+    return None if found is None else found[2]
+
+
+def remember_step(store: Store, call_id: str, path: str, query: Mapping[str, str], seconds: float,
+                  room: str | None = None) -> None:
+    """Remember that this call's next digits answer `path` with `query` (and which room that answer
+    reserved, so a later answer that seats the call elsewhere can give that seat back)."""
+    store.note(step_key(call_id), orjson.dumps([path, dict(query), room]).decode(), ttl=seconds)
+
+
+def remember_answered(store: Store, call_id: str, path: str, query: Mapping[str, str], digits: str) -> None:
+    """Remember, briefly, which step answered these digits: the platform may deliver them twice, and
+    a repeat must get the same answer, not be read afresh (a PIN read as a meeting number)."""
+    store.note(answered_key(call_id), orjson.dumps([path, dict(query), None, digits]).decode(), ttl=ANSWERED_TTL)
+
+
+def answered_step(store: Store, call_id: str, digits: str) -> tuple[str, dict[str, str]] | None:
+    """The step that answered exactly these digits for this call a moment ago, if one did."""
+    found = _step(store, answered_key(call_id))
+    if found is None or found[3] != digits:
+        return None
+    return found[0], found[1]
 
 
 # -- events that name no call, and calls that end --------------------------------------
@@ -108,6 +142,11 @@ def identify(store: Store, event: Event) -> Event:
     caller = caller_of(event.raw)
     key = f"participant:{event.room}:{event.participant}" if event.participant else None
     call = store.noted(key) if key else None
+    if call is not None and event.kind == "join" and event.room not in store.live_rooms_of_call(call):
+        # The platform numbers participants afresh each session: a number whose call has left
+        # belongs to someone new, found by the caller's number instead.
+        store.forget(key)  # type: ignore[arg-type]
+        call = None
     if call is None and caller:
         call = store.call_by_caller(event.room, caller, event.kind)
         if call is not None and key:
@@ -156,6 +195,10 @@ def call_end_event(store: Store, fields: dict, headers: Mapping[str, str | None]
 def after_join(store: Store, event: Event) -> None:
     """A join that arrives after its call's end event (delivery is unordered) is closed at once."""
     if event.kind == "join" and event.call is not None and event.room:
+        if store.noted(step_key(event.call)) is not None:
+            # In the room now: a step still waiting (its prompt timed out into the fallback join)
+            # must not capture the keys the caller presses in the room.
+            store.forget(step_key(event.call))
         ended = store.call_ended_at(event.call, event.room)
         if ended is not None:
             store.record(Event("leave", event.room, event.call, None, max(ended, event.at), None,

@@ -577,6 +577,24 @@ class PostgresStore:
             (_clean(room), _clean(caller))).fetchone())
         return None if row is None else row[0]
 
+    def live_rooms_of_call(self, call_id: str, now: float | None = None) -> list[str]:
+        """Every room where this call holds a seat now (joined, or freshly reserved)."""
+        now = time.time() if now is None else now
+        active = ACTIVE.replace(":now", "%(now)s")
+        rows = self._run(None, lambda conn: conn.execute(
+            f'SELECT room FROM seats WHERE call_id = %(call)s AND {active} ORDER BY room COLLATE "C"',
+            {"call": _clean(call_id), "now": now}).fetchall())
+        return [row[0] for row in rows]
+
+    def release_reservation(self, room: str, call_id: str, *, now: float | None = None,
+                            deadline: float | None = None) -> bool:
+        """Give back a seat this call only reserved (never joined): a later answer seated it elsewhere."""
+        now = time.time() if now is None else now
+        cursor = self._run(deadline, lambda conn: conn.execute(
+            "UPDATE seats SET expires_at = %(now)s WHERE room = %(room)s AND call_id = %(call)s AND joined_at IS NULL "
+            "AND left_at IS NULL AND expires_at > %(now)s", {"room": _clean(room), "call": _clean(call_id), "now": now}))
+        return cursor.rowcount == 1
+
     def rooms_of_call(self, call_id: str) -> list[str]:
         """Every room where this call holds or held a seat."""
         rows = self._run(None, lambda conn: conn.execute(

@@ -259,6 +259,11 @@ class Store(Protocol):
 
     def rooms_of_call(self, call_id: str) -> list[str]: ...
 
+    def live_rooms_of_call(self, call_id: str, now: float | None = None) -> list[str]: ...
+
+    def release_reservation(self, room: str, call_id: str, *, now: float | None = None,
+                            deadline: float | None = None) -> bool: ...
+
     def call_ended_at(self, call_id: str, room: str | None = None) -> float | None: ...
 
     def seats_to_confirm(self, *, within: float, limit: int, now: float | None = None) -> list[dict]: ...
@@ -652,6 +657,21 @@ class SQLiteStore:
         row = db.execute(f"SELECT call_id FROM seats WHERE room = ? AND caller = ? ORDER BY {order} LIMIT 1",
                          (room, caller)).fetchone()
         return None if row is None else row[0]
+
+    def live_rooms_of_call(self, call_id: str, now: float | None = None) -> list[str]:
+        """Every room where this call holds a seat now (joined, or freshly reserved)."""
+        now = time.time() if now is None else now
+        return [row[0] for row in self._connection().execute(
+            f"SELECT room FROM seats WHERE call_id = :call AND {ACTIVE} ORDER BY room", {"call": call_id, "now": now})]
+
+    def release_reservation(self, room: str, call_id: str, *, now: float | None = None,
+                            deadline: float | None = None) -> bool:
+        """Give back a seat this call only reserved (never joined): a later answer seated it elsewhere."""
+        now = time.time() if now is None else now
+        with self._write(deadline) as db:
+            return db.execute(
+                "UPDATE seats SET expires_at = :now WHERE room = :room AND call_id = :call AND joined_at IS NULL "
+                "AND left_at IS NULL AND expires_at > :now", {"room": room, "call": call_id, "now": now}).rowcount == 1
 
     def rooms_of_call(self, call_id: str) -> list[str]:
         """Every room where this call holds or held a seat."""

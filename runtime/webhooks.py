@@ -169,15 +169,23 @@ class VoiceRoute(Webhook):
 
             digits_sent = normalise.has_digits(fields)
             path, step = self.path, None
+            reserved_before = None
             if digits_sent and call["id"]:
                 # Digits may come back to the number's URL rather than the step that asked (SDK README):
-                # the step this call is on answers them, wherever they arrive (runtime/calls.py).
+                # the step this call is on answers them, wherever they arrive (runtime/calls.py). The same
+                # digits delivered again a moment later get the answer they got, not a fresh reading.
                 step = calls.pending_step(store, call["id"])
-                if step is not None and step[0] in self.responder.routes and step != (path, query):
+                reserved_before = calls.step_room(store, call["id"]) if step is not None else None
+                target = step or calls.answered_step(store, call["id"], call["digits"])
+                if target is not None and target[0] in self.responder.routes and target != (path, query):
                     log.info("request %s %s: digits for call %s answered by its step %s", request_id, path,
-                             call["id"], step[0])
-                    path, query = step
+                             call["id"], target[0])
+                    path, query = target
             answer = self.responder.answer(path, query, call, digits_sent=digits_sent, seats=seats)
+            if reserved_before and answer.room != reserved_before and answer.joins and answer.joins[-1][1] == "admitted":
+                # The step's own answer reserved a seat (its fallback join); this answer seated the call
+                # elsewhere, so that seat goes back at once rather than when it expires.
+                store.release_reservation(reserved_before, call["id"], deadline=deadline)
             if signed_call:
                 self.grant_redirects(signed_call, answer.actions, deadline)
             if answer.failed:
@@ -186,9 +194,10 @@ class VoiceRoute(Webhook):
                 waiting = calls.awaited_seconds(answer.actions)
                 if waiting is not None:
                     here, asked = answer.step or (path, query)
-                    calls.remember_step(store, call["id"], here, asked, waiting)
+                    calls.remember_step(store, call["id"], here, asked, waiting, answer.room)
                 elif step is not None:
                     store.forget(calls.step_key(call["id"]))
+                    calls.remember_answered(store, call["id"], step[0], step[1], call["digits"])
             outcome = "fallback:render" if answer.failed else answer.joins[-1][1] if answer.joins else "answered"
             observer.voice(request_id, self.path, call["id"], answer.room, outcome, started, answer.joins)
             return respond(start_response, {"actions": answer.actions})

@@ -592,3 +592,14 @@ def test_a_separator_inside_an_id_cannot_make_two_keys_collide(store):
     one = {"ConferenceName": "r|join|a", "StatusCallbackEvent": "join", "CallId": "b", "EventId": "1"}
     two = {"ConferenceName": "r", "StatusCallbackEvent": "join", "CallId": "a|join|b", "EventId": "1"}
     assert store.record(event(one)) == "stored" and store.record(event(two)) == "stored"
+
+
+def test_a_reservation_given_back_frees_its_seat_but_a_joined_seat_stays(store):
+    reserve(store, "a", room="g", limit=1)
+    assert store.live_rooms_of_call("a", now=NOW) == ["g"]
+    assert store.release_reservation("g", "a", now=NOW + 1)
+    assert store.live_rooms_of_call("a", now=NOW + 1) == []
+    assert reserve(store, "b", room="g", limit=1, now=NOW + 2).admitted
+    store.record(event({"ConferenceName": "g", "StatusCallbackEvent": "join", "CallId": "b", "Timestamp": NOW + 3}))
+    assert not store.release_reservation("g", "b", now=NOW + 4)  # in the room: not a reservation to give back
+    assert store.live_rooms_of_call("b", now=NOW + 5) == ["g"]
