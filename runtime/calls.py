@@ -234,9 +234,12 @@ class Sweeper:
 
     A reservation whose `join` never became readable would lapse after `reservationTtl` while its
     caller is in the room, and the room would admit callers past its cap; a joined seat whose
-    `leave` was lost would be held forever. Each round (every `every` seconds) looks at up to
-    `batch` such seats: a live call keeps its reservation another `ttl`; an ended one is freed.
-    Each question is bounded by the client's timeout; an unreachable API changes nothing.
+    `leave` was lost would be held forever. Each round (every `every` seconds) claims such calls
+    from the store `batch` at a time, least recently asked first, until none is left or the round
+    has run `every` seconds (then it warns: the room is busier than one worker can follow). Claims
+    are shared by every worker on the store, so workers split the calls instead of all asking about
+    the same ones. A live call keeps its reservation another `ttl`; an ended one is freed. Each
+    question is bounded by the client's total timeout; an unreachable API changes nothing.
     """
 
     def __init__(self, store: Store, get_call: Callable[[str], dict], *, ttl: float, every: float | None = None,
@@ -245,41 +248,49 @@ class Sweeper:
         self.every = every if every is not None else max(1.0, ttl / 4)
         self.batch = batch
         self.recheck_joined = recheck_joined if recheck_joined is not None else max(self.every, ttl)
-        self._checked: dict[str, float] = {}
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
     def sweep_once(self, now: float | None = None) -> dict[str, int]:
-        """One round; counts of calls held, freed and unknown (for the log and the tests)."""
-        now = time.time() if now is None else now
+        """One round; counts of calls held, freed and unknown (for the log and the tests).
+
+        With `now` given (tests) the round runs at that instant; otherwise each batch is claimed at
+        the time it starts."""
+        fixed = now
+        started = time.monotonic()
         counts = {"held": 0, "freed": 0, "unknown": 0}
-        seen: set[str] = set()
-        for seat in self.store.seats_to_confirm(within=2 * self.every, limit=self.batch, now=now):
-            call = seat["call_id"]
-            if call in seen or call.startswith(("anonymous-", "participant:", "caller:")):
-                continue
-            seen.add(call)
-            if seat["joined"] and now - self._checked.get(call, 0.0) < self.recheck_joined:
-                continue
-            self._checked[call] = now
-            try:
-                status = str(self.get_call(call).get("status", "")).lower()
-            except Exception as exc:  # a 404, a timeout, a refused key: keep the seat as it is
-                log.info("calls API could not vouch for call %s: %s", call, exc)
-                counts["unknown"] += 1
-                continue
-            if status in LIVE_STATUSES:
-                self.store.extend_reservations(call, until=now + self.ttl, now=now)
-                counts["held"] += 1
-            elif status in ENDED_STATUSES:
-                if end_call(self.store, call, now, "calls-api-ended"):
-                    log.info("call %s has %s on the platform; its seats are freed", call, status)
-                counts["freed"] += 1
-            else:
-                counts["unknown"] += 1
-        if len(self._checked) > 10 * self.batch:  # forget calls long gone
-            self._checked = {c: t for c, t in self._checked.items() if now - t < 2 * self.recheck_joined}
+        for _ in range(10_000):  # bounded: claims are never handed out twice within a round
+            at = time.time() if fixed is None else fixed
+            claimed = self.store.claim_calls_to_confirm(within=2 * self.every, limit=self.batch, hold=self.every,
+                                                        hold_joined=self.recheck_joined, now=at)
+            for seat in claimed:
+                self._ask(seat["call_id"], time.time() if fixed is None else fixed, counts)
+            if len(claimed) < self.batch:
+                break
+            if time.monotonic() - started > self.every:
+                log.warning("seat sweep: %d calls asked in %.1f s and more are waiting; the calls API or this "
+                            "worker cannot keep up, so some reservations may lapse", sum(counts.values()),
+                            time.monotonic() - started)
+                break
         return counts
+
+    def _ask(self, call: str, now: float, counts: dict[str, int]) -> None:
+        """Ask about one call and act on the answer."""
+        try:
+            status = str(self.get_call(call).get("status", "")).lower()
+        except Exception as exc:  # a 404, a timeout, a refused key: keep the seat as it is
+            log.info("calls API could not vouch for call %s: %s", call, exc)
+            counts["unknown"] += 1
+            return
+        if status in LIVE_STATUSES:
+            self.store.extend_reservations(call, until=now + self.ttl, now=now)
+            counts["held"] += 1
+        elif status in ENDED_STATUSES:
+            if end_call(self.store, call, now, "calls-api-ended"):
+                log.info("call %s has %s on the platform; its seats are freed", call, status)
+            counts["freed"] += 1
+        else:
+            counts["unknown"] += 1
 
     def start(self) -> None:
         """Sweep in a daemon thread of this worker until `stop`."""

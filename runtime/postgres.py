@@ -609,19 +609,34 @@ class PostgresStore:
             (_clean(call_id), _clean(room or ""))).fetchone())
         return None if row is None else row[0]
 
-    def seats_to_confirm(self, *, within: float, limit: int, now: float | None = None) -> list[dict]:
-        """Live seats the calls API should vouch for: reservations that expire within `within` seconds
-        (their join may never be readable) and joined seats not yet left (their leave may be lost)."""
+    def claim_calls_to_confirm(self, *, within: float, limit: int, hold: float, hold_joined: float,
+                               now: float | None = None) -> list[dict]:
+        """Claim up to `limit` calls the calls API should vouch for, for this worker alone (see SQLiteStore).
+
+        One statement: a call another worker claims at the same moment conflicts on its `asked:` note,
+        and the conflict's WHERE, evaluated on the committed note, leaves it out of this claim."""
         now = time.time() if now is None else now
+        params = {"now": now, "horizon": now + within, "limit": limit, "hold": hold, "hold_joined": hold_joined}
 
-        def read(conn: psycopg.Connection) -> list[dict]:
-            return conn.cursor(row_factory=dict_row).execute(
-                "SELECT call_id, room, (joined_at IS NOT NULL)::INTEGER AS joined, expires_at FROM seats "
-                "WHERE left_at IS NULL AND (joined_at IS NOT NULL OR (expires_at > %(now)s AND expires_at <= %(horizon)s)) "
-                "ORDER BY joined_at IS NOT NULL, expires_at NULLS FIRST LIMIT %(limit)s",
-                {"now": now, "horizon": now + within, "limit": limit}).fetchall()
+        def claim(conn: psycopg.Connection) -> list[dict]:
+            rows = conn.execute(
+                "WITH picked AS (SELECT s.call_id, bool_and(s.joined_at IS NOT NULL) AS joined FROM seats s "
+                "LEFT JOIN call_notes n ON n.key = 'asked:' || s.call_id "
+                "WHERE s.left_at IS NULL AND (s.joined_at IS NOT NULL OR "
+                "(s.expires_at > %(now)s AND s.expires_at <= %(horizon)s)) "
+                "AND (n.expires_at IS NULL OR n.expires_at <= %(now)s) "
+                "AND s.call_id NOT LIKE 'anonymous-%%' AND s.call_id NOT LIKE 'participant:%%' "
+                "AND s.call_id NOT LIKE 'caller:%%' "
+                "GROUP BY s.call_id ORDER BY MAX(n.expires_at) NULLS FIRST, MIN(s.expires_at) NULLS LAST "
+                "LIMIT %(limit)s) "
+                "INSERT INTO call_notes (key, value, expires_at) "
+                "SELECT 'asked:' || call_id, CASE WHEN joined THEN '1' ELSE '0' END, "
+                "%(now)s + CASE WHEN joined THEN %(hold_joined)s ELSE %(hold)s END FROM picked "
+                "ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value, expires_at = EXCLUDED.expires_at "
+                "WHERE call_notes.expires_at <= %(now)s RETURNING substr(key, 7), value", params).fetchall()
+            return [{"call_id": row[0], "joined": row[1] == "1"} for row in rows]
 
-        return self._run(None, read)
+        return self._run(None, claim)
 
     def extend_reservations(self, call_id: str, *, until: float, now: float | None = None) -> int:
         """Hold a live call's reservations (not yet joined) until `until`; how many were held."""

@@ -154,6 +154,18 @@ CREATE TABLE IF NOT EXISTS call_notes (
 """
 
 
+# Calls the sweeper may ask about (runtime/calls.py Sweeper): not a stand-in id, not claimed lately
+# (an unexpired `asked:` note), holding a reservation about to lapse or only joined seats not yet left.
+CLAIMABLE = """
+SELECT s.call_id, MIN(s.joined_at IS NOT NULL) AS joined FROM seats s
+LEFT JOIN call_notes n ON n.key = 'asked:' || s.call_id
+WHERE s.left_at IS NULL AND (s.joined_at IS NOT NULL OR (s.expires_at > :now AND s.expires_at <= :horizon))
+  AND (n.expires_at IS NULL OR n.expires_at <= :now)
+  AND s.call_id NOT LIKE 'anonymous-%' AND s.call_id NOT LIKE 'participant:%' AND s.call_id NOT LIKE 'caller:%'
+GROUP BY s.call_id ORDER BY MAX(n.expires_at) IS NOT NULL, MAX(n.expires_at), MIN(s.expires_at) LIMIT :limit
+"""
+
+
 # After a write times out, later writes in this process get this long a try until one succeeds,
 # so callers queued behind a locked store are answered quickly rather than one deadline each.
 STRUGGLING_SECONDS = 5.0
@@ -266,7 +278,8 @@ class Store(Protocol):
 
     def call_ended_at(self, call_id: str, room: str | None = None) -> float | None: ...
 
-    def seats_to_confirm(self, *, within: float, limit: int, now: float | None = None) -> list[dict]: ...
+    def claim_calls_to_confirm(self, *, within: float, limit: int, hold: float, hold_joined: float,
+                               now: float | None = None) -> list[dict]: ...
 
     def extend_reservations(self, call_id: str, *, until: float, now: float | None = None) -> int: ...
 
@@ -686,16 +699,22 @@ class SQLiteStore:
             (call_id, room or "")).fetchone()
         return None if row is None else row[0]
 
-    def seats_to_confirm(self, *, within: float, limit: int, now: float | None = None) -> list[dict]:
-        """Live seats the calls API should vouch for: reservations that expire within `within` seconds
-        (their join may never be readable) and joined seats not yet left (their leave may be lost)."""
+    def claim_calls_to_confirm(self, *, within: float, limit: int, hold: float, hold_joined: float,
+                               now: float | None = None) -> list[dict]:
+        """Claim up to `limit` calls the calls API should vouch for, for this worker alone: calls with a
+        reservation lapsing within `within` seconds (their join may never be readable) or only joined
+        seats not yet left (their leave may be lost), not asked about in the last `hold` (reservations)
+        or `hold_joined` (joined) seconds. Least recently asked first, then soonest to lapse.
+
+        The claim is an `asked:<call>` note, so every worker sees it and successive claims page
+        through every such call instead of returning the same first `limit`."""
         now = time.time() if now is None else now
-        rows = self._connection().execute(
-            "SELECT call_id, room, joined_at IS NOT NULL AS joined, expires_at FROM seats "
-            "WHERE left_at IS NULL AND (joined_at IS NOT NULL OR (expires_at > :now AND expires_at <= :horizon)) "
-            "ORDER BY joined_at IS NOT NULL, expires_at LIMIT :limit",
-            {"now": now, "horizon": now + within, "limit": limit}).fetchall()
-        return [dict(row) for row in rows]
+        with self._write() as db:
+            rows = db.execute(CLAIMABLE, {"now": now, "horizon": now + within, "limit": limit}).fetchall()
+            db.executemany("INSERT INTO call_notes (key, value, expires_at) VALUES (?, '', ?) ON CONFLICT (key) "
+                           "DO UPDATE SET expires_at = excluded.expires_at",
+                           [("asked:" + row[0], now + (hold_joined if row[1] else hold)) for row in rows])
+        return [{"call_id": row[0], "joined": bool(row[1])} for row in rows]
 
     def extend_reservations(self, call_id: str, *, until: float, now: float | None = None) -> int:
         """Hold a live call's reservations (not yet joined) until `until`; how many were held."""

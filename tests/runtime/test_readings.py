@@ -323,3 +323,35 @@ def test_explain_shows_the_inlined_answer(invoke):
     result = invoke("explain", str(ROOMS), "--route", "/lobby", "--form", "Digits=123456", "--secret", "HOST_PIN=1")
     assert result.exit_code == 0, result.output
     assert "redirect to /pin answered inline" in result.output and "getDigits" in result.output
+
+
+def test_two_workers_sweepers_share_a_busy_room_and_ask_about_every_call(calls_api, tmp_path):
+    """120 reservations about to lapse, batches of 50, two workers: every call is asked about once in
+    a round (the old sweeper asked about the same first 50 on both workers, round after round)."""
+    platform, client = calls_api
+    placed = [platform.place_call(local="+254700000001", remote=f"+2547220{i:05d}", url="http://127.0.0.1:9/none")
+              for i in range(120)]
+    for call in placed:
+        call.status = "answered"
+    path = str(tmp_path / "busy.db")
+    asked: list[list[str]] = [[], []]
+
+    def counting(worker: int):
+        def get_call(call_id: str) -> dict:
+            asked[worker].append(call_id)
+            return client.get_call(call_id)
+        return get_call
+
+    with SQLiteStore(path) as one, SQLiteStore(path) as two:
+        now = time.time()
+        for call in placed:
+            assert one.reserve("busy", call.id, "participant", counted=True, limit=1000, ttl=5, muted=False,
+                               now=now).admitted
+        sweepers = [calls.Sweeper(store, counting(i), ttl=60, every=5, batch=50) for i, store in enumerate((one, two))]
+        rounds = [sweepers[0].sweep_once(now=now + 1), sweepers[1].sweep_once(now=now + 1)]
+        assert rounds[0]["held"] + rounds[1]["held"] == 120
+        assert not set(asked[0]) & set(asked[1])
+        assert sorted(asked[0] + asked[1]) == sorted(call.id for call in placed)
+        # Every reservation is held: at the old expiry no seat is free for a newcomer.
+        assert not one.reserve("busy", "newcomer", "participant", counted=True, limit=120, ttl=5, muted=False,
+                               now=now + 30).admitted

@@ -603,3 +603,34 @@ def test_a_reservation_given_back_frees_its_seat_but_a_joined_seat_stays(store):
     store.record(event({"ConferenceName": "g", "StatusCallbackEvent": "join", "CallId": "b", "Timestamp": NOW + 3}))
     assert not store.release_reservation("g", "b", now=NOW + 4)  # in the room: not a reservation to give back
     assert store.live_rooms_of_call("b", now=NOW + 5) == ["g"]
+
+
+# -- the sweeper's claims: every live seat gets asked about, by one worker at a time -------------
+def test_claims_page_through_every_seat_and_never_hand_one_call_to_two_workers(location, store):
+    """600 reservations about to lapse and 120 joined seats: batches of 50 must reach all of them
+    (the old query took the same first 50 every round), and a second store on the same location
+    (another worker) is never handed a call the first one has claimed."""
+    for i in range(600):
+        assert store.reserve("big", f"res-{i}", "member", counted=True, limit=1000, ttl=10, muted=False,
+                             now=NOW - 5).admitted
+    for i in range(120):
+        reserve(store, f"joined-{i}", room="hall", limit=200)
+        store.record(event({"ConferenceName": "hall", "StatusCallbackEvent": "join", "CallId": f"joined-{i}",
+                            "Timestamp": NOW}))
+    reserve(store, "anonymous-1", room="hall", limit=200)  # a stand-in id the platform cannot know
+    claimed: list[str] = []
+    with open_store(location) as other:
+        for turn in range(40):
+            batch = (store if turn % 2 else other).claim_calls_to_confirm(
+                within=8, limit=50, hold=4, hold_joined=30, now=NOW)
+            if not batch:
+                break
+            assert len(batch) <= 50
+            claimed += [row["call_id"] for row in batch]
+    assert len(claimed) == len(set(claimed)) == 720
+    assert {c for c in claimed if c.startswith("joined-")} == {f"joined-{i}" for i in range(120)}
+    # Asked 4.5 s ago: the reservations (held 4 s) are due again, soonest to lapse first; joined ones not yet.
+    again = store.claim_calls_to_confirm(within=8, limit=1000, hold=4, hold_joined=30, now=NOW + 4.6)
+    assert {row["call_id"] for row in again} <= {f"res-{i}" for i in range(600)}
+    later = store.claim_calls_to_confirm(within=8, limit=1000, hold=4, hold_joined=30, now=NOW + 31)
+    assert {row["call_id"] for row in later if row["joined"]} == {f"joined-{i}" for i in range(120)}
