@@ -240,7 +240,7 @@ def test_a_captured_signature_opens_no_other_door(table_file, tmp_path):
         body = b"CallId=cap-1&From=%2B254700000009"
         headers = signed(body)
         status, first = server.request("POST", "/conference/join?room=sig-1", body, headers)
-        assert status == 200 and first["actions"][-1]["conference"]["name"] == "sig-1"
+        assert status == 200 and first["actions"][-1]["conference"]["name"] == "meeting-sig-1"
         # An exact retry (the platform's, or a network's) is answered the same, on any worker.
         for _ in range(4):
             assert server.request("POST", "/conference/join?room=sig-1", body, headers) == (200, first)
@@ -251,9 +251,9 @@ def test_a_captured_signature_opens_no_other_door(table_file, tmp_path):
             assert status == 403 and answer["error"]["code"] == "signature.invalid", (method, path)
         # An unsigned or wrongly signed request never reaches a room.
         assert server.request("POST", "/conference/join?room=sig-1", b"CallId=x", {})[0] == 403
-        status, room = server.get("/rooms/sig-1", ADMIN)
+        status, room = server.get("/rooms/meeting-sig-1", ADMIN)
         assert [p["callId"] for p in room["participants"]] == ["cap-1"]
-        assert server.get("/rooms/sig-2", ADMIN)[0] == 404
+        assert server.get("/rooms/meeting-sig-2", ADMIN)[0] == 404
     finally:
         server.stop()
 
