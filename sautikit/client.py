@@ -7,8 +7,11 @@ so a replay returns the original call instead of dialling twice.
 """
 from __future__ import annotations
 
+import http.client
+import io
 import json
 import os
+import socket
 import time
 import urllib.error
 import urllib.parse
@@ -19,6 +22,68 @@ from typing import Any, Iterator
 
 DEFAULT_BASE_URL = "https://api.sautikit.com"
 RETRYABLE = {408, 425, 429, 500, 502, 503, 504}
+
+
+class _DeadlineSocket:
+    """A connected socket whose every read and write waits only for what is left of one deadline,
+    so an answer trickled a byte at a time cannot outlast it (a socket timeout is per read)."""
+
+    def __init__(self, sock: socket.socket, deadline: float):
+        self._sock, self._deadline = sock, deadline
+
+    def _arm(self) -> None:
+        left = self._deadline - time.monotonic()
+        if left <= 0:
+            raise TimeoutError("timed out (the whole answer took longer than the client's timeout)")
+        self._sock.settimeout(left)
+
+    def recv_into(self, buffer: Any, nbytes: int = 0, flags: int = 0) -> int:
+        self._arm()
+        return self._sock.recv_into(buffer, nbytes, flags)
+
+    def recv(self, bufsize: int, flags: int = 0) -> bytes:
+        self._arm()
+        return self._sock.recv(bufsize, flags)
+
+    def sendall(self, data: Any, flags: int = 0) -> None:
+        self._arm()
+        self._sock.sendall(data, flags)
+
+    def makefile(self, mode: str = "rb", buffering: int | None = None, **_: Any) -> Any:
+        """A buffered reader whose reads go through this wrapper (http.client reads the answer from it)."""
+        raw = socket.SocketIO(self, "rb")  # type: ignore[arg-type]
+        self._sock._io_refs += 1  # type: ignore[attr-defined]  # as socket.makefile does: the file keeps it open
+        return raw if buffering == 0 else io.BufferedReader(raw, io.DEFAULT_BUFFER_SIZE)
+
+    def _decref_socketios(self) -> None:
+        """The file made by `makefile` is closed: the socket may close once the connection lets it go."""
+        self._sock._decref_socketios()  # type: ignore[attr-defined]
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._sock, name)
+
+
+def _opener(deadline: float) -> urllib.request.OpenerDirector:
+    """A urllib opener whose connections honour `deadline` (time.monotonic) for the whole exchange."""
+
+    def bounded(base: type[http.client.HTTPConnection]) -> type[http.client.HTTPConnection]:
+        class Bounded(base):  # type: ignore[valid-type, misc]
+            def connect(self) -> None:
+                super().connect()
+                self.sock = _DeadlineSocket(self.sock, deadline)  # type: ignore[has-type, arg-type, assignment]
+
+        return Bounded
+
+    class Http(urllib.request.HTTPHandler):
+        def http_open(self, req: urllib.request.Request) -> http.client.HTTPResponse:
+            return self.do_open(bounded(http.client.HTTPConnection), req)
+
+    class Https(urllib.request.HTTPSHandler):
+        def https_open(self, req: urllib.request.Request) -> http.client.HTTPResponse:
+            return self.do_open(bounded(http.client.HTTPSConnection), req,
+                                context=self._context)  # type: ignore[attr-defined]
+
+    return urllib.request.build_opener(Http(), Https())
 
 
 class SautikitError(Exception):
@@ -37,7 +102,7 @@ class CallsClient:
     base_url: str | None = None
     attempts: int = 4
     backoff: float = 0.25
-    timeout: float = 10.0
+    timeout: float = 10.0  # for each attempt's whole exchange: connecting, asking and reading the answer
 
     def __post_init__(self) -> None:
         self.api_key = self.api_key or os.environ.get("SAUTIKIT_API_KEY")
@@ -53,8 +118,9 @@ class CallsClient:
         for attempt in range(self.attempts if retry else 1):
             request = urllib.request.Request(f"{self.base_url}{path}", data=data, method=method,
                                              headers=request_headers)
+            deadline = time.monotonic() + self.timeout
             try:
-                with urllib.request.urlopen(request, timeout=self.timeout) as response:
+                with _opener(deadline).open(request, timeout=self.timeout) as response:
                     return response.status, json.loads(response.read() or b"null")
             except urllib.error.HTTPError as error:
                 payload = _json_or_none(error.read())
@@ -62,7 +128,7 @@ class CallsClient:
                     time.sleep(self.backoff * 2 ** attempt)
                     continue
                 raise _error(error.code, payload) from None
-            except (urllib.error.URLError, TimeoutError, ConnectionError) as error:
+            except (urllib.error.URLError, TimeoutError, ConnectionError, http.client.HTTPException) as error:
                 if retry and attempt + 1 < self.attempts:
                     time.sleep(self.backoff * 2 ** attempt)
                     continue
