@@ -97,12 +97,27 @@ def _dial(paths: tuple[str, ...], route: str, queries: tuple[str, ...], to: str,
     room, role = answer.room, answer.role
     url = base + route + ("?" + urlencode(query) if query else "")
     client = _client()
-    created = _call(client.create_call, from_=from_, to=to, voice_callback_url=url,
-                    client_request_id=room_tag(room) + uuid.uuid4().hex[:8])
-    if created.get("call_id"):
-        with open_store(_db_path(db)) as store:
-            store.record_dialled_call(room, created["call_id"], role=role, session_id=created.get("session_id"),
-                                      to=to)
+    location = _db_path(db)
+    # The store is opened (and its dialled-calls table read) before anyone's phone rings: a call
+    # roomc cannot record is one `roomc calls --room` would never find.
+    try:
+        store = open_store(location)
+        store.dialled_calls(room)
+    except Exception as exc:  # any store's error: a missing folder, a refused connection, a wrong schema
+        raise Failure(f"not dialled: cannot use the store {location} ({type(exc).__name__}: {exc}); "
+                      "pass --db or set ROOMC_DB to the runtime's store", exit_code=1) from None
+    with store:
+        created = _call(client.create_call, from_=from_, to=to, voice_callback_url=url,
+                        client_request_id=room_tag(room) + uuid.uuid4().hex[:8])
+        if created.get("call_id"):
+            try:
+                store.record_dialled_call(room, created["call_id"], role=role,
+                                          session_id=created.get("session_id"), to=to)
+            except Exception as exc:
+                raise Failure(f"call {created['call_id']} was placed (it is ringing {to}) but could not be "
+                              f"recorded in {location} ({type(exc).__name__}: {exc}): `roomc calls --room {room}` "
+                              f"will not list it; the calls API (`GET /v1/calls/{{id}}`, `roomc barge`) still finds it by that id",
+                              exit_code=1) from None
     return created | {"room": room, "role": role, "url": url}
 
 
