@@ -634,3 +634,23 @@ def test_claims_page_through_every_seat_and_never_hand_one_call_to_two_workers(l
     assert {row["call_id"] for row in again} <= {f"res-{i}" for i in range(600)}
     later = store.claim_calls_to_confirm(within=8, limit=1000, hold=4, hold_joined=30, now=NOW + 31)
     assert {row["call_id"] for row in later if row["joined"]} == {f"joined-{i}" for i in range(120)}
+# The schema each version means. A change to either store's schema must bump SCHEMA_VERSION
+# (so `roomc db upgrade` reaches existing stores and serve refuses stale ones), be made in
+# both stores (runtime/store.py and runtime/postgres.py), and be recorded here.
+SCHEMA_DIGESTS = {1: ("42937cee2959d3b0", "dbea9be233c78fc1")}
+
+
+def test_a_schema_change_comes_with_a_new_version():
+    import hashlib
+    import re
+
+    from roomc.runtime import postgres, store as sqlite_store
+
+    def digest(text: str) -> str:
+        return hashlib.sha256(re.sub(r"\s+", " ", text).strip().encode()).hexdigest()[:16]
+
+    now = (digest(sqlite_store.SCHEMA + sqlite_store.TRIGGERS + sqlite_store.CALL_NOTES + sqlite_store.DIALLED_SCHEMA),
+           digest(postgres.SCHEMA))
+    assert SCHEMA_DIGESTS.get(SCHEMA_VERSION) == now, (
+        f"the store schema changed ({now}) but SCHEMA_VERSION is still {SCHEMA_VERSION}: bump it, make the change in "
+        "both runtime/store.py and runtime/postgres.py, and record the new digests in SCHEMA_DIGESTS")
