@@ -188,8 +188,24 @@ def call_end_event(store: Store, fields: dict, headers: Mapping[str, str | None]
         return store.record(dataclasses.replace(parsed, kind=None))  # kept raw: nothing to free
     stored = store.record(dataclasses.replace(parsed, kind="callend", room=only_room or "", call=call))
     if stored != "duplicate":
-        end_call(store, call, parsed.at, "call-ended", parsed.event_id, parsed.timed, only_room)
+        for name in [call] + [other for other in other_ids(fields) if other != call]:
+            end_call(store, name, parsed.at, "call-ended", parsed.event_id, parsed.timed, only_room)
     return stored
+
+
+def other_ids(fields: Mapping[str, Any]) -> list[str]:
+    """The other names a call-end event gives its call: the PBX's id (`pbx_call_id`) and the session
+    id, each also in the SDK's `HD_` form and without it. Voice callbacks pass the PBX's id through
+    (fact sheet §5.2), so roomc may have seated the call under any of them (docs/runtime.md)."""
+    folded = _folded(fields)
+    names: list[str] = []
+    for key in ("pbxcallid", "sessionid", "callsessionid"):
+        value = folded.get(key)
+        if isinstance(value, (str, int)) and str(value).strip():
+            value = str(value).strip()
+            bare = value[3:] if value.startswith("HD_") else value
+            names += [value, bare, "HD_" + bare]
+    return list(dict.fromkeys(name for name in names if name))
 
 
 def after_join(store: Store, event: Event) -> None:

@@ -209,6 +209,23 @@ def test_call_completed_frees_the_calls_seat(client, store):
     assert conference(post(client, "/conference/join", {"room": "cc"}, CallId="late"))
 
 
+@pytest.mark.parametrize("seated_as, names", [
+    ("HD_0123456789abcdef", {"pbx_call_id": "HD_0123456789abcdef"}),
+    ("HD_0123456789abcdef", {"session_id": "HD_0123456789abcdef"}),
+    ("0123456789abcdef", {"session_id": "HD_0123456789abcdef"}),  # the PBX's id, the SDK's HD_ form of it
+    ("HD_0123456789abcdef", {"pbx_call_id": "0123456789abcdef"}),
+])
+def test_call_completed_naming_the_call_by_another_id_frees_its_seat(client, store, seated_as, names):
+    """Voice callbacks carry the PBX's id; call.completed names the call by Sautikit's call_id with the
+    PBX's id beside it (pbx_call_id, session_id): any of them that roomc seated is freed."""
+    post(client, "/conference/join", {"room": "pbx"}, CallId=seated_as)
+    events(client, ConferenceName="meeting-pbx", StatusCallbackEvent="join", CallId=seated_as)
+    envelope = {"kind": "call.completed", "event_id": f"evt-pbx-{seated_as}-{sorted(names)}",
+                "data": {"call_id": "5f0e1c52-0000-4000-8000-000000000001", "status": "completed", **names}}
+    assert events(client, **envelope) == "stored"
+    assert seat(store, "meeting-pbx", seated_as)["leftAt"] is not None
+
+
 def test_call_failed_in_the_other_envelope_frees_a_reservation(client, store):
     post(client, "/conference/join", {"room": "cf"}, CallId="cf1")
     assert events(client, event_kind="call.failed", event_id="evt-2",
