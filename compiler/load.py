@@ -39,6 +39,8 @@ MAX_INTEGER_DIGITS = 40  # converting longer digit strings costs quadratic time,
 _BASE_LOADER: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 BOOL_TAG = "tag:yaml.org,2002:bool"
 INT_TAG = "tag:yaml.org,2002:int"
+STR_TAG = "tag:yaml.org,2002:str"
+DECIMAL = re.compile(r"-?(?:0|[1-9][0-9]{0,9})")  # no trap, no huge number: read directly
 FLOAT_TAG = "tag:yaml.org,2002:float"
 TIMESTAMP_TAG = "tag:yaml.org,2002:timestamp"
 SUPPRESSION = re.compile(r"#\s*roomc:\s*ignore\[([A-Za-z0-9_,\s]*)\]")
@@ -162,6 +164,13 @@ class _Walker:
         return out
 
     def scalar(self, node: yaml.ScalarNode, path: tuple) -> Any:
+        tag = node.tag
+        if tag == STR_TAG:  # most scalars: PyYAML's constructor would return the same text, slower
+            return node.value
+        if tag == INT_TAG and not node.style and DECIMAL.fullmatch(node.value):
+            value = int(node.value)
+            if value <= MAX_INTEGER:
+                return value
         if node.tag == BOOL_TAG and node.value.lower() not in ("true", "false"):
             self.report("RC003", Severity.ERROR,
                         f"'{node.value}' is a boolean only in YAML 1.1 (a string in YAML 1.2 editors); "
@@ -344,6 +353,10 @@ def load_text(text: str | bytes, path: str = "<string>") -> SourceFile:
 
 
 def _compose_all(text: str) -> list[yaml.Node | None]:
+    if len(text) <= MAX_NODES:
+        # Every node takes at least a character, so a text this short cannot pass the limit:
+        # LibYAML's own composer is safe here, and faster than counting in Python.
+        return list(yaml.compose_all(text, Loader=_BASE_LOADER))
     loader = _BoundedLoader(text)
     try:
         documents: list[yaml.Node | None] = []

@@ -156,3 +156,14 @@ def test_unset_start_on_enter_is_decided_by_the_room(tmp_path):
               for room, role, c in _conferences(table)}
     assert starts == {("open", "listener"): (False, False), ("open", "anyone"): (True, False),
                       ("hosted", "host"): (True, True), ("hosted", "guest"): (False, False)}
+
+
+def test_route_table_schema_constrains_no_string_under_rooms_or_flows():
+    """verify checks one room and one flow per shape (strings emptied); that is exact only while this holds."""
+    from roomc.compiler.schemas import ROUTE_TABLE, schema
+
+    table_schema = schema(ROUTE_TABLE)
+    text = json.dumps([table_schema["properties"]["rooms"], table_schema["properties"]["flows"],
+                       table_schema["$defs"]])
+    for keyword in ('"pattern"', '"enum"', '"const"', '"format"', '"minLength"', '"maxLength"', '"propertyNames"'):
+        assert keyword not in text, keyword
