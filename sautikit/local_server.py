@@ -5,7 +5,8 @@ objects with every field of the SDK's type, list filters and cursor paging, stat
 recordings, supervision, and every error as `{"error": {"code", "message", "request_id"}}`.
 Local-only extensions, for rehearsals: `local_digits` (keys the callee presses at each
 getDigits), `local_hangup_after` (simulated seconds after answer), `local_label` on
-POST /v1/calls; POST /v1/local/inbound for a call *to* your number; GET /v1/local/report
+POST /v1/calls (a create dials at most MAX_DESTINATIONS numbers; `local_hangup_after` is at most
+MAX_HANGUP_AFTER simulated seconds); POST /v1/local/inbound for a call *to* your number; GET /v1/local/report
 for the timeline and the bill; GET /recordings/<file> serves recordings.
 """
 from __future__ import annotations
@@ -13,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import math
 import os
 import re
 import threading
@@ -100,6 +102,22 @@ def _actions(value: Any, name: str) -> list[dict]:
     return value
 
 
+# Bounds of the local server's own (the platform documents none): one create rings at most this many
+# numbers, a simulated call lasts at most a week, and times lie between 1970 and the year 9999.
+MAX_DESTINATIONS = 100
+MAX_HANGUP_AFTER = 7 * 86400.0
+LATEST_MOMENT = 253402300799.0
+
+
+def _seconds(value: Any, name: str) -> float | None:
+    """A local `hangup_after`: None, or a finite number of seconds from 0 to MAX_HANGUP_AFTER."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= MAX_HANGUP_AFTER:
+        raise Invalid(f"{name} must be a number of seconds from 0 to {MAX_HANGUP_AFTER:.0f}; got {value!r}")
+    return float(value)
+
+
 def parse_create(data: Any) -> dict:
     """A POST /v1/calls body checked as the platform checks it; `Invalid` names the first problem."""
     if not isinstance(data, dict):
@@ -109,6 +127,8 @@ def parse_create(data: Any) -> dict:
     to = [to] if isinstance(to, str) else to
     if not isinstance(to, list) or not to:
         raise Invalid("to must be an E.164 number or a non-empty list of them")
+    if len(to) > MAX_DESTINATIONS:
+        raise Invalid(f"to takes at most {MAX_DESTINATIONS} numbers in one create; got {len(to)}")
     out["to"] = [_e164(number, f"to[{i}]") for i, number in enumerate(to)]
     caller_ids = {data[k] for k in ("caller_id", "callerId") if data.get(k) is not None}
     if len(caller_ids) > 1:
@@ -143,26 +163,27 @@ def parse_create(data: Any) -> dict:
     if digits is not None and (not isinstance(digits, list) or not all(isinstance(d, str) for d in digits)):
         raise Invalid("local_digits must be a list of strings")
     out["local_digits"] = digits
-    after = data.get("local_hangup_after")
-    if after is not None and (isinstance(after, bool) or not isinstance(after, (int, float)) or after < 0):
-        raise Invalid("local_hangup_after must be a number of seconds")
+    after = _seconds(data.get("local_hangup_after"), "local_hangup_after")
     out["local_hangup_after"], out["local_label"] = after, str(data.get("local_label") or "")
     return out
 
 
 def _moment(value: str, name: str) -> float:
-    """RFC 3339 or unix seconds, as the list and stats windows take them."""
+    """RFC 3339 or unix seconds, as the list and stats windows take them: a moment from 1970 to 9999."""
+    problem = f"{name} must be an RFC 3339 time or unix seconds from 1970 to 9999; got {value!r}"
     try:
-        return float(value)
+        seconds = float(value)
     except ValueError:
-        pass
-    try:
-        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        raise Invalid(f"{name} must be an RFC 3339 time or unix seconds; got {value!r}") from None
-    if moment.tzinfo is None:
-        raise Invalid(f"{name} must carry a time zone (e.g. Z); got {value!r}")
-    return moment.timestamp()
+        try:
+            moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+        except ValueError:
+            raise Invalid(problem) from None
+        if moment.tzinfo is None:
+            raise Invalid(f"{name} must carry a time zone (e.g. Z); got {value!r}")
+        seconds = moment.timestamp()
+    if not (math.isfinite(seconds) and 0 <= seconds <= LATEST_MOMENT):
+        raise Invalid(problem)
+    return seconds
 
 
 def _whole(value: str | None, name: str, default: int, low: int, high: int | None = None) -> int:
@@ -298,11 +319,14 @@ def create_local_app(platform: Platform, *, api_key: str | None) -> Flask:
         data = request.get_json(silent=True)
         if not isinstance(data, dict) or not data.get("from") or not data.get("to") or not data.get("url"):
             raise Invalid("from, to and url are required")
+        digits = data.get("digits")
+        if digits is not None and (not isinstance(digits, list) or not all(isinstance(d, str) for d in digits)):
+            raise Invalid("digits must be a list of strings")
         with platform.lock:
             leg = platform.place_call(local=_e164(data["to"], "to"), remote=_e164(data["from"], "from"),
                                       url=_url(data["url"], "url"), direction="inbound",
-                                      label=data.get("label", ""), digits=data.get("digits"),
-                                      hangup_after=data.get("hangup_after"))
+                                      label=str(data.get("label") or ""), digits=digits,
+                                      hangup_after=_seconds(data.get("hangup_after"), "hangup_after"))
         return jsonify({"call_id": leg.id, "session_id": leg.session_id, "status": "ringing"}), 201
 
     @app.get("/v1/calls/stats")

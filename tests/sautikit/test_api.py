@@ -265,3 +265,42 @@ def test_idempotency_key_replays_and_refuses_another_body(api):
     assert call("POST", "/v1/calls", body, headers={"Idempotency-Key": "k"})[1] == first
     error(call("POST", "/v1/calls", {**body, "to": "+254711000002"}, headers={"Idempotency-Key": "k"}), 409,
           "idempotency.conflict")
+
+
+# -- hostile values the local server once answered with a 500 or took as they came ---------------
+@pytest.mark.parametrize("path", [
+    "/v1/calls/stats?since=1e400", "/v1/calls/stats?since=-99999999999999", "/v1/calls/stats?since=nan&bucket=hour",
+    "/v1/calls/stats?since=inf", "/v1/calls?from=nan", "/v1/calls?from=inf", "/v1/calls?to=1e400",
+    "/v1/calls?to=-inf", "/v1/calls?from=99999999999999999999",
+])
+def test_impossible_times_are_refused_with_a_400(api, path):
+    _, call = api
+    result = call("GET", path)
+    error(result, 400, "calls.invalid_request")
+    assert "unix seconds" in result[1]["error"]["message"]
+
+
+@pytest.mark.parametrize("path, body, words", [
+    ("/v1/calls", {"from": NUMBER, "to": "+254711000001", "local_hangup_after": 1e999}, "local_hangup_after"),
+    ("/v1/calls", {"from": NUMBER, "to": "+254711000001", "local_hangup_after": 10 ** 12}, "local_hangup_after"),
+    ("/v1/local/inbound", {"from": "+254711000001", "to": NUMBER, "url": "http://127.0.0.1:9/", "hangup_after": 1e999},
+     "hangup_after"),
+    ("/v1/local/inbound", {"from": "+254711000001", "to": NUMBER, "url": "http://127.0.0.1:9/", "hangup_after": "y"},
+     "hangup_after"),
+    ("/v1/local/inbound", {"from": "+254711000001", "to": NUMBER, "url": "http://127.0.0.1:9/", "digits": "12"},
+     "digits"),
+    ("/v1/calls", {"from": NUMBER, "to": ["+2547110%05d" % i for i in range(3000)]}, "at most 100"),
+])
+def test_local_extensions_and_destinations_are_bounded(api, path, body, words):
+    platform, call = api
+    result = call("POST", path, body)
+    error(result, 400, "calls.invalid_request")
+    assert words in result[1]["error"]["message"]
+    assert not platform.legs  # nothing was placed
+
+
+def test_a_hundred_destinations_are_dialled(api):
+    platform, call = api
+    status, body, _ = call("POST", "/v1/calls", {"from": NUMBER, "to": ["+2547110%05d" % i for i in range(100)]})
+    assert status == 201, body
+    assert len(platform.legs) == 100
