@@ -179,7 +179,7 @@ def _moment(value: str, name: str) -> float:
         except ValueError:
             raise Invalid(problem) from None
         if moment.tzinfo is None:
-            raise Invalid(f"{name} must carry a time zone (e.g. Z); got {value!r}")
+            raise Invalid(f"{name} must carry a time zone (e.g. Z); got {value!r}") from None
         seconds = moment.timestamp()
     if not (math.isfinite(seconds) and 0 <= seconds <= LATEST_MOMENT):
         raise Invalid(problem)
