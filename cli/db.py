@@ -8,7 +8,7 @@ import click
 
 from .main import Failure, main
 
-DB_OPTION = click.option("--db", default=lambda: os.environ.get("ROOMC_DB", "roomc.db"),
+DB_OPTION = click.option("--db", default=lambda: (os.environ.get("ROOMC_DB") or "roomc.db"),
                          show_default="roomc.db or $ROOMC_DB",
                          help="A SQLite file or postgresql://USER@HOST:PORT/DB.")
 
@@ -23,7 +23,10 @@ def _failure(location: str, exc: Exception) -> Failure:
 
     if isinstance(exc, SchemaMismatch):
         return Failure(str(exc))
-    return Failure(f"cannot use the store {describe(location)}: {str(exc).strip()}")
+    from roomc.runtime.postgres import is_url, scrub
+
+    message = str(exc).strip()
+    return Failure(f"cannot use the store {describe(location)}: {scrub(message, location) if is_url(location) else message}")
 
 
 @db.command()

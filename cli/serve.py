@@ -117,7 +117,7 @@ def _say(log_format: str, level: str, message: str) -> None:
 @click.argument("paths", nargs=-1, type=click.Path())
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=8000, show_default=True, type=int)
-@click.option("--db", default=lambda: os.environ.get("ROOMC_DB", "roomc.db"), show_default="roomc.db or $ROOMC_DB",
+@click.option("--db", default=lambda: (os.environ.get("ROOMC_DB") or "roomc.db"), show_default="roomc.db or $ROOMC_DB",
               help="The store: a SQLite file, or postgresql://USER@HOST:PORT/DB shared by many instances.")
 @click.option("--workers", default=default_workers, show_default="one per two cores, at least 1", type=int,
               help="Worker processes (granian); a worker that dies is replaced.")
@@ -232,7 +232,7 @@ def check_store(db: str) -> None:
 
 @main.command()
 @click.argument("name", required=False)
-@click.option("--db", default=lambda: os.environ.get("ROOMC_DB", "roomc.db"), show_default="roomc.db or $ROOMC_DB")
+@click.option("--db", default=lambda: (os.environ.get("ROOMC_DB") or "roomc.db"), show_default="roomc.db or $ROOMC_DB")
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
 @click.option("--watch", is_flag=True, help="The live page's view (participants, hold times, last events), "
               "redrawn as the store changes, until Ctrl-C.")

@@ -176,7 +176,7 @@ def create_app(route_table: dict, store: Store | None = None, settings: Settings
     if store is None:
         from .storage import open_store
 
-        store = open_store(os.environ.get("ROOMC_DB", "roomc.db"))
+        store = open_store((os.environ.get("ROOMC_DB") or "roomc.db"))
     responder = Responder(route_table, public_url=settings.public_url, secrets=settings.secrets,
                           events_key=settings.signing_secret if settings.events_signature == "optional" else None)
     # No app-wide /static: the live page serves its files under /ui/static (runtime/ui.py).

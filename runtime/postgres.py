@@ -16,8 +16,10 @@ operation is one statement, one round trip, on an autocommit connection from a p
 from __future__ import annotations
 
 import hashlib
+import itertools
 import logging
 import os
+import socket
 import threading
 import time
 from contextlib import contextmanager
@@ -249,14 +251,89 @@ def upgrade_schema(conninfo: str) -> tuple[int | None, int]:
 
 
 def redact(conninfo: str) -> str:
-    """The URL without its password, for messages and logs."""
+    """The URL without its password (in `user:pass@` or in `?password=`), for messages and logs."""
     from urllib.parse import urlsplit, urlunsplit
 
     parts = urlsplit(conninfo)
-    if parts.password is None:
-        return conninfo
-    netloc = parts.netloc.replace(f":{parts.password}@", ":***@")
-    return urlunsplit(parts._replace(netloc=netloc))
+    if parts.password is not None:
+        parts = parts._replace(netloc=parts.netloc.replace(f":{parts.password}@", ":***@"))
+    if "password=" in parts.query.lower():
+        query = "&".join("password=***" if pair.lower().startswith("password=") else pair
+                         for pair in parts.query.split("&"))
+        parts = parts._replace(query=query)
+    return urlunsplit(parts)
+
+
+def scrub(text: str, conninfo: str) -> str:
+    """An error message with every form of the URL's password taken out (libpq quotes it back in
+    some errors, e.g. an invalid percent-encoding)."""
+    from urllib.parse import parse_qsl, unquote, urlsplit
+
+    parts = urlsplit(conninfo)
+    secrets = {parts.password or ""} | {value for key, value in parse_qsl(parts.query) if key.lower() == "password"}
+    raw = parts.netloc.rpartition("@")[0].partition(":")[2] if "@" in parts.netloc else ""
+    secrets |= {raw, unquote(raw)}
+    for secret in sorted((s for s in secrets if len(s) >= 3), key=len, reverse=True):
+        text = text.replace(secret, "***")
+    return text.replace(conninfo, redact(conninfo))
+
+
+# One statement waits at most this long, whatever is left of its request's deadline: the app runs
+# on the worker's event loop, so a wait holds every other request of that worker.
+STATEMENT_WAIT = 0.75
+
+
+class _Watchdog:
+    """Cuts the socket of a statement still running past its deadline (one thread per process).
+
+    A hung statement blocks in the kernel's recv; shutting the socket down makes it fail at once,
+    and the pool throws the broken connection away.
+    """
+
+    def __init__(self) -> None:
+        self._watched: dict[int, tuple[float, Any]] = {}
+        self._fired: set[int] = set()
+        self._lock = threading.Lock()
+        self._tickets = itertools.count()
+        self._pid = -1
+
+    def watch(self, conn: Any, give_up: float) -> int:
+        if self._pid != os.getpid():  # threads do not survive fork: each worker starts its own
+            self._pid = os.getpid()
+            self._watched.clear()
+            threading.Thread(target=self._run, name="roomc-pg-watchdog", daemon=True).start()
+        ticket = next(self._tickets)
+        self._watched[ticket] = (give_up, conn)
+        return ticket
+
+    def release(self, ticket: int) -> None:
+        self._watched.pop(ticket, None)
+        with self._lock:
+            self._fired.discard(ticket)
+
+    def fired(self, ticket: int) -> bool:
+        with self._lock:
+            return ticket in self._fired
+
+    def _run(self) -> None:
+        while True:
+            time.sleep(0.05)
+            now = time.monotonic()
+            for ticket, (give_up, conn) in list(self._watched.items()):
+                if now > give_up and self._watched.pop(ticket, None) is not None:
+                    with self._lock:
+                        self._fired.add(ticket)
+                    try:
+                        cut = socket.socket(fileno=os.dup(conn.pgconn.socket))
+                        try:
+                            cut.shutdown(socket.SHUT_RDWR)
+                        finally:
+                            cut.close()
+                    except Exception:
+                        pass  # already closed: nothing left to cut
+
+
+_WATCHDOG = _Watchdog()
 
 
 class PostgresStore:
@@ -293,7 +370,7 @@ class PostgresStore:
             # A worker (re)started while the database is away must still start, and answer callers
             # with the fallback until it is back: `roomc serve` checked the schema before starting it.
             log.warning("database %s unreachable at start (%s); serving, reconnecting in the background",
-                        redact(conninfo), str(exc).strip())
+                        redact(conninfo), scrub(str(exc).strip(), conninfo))
             return
         if found is None or (upgrade and found != SCHEMA_VERSION):
             upgrade_schema(conninfo)
@@ -337,8 +414,11 @@ class PostgresStore:
 
         Each attempt is one idempotent statement, so one that failed on a broken connection
         (the database restarted since it was pooled) is retried on another while time remains.
+        The deadline is enforced here, not only by the server's statement_timeout: a database
+        that keeps its connections open but stops answering (frozen, paused, a black-holed
+        network) never applies that, so the watchdog cuts the connection's socket at the deadline.
         """
-        budget = self.timeout if deadline is None else deadline - time.monotonic()
+        budget = self.timeout if deadline is None else min(deadline - time.monotonic(), STATEMENT_WAIT)
         if time.monotonic() < self._struggling_until:
             budget = min(budget, PROBE_SECONDS)
         give_up = time.monotonic() + max(0.001, budget)
@@ -346,12 +426,20 @@ class PostgresStore:
         for attempt in range(self.pool_size + 1):
             try:
                 with pool.connection(timeout=max(0.001, give_up - time.monotonic())) as conn:
+                    ticket = _WATCHDOG.watch(conn, give_up)
                     try:
                         result = work(conn)
                     except psycopg.OperationalError:
+                        if _WATCHDOG.fired(ticket):
+                            self._struggling_until = time.monotonic() + STRUGGLING_SECONDS
+                            self._last_trouble = time.time()
+                            raise StoreTimeout("database did not answer before the deadline; connection cut") \
+                                from None
                         if conn.broken and attempt < self.pool_size and time.monotonic() < give_up:
                             continue
                         raise
+                    finally:
+                        _WATCHDOG.release(ticket)
                 self._struggling_until = 0.0
                 return result
             except (PoolTimeout, psycopg.OperationalError) as exc:

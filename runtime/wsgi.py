@@ -22,7 +22,7 @@ with open(os.environ["ROOMC_TABLE"], "rb") as handle:
 
 # A worker respawned while PostgreSQL is away must start anyway (or granian, seeing a crash loop,
 # stops the whole server): `roomc serve` checked the store before starting the workers.
-_db = os.environ.get("ROOMC_DB", "roomc.db")
+_db = os.environ.get("ROOMC_DB") or "roomc.db"
 app = create_app(_table, store=open_store(_db, **({"reachable": False} if is_url(_db) else {})))
 
 # `roomc serve` runs granian's RSGI interface with this (runtime/rsgi.py): bodies are read on the
