@@ -22,6 +22,7 @@ import hmac
 import logging
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Callable, Mapping
 
 import orjson
@@ -251,16 +252,17 @@ class Sweeper:
     A reservation whose `join` never became readable would lapse after `reservationTtl` while its
     caller is in the room, and the room would admit callers past its cap; a joined seat whose
     `leave` was lost would be held forever. Each round (every `every` seconds) claims such calls
-    from the store `batch` at a time, least recently asked first, until none is left or the round
-    has run `every` seconds (then it warns: the room is busier than one worker can follow). Claims
-    are shared by every worker on the store, so workers split the calls instead of all asking about
-    the same ones. A live call keeps its reservation another `ttl`; an ended one is freed. Each
-    question is bounded by the client's total timeout; an unreachable API changes nothing.
+    from the store `batch` at a time, least recently asked first, and asks up to `parallel` of them
+    at once, until none is left (past `every` seconds it warns: the room is busier than this worker
+    can follow). Claims are shared by every worker on the store, so workers split the calls instead
+    of all asking about the same ones. A live call keeps its reservation another `ttl`; an ended one
+    is freed. Each question is bounded by the client's total timeout; an unreachable API changes nothing.
     """
 
     def __init__(self, store: Store, get_call: Callable[[str], dict], *, ttl: float, every: float | None = None,
-                 batch: int = 50, recheck_joined: float | None = None):
+                 batch: int = 50, recheck_joined: float | None = None, parallel: int = 8):
         self.store, self.get_call, self.ttl = store, get_call, ttl
+        self.parallel = parallel
         self.every = every if every is not None else max(1.0, ttl / 4)
         self.batch = batch
         self.recheck_joined = recheck_joined if recheck_joined is not None else max(self.every, ttl)
@@ -271,42 +273,44 @@ class Sweeper:
         """One round; counts of calls held, freed and unknown (for the log and the tests).
 
         With `now` given (tests) the round runs at that instant; otherwise each batch is claimed at
-        the time it starts."""
+        the time it starts. A batch's questions are asked `parallel` at a time, so one slow answer
+        does not hold up the rest; the round goes on until nothing is left to claim."""
         fixed = now
         started = time.monotonic()
         counts = {"held": 0, "freed": 0, "unknown": 0}
-        for _ in range(10_000):  # bounded: claims are never handed out twice within a round
-            at = time.time() if fixed is None else fixed
-            claimed = self.store.claim_calls_to_confirm(within=2 * self.every, limit=self.batch, hold=self.every,
-                                                        hold_joined=self.recheck_joined, now=at)
-            for seat in claimed:
-                self._ask(seat["call_id"], time.time() if fixed is None else fixed, counts)
-            if len(claimed) < self.batch:
-                break
-            if time.monotonic() - started > self.every:
-                log.warning("seat sweep: %d calls asked in %.1f s and more are waiting; the calls API or this "
-                            "worker cannot keep up, so some reservations may lapse", sum(counts.values()),
-                            time.monotonic() - started)
-                break
+        warned = False
+        with ThreadPoolExecutor(max_workers=self.parallel, thread_name_prefix="roomc-sweep-ask") as pool:
+            for _ in range(10_000):  # bounded: claims are never handed out twice within a round
+                at = time.time() if fixed is None else fixed
+                claimed = self.store.claim_calls_to_confirm(within=2 * self.every, limit=self.batch,
+                                                            hold=self.every, hold_joined=self.recheck_joined, now=at)
+                for outcome in pool.map(lambda seat: self._ask(seat["call_id"], fixed), claimed):
+                    counts[outcome] += 1
+                if len(claimed) < self.batch or self._stop.is_set():
+                    break
+                if not warned and time.monotonic() - started > self.every:
+                    warned = True
+                    log.warning("seat sweep: %d calls asked in %.1f s and more are waiting; the calls API or this "
+                                "worker cannot keep up, so some reservations may lapse", sum(counts.values()),
+                                time.monotonic() - started)
         return counts
 
-    def _ask(self, call: str, now: float, counts: dict[str, int]) -> None:
-        """Ask about one call and act on the answer."""
+    def _ask(self, call: str, fixed: float | None) -> str:
+        """Ask about one call and act on the answer; which count it adds to."""
         try:
             status = str(self.get_call(call).get("status", "")).lower()
         except Exception as exc:  # a 404, a timeout, a refused key: keep the seat as it is
             log.info("calls API could not vouch for call %s: %s", call, exc)
-            counts["unknown"] += 1
-            return
+            return "unknown"
+        now = time.time() if fixed is None else fixed
         if status in LIVE_STATUSES:
             self.store.extend_reservations(call, until=now + self.ttl, now=now)
-            counts["held"] += 1
-        elif status in ENDED_STATUSES:
+            return "held"
+        if status in ENDED_STATUSES:
             if end_call(self.store, call, now, "calls-api-ended"):
                 log.info("call %s has %s on the platform; its seats are freed", call, status)
-            counts["freed"] += 1
-        else:
-            counts["unknown"] += 1
+            return "freed"
+        return "unknown"
 
     def start(self) -> None:
         """Sweep in a daemon thread of this worker until `stop`."""

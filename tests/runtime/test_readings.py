@@ -373,3 +373,24 @@ def test_two_workers_sweepers_share_a_busy_room_and_ask_about_every_call(calls_a
         # Every reservation is held: at the old expiry no seat is free for a newcomer.
         assert not one.reserve("busy", "newcomer", "participant", counted=True, limit=120, ttl=5, muted=False,
                                now=now + 30).admitted
+
+
+def test_slow_answers_are_asked_side_by_side_not_one_after_another(tmp_path):
+    """Ten calls whose answers each take the client's whole 1 s timeout: asked one after another they
+    held the round (and the live calls behind them) for 10 s."""
+    with SQLiteStore(str(tmp_path / "slow.db")) as store:
+        now = time.time()
+        names = [f"slow-{i}" for i in range(10)] + [f"live-{i}" for i in range(10)]
+        for name in names:
+            assert store.reserve("s", name, "participant", counted=True, limit=50, ttl=5, muted=False, now=now).admitted
+
+        def get_call(call_id: str) -> dict:
+            if call_id.startswith("slow-"):
+                time.sleep(1.0)
+                raise TimeoutError("timed out")
+            return {"status": "answered"}
+
+        started = time.monotonic()
+        counts = calls.Sweeper(store, get_call, ttl=60, every=5).sweep_once(now=now + 1)
+        assert counts == {"held": 10, "freed": 0, "unknown": 10}
+        assert time.monotonic() - started < 6.0  # 8 at a time: about 2 s; one by one it was 10 s
