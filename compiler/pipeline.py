@@ -7,7 +7,7 @@ from typing import Callable
 
 from .build import build, merge
 from .codegen import codegen
-from .diagnostics import Diagnostic, Severity, sort_diagnostics
+from .diagnostics import Diagnostic, Severity, Span, sort_diagnostics
 from .emit import digest
 from .ir import Policy
 from .lint import apply_suppressions, lint
@@ -99,8 +99,25 @@ def run(paths: list[str], until: str = "verify") -> Compilation:
     """Run the passes up to and including `until`; findings are suppressed and sorted at the end."""
     compilation = Compilation(paths=list(paths))
     for name, step in PASSES:
-        compilation = step(compilation)
+        try:
+            compilation = step(compilation)
+        except (Exception, RecursionError) as exc:
+            # A pass that fails on hostile input must not take the other files' findings (or the
+            # SARIF upload) down with it: the policy gets one located error and nothing more runs.
+            return _failed(compilation, name, exc)
         if name == until:
             break
     compilation.diagnostics = sort_diagnostics(apply_suppressions(compilation.diagnostics, compilation.sources))
+    return compilation
+
+
+def _failed(compilation: Compilation, name: str, exc: BaseException) -> Compilation:
+    """The compilation as far as it got, plus one RC000 at the start of each file, and no table."""
+    detail = str(exc).splitlines()[0][:200] if str(exc) else ""
+    message = (f"roomc could not check this policy ({name} pass: {type(exc).__name__}"
+               f"{': ' + detail if detail else ''}); simplify it, and please report this input")
+    files = [source.path for source in compilation.sources] or list(compilation.paths)
+    compilation.diagnostics = sort_diagnostics(
+        list(compilation.diagnostics) + [Diagnostic("RC000", Severity.ERROR, message, Span(path, 1, 1)) for path in files])
+    compilation.table = None
     return compilation

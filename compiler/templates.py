@@ -24,6 +24,7 @@ from jinja2 import StrictUndefined, TemplateSyntaxError, Undefined, nodes
 from jinja2.exceptions import SecurityError
 from jinja2.filters import FILTERS
 from jinja2.parser import Parser
+from jinja2.compiler import CodeGenerator, Frame
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 MAX_STEPS = 100_000  # loop iterations + calls + range items per render
@@ -100,10 +101,30 @@ def _too_big_number(left: Any, right: Any, operator: str) -> bool:
     return right > 0 and max(left.bit_length(), 1) * right > MAX_NUMBER_BITS and abs(left) > 1
 
 
+class _BoundedCodeGenerator(CodeGenerator):
+    """`~` compiles to a join Jinja's sandbox never sees: route it through a size check."""
+
+    def visit_Concat(self, node: nodes.Concat, frame: Frame) -> None:
+        self.write("environment.bounded_concat((")
+        for arg in node.nodes:
+            self.visit(arg, frame)
+            self.write(", ")
+        self.write("))")
+
+
 class BoundedSandbox(ImmutableSandboxedEnvironment):
     """Jinja's sandbox with sizes and work bounded, and without constant folding."""
 
-    intercepted_binops = frozenset({"*", "**", "%"})
+    intercepted_binops = frozenset({"*", "**", "%", "+"})
+    code_generator_class = _BoundedCodeGenerator
+
+    @staticmethod
+    def bounded_concat(parts: tuple) -> str:
+        """`a ~ b ~ c`, refused past MAX_VALUE characters (ten doublings of a short string pass 10^9)."""
+        texts = [part if isinstance(part, str) else str(_sized(part)) for part in parts]
+        if sum(map(len, texts)) > MAX_VALUE:
+            raise LimitExceeded(f"`~` would build more than {MAX_VALUE:,} characters; refused")
+        return "".join(texts)
 
     def __init__(self, **options: Any) -> None:
         super().__init__(optimized=False, autoescape=False, **options)
@@ -119,6 +140,9 @@ class BoundedSandbox(ImmutableSandboxedEnvironment):
                 raise LimitExceeded(f"repeating {len(left):,} items {right:,} times is more than {MAX_VALUE:,}; refused")
         elif operator in ("*", "**") and _too_big_number(left, right, operator):
             raise LimitExceeded(f"`{operator}` would build a number past {MAX_NUMBER_BITS} bits; refused")
+        elif operator == "+" and isinstance(left, (str, list, tuple)) and isinstance(right, (str, list, tuple)):
+            if len(left) + len(right) > MAX_VALUE:
+                raise LimitExceeded(f"`+` would build more than {MAX_VALUE:,} items; refused")
         elif operator == "%" and isinstance(left, str) and re.search(r"\d{5,}", left):
             raise LimitExceeded("a format width or precision of 10,000 or more; refused")
         return _sized(super().call_binop(context, operator, left, right))

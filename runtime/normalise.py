@@ -50,6 +50,9 @@ EVENT_NAMES = {
     "unmute": "unmute", "unmuted": "unmute", "participantunmute": "unmute", "participantunmuted": "unmute",
 }
 _FOLD = re.compile(r"[^a-z0-9]")
+# No control characters (C0, DEL, C1), line or paragraph separators, or bidi overrides in an id:
+# they split log lines, drive terminals (`roomc rooms --watch`) and make one name look like another.
+_PRINTABLE = re.compile(r"[^\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]*")
 
 
 @functools.lru_cache(maxsize=1024)
@@ -301,7 +304,7 @@ def _field(value: Any, limit: int = MAX_FIELD_CHARS) -> tuple[str | None, bool]:
     if isinstance(value, (dict, list)):
         return None, False
     text = _text(value)
-    if len(text) > limit or any(ord(ch) < 32 for ch in text):
+    if len(text) > limit or not _PRINTABLE.fullmatch(text):
         return None, False
     return text or None, True
 

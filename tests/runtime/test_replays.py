@@ -117,7 +117,7 @@ def test_events_tokens_change_daily_and_speak_for_their_room_only(rooms_table, s
     assert store.room("room-b")["participants"][0]["leftAt"] is None
 
 
-@pytest.mark.parametrize("call_id", ["x" * 300, "a\x1b[31mred", "a\r\nb"])
+@pytest.mark.parametrize("call_id", ["x" * 300, "a\x1b[31mred", "a\r\nb", "a\u2028b", "a\x85b", "a\u202eb", "a\x9b2J"])
 def test_unusable_call_ids_take_no_seat(client, store, call_id):
     answer = client.post("/conference/join?room=ids", data={"CallId": call_id}).get_json()["actions"]
     assert answer[-1] == {"hangup": {}} and store.room("ids") is None
