@@ -320,8 +320,12 @@ def install(app: Flask, store: Store, admin_token: str | None, *, max_streams: i
     def page() -> ResponseReturnValue:
         if not signed_in():
             return redirect("/ui/login", 303)
-        return render_template("page.html", view=snapshot(store), csrf=session.get("csrf") or _new_csrf(),
-                               duration=duration)
+        # The rooms are the stream's shared, cached fragment: a page load costs a render at most
+        # every few hundred ms per worker, however many operators reload it (it runs on the
+        # thread that answers callers).
+        at = datetime.now(timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z")
+        return render_template("page.html", view={"at": at}, fragment=view.current(),
+                               csrf=session.get("csrf") or _new_csrf())
 
     @blueprint.get("/stream")
     def stream() -> Response:
