@@ -325,8 +325,9 @@ def load_text(text: str | bytes, path: str = "<string>") -> SourceFile:
     except yaml.YAMLError as exc:
         source.diagnostics.append(Diagnostic("RC001", Severity.ERROR, f"YAML error: {exc}", Span(path, 1, 1)))
         return source
+    # A document that is only `~` (or `null`) is as empty as no document at all.
     documents = [d for d in composed if d is not None]
-    if not documents:
+    if all(isinstance(d, yaml.ScalarNode) and d.tag.endswith(":null") for d in documents):
         source.diagnostics.append(Diagnostic(
             "RC008", Severity.ERROR, "file is empty; a policy needs at least `roomc: 1`", Span(path, 1, 1)))
         return source
@@ -462,6 +463,11 @@ def discover_files(paths: list[str]) -> tuple[list[str], list[Diagnostic]]:
                                        Span(str(p), 1, 1)))
         else:
             found.append(str(p))
+        if p.is_dir() and not any(_inside(Path(f), p.resolve()) or Path(f).resolve().is_relative_to(p.resolve())
+                                  for f in found) and not problems:
+            # A pull request that renames its policies to `x.YAML` or `x.yml.txt` must not lint clean.
+            problems.append(Diagnostic("RC000", Severity.ERROR, "no policy files (*.yaml, *.yml) in this folder",
+                                       Span(str(p), 1, 1)))
     files = sorted(dict.fromkeys(found))
     if len(files) > MAX_FILES:
         problems.append(Diagnostic("RC000", Severity.ERROR, f"{len(files):,} policy files; at most {MAX_FILES:,} "

@@ -47,3 +47,14 @@ def test_a_file_that_breaks_a_pass_is_one_finding_and_others_are_still_reported(
     lines = result.stdout.splitlines()
     assert any(line.startswith(f"{bad}:") and "error" in line for line in lines)
     assert any(line.startswith(f"{good}:") for line in lines)  # the other file's findings survive
+
+
+def test_a_folder_with_no_policy_files_and_a_null_document_do_not_lint_clean(tmp_path, invoke):
+    folder = tmp_path / "renamed"
+    folder.mkdir()
+    (folder / "x.YAML").write_text("roomc: 1\n")  # renamed so the folder would be skipped
+    result = invoke("lint", "--no-config", "--format", "concise", str(folder))
+    assert result.exit_code == 1 and "no policy files" in result.output
+    null = write_policy(tmp_path, "~\n", "null.yaml")
+    result = invoke("lint", "--no-config", "--format", "concise", str(null))
+    assert result.exit_code == 1 and "RC008" in result.output
