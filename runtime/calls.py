@@ -85,10 +85,10 @@ def _step(store: Store, key: str) -> tuple[str, dict[str, str], str | None, str 
         return None
 
 
-def step_room(store: Store, call_id: str) -> str | None:
-    """The room the step's own answer reserved for this call (its fallback join), if any."""
+def awaiting(store: Store, call_id: str) -> tuple[tuple[str, dict[str, str]] | None, str | None]:
+    """(the step waiting for this call's digits, the room its own answer reserved): one read."""
     found = _step(store, step_key(call_id))
-    return None if found is None else found[2]
+    return (None, None) if found is None else ((found[0], found[1]), found[2])
 
 
 def remember_step(store: Store, call_id: str, path: str, query: Mapping[str, str], seconds: float,

@@ -30,7 +30,8 @@ from psycopg.rows import dict_row
 from psycopg_pool import ConnectionPool, PoolTimeout
 
 from .normalise import Event
-from .store import ACTIVE, SCHEMA_VERSION, Admission, SchemaMismatch, StoreTimeout, _iso, _raw_json
+from .store import (ACTIVE, SCHEMA_VERSION, Admission, SchemaMismatch, StoreTimeout, _iso, _raw_json, live_room_views,
+                    room_view)
 
 # The classid half of every roomc advisory lock (the other half is the room's hash), so roomc's
 # locks never collide with another application's in a shared database. 'room' as an int4.
@@ -550,16 +551,7 @@ class PostgresStore:
                 f"SUM(CASE WHEN {active} AND s.counted = 1 THEN 1 ELSE 0 END) AS counted FROM seats s GROUP BY s.room",
                 {"now": now}).fetchall()
             sessions = {r["room"]: r for r in conn.cursor(row_factory=dict_row).execute("SELECT * FROM rooms")}
-        out = []
-        for row in rows:
-            session = sessions.get(row["room"])
-            started = session is not None and session["started_at"] is not None
-            ended = session is not None and session["ended_at"] is not None and (
-                not started or session["ended_at"] >= session["started_at"])
-            if row["joined"] + row["reserved"] or (started and not ended):
-                out.append({"name": row["room"], "participants": int(row["joined"]), "reserved": int(row["reserved"]),
-                            "seatsTaken": int(row["counted"]), "started": started and not ended})
-        return sorted(out, key=lambda r: r["name"])
+        return live_room_views(rows, sessions)
 
     def room(self, name: str) -> dict | None:
         """One room as operators read it: session times, participants and the recording URL."""
@@ -569,20 +561,7 @@ class PostgresStore:
             seats = cursor.execute(
                 "SELECT * FROM seats WHERE room = %s ORDER BY reserved_at IS NULL, reserved_at, "
                 "joined_at NULLS FIRST, call_id COLLATE \"C\"", (_clean(name),)).fetchall()
-        if session is None and not seats:
-            return None
-        return {
-            "name": name,
-            "started": _iso(session["started_at"]) if session else None,
-            "ended": _iso(session["ended_at"]) if session else None,
-            "participants": [{
-                "callId": s["call_id"], "role": s["role"],
-                "muted": bool(s["muted0"] if s["muted"] is None else s["muted"]),
-                "joinedAt": _iso(s["joined_at"]), "leftAt": _iso(s["left_at"]),
-                "reservedAt": _iso(s["reserved_at"]),
-            } for s in seats],
-            "recordingUrl": session["recording_url"] if session else None,
-        }
+        return room_view(name, session, seats)
 
     def recent_events(self, room: str, limit: int = 10) -> list[dict]:
         """The room's last `limit` readable events, newest first (the live page's event list)."""

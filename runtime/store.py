@@ -17,7 +17,7 @@ import threading
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Iterator, Protocol
+from typing import Iterable, Iterator, Mapping, Protocol
 
 import orjson
 
@@ -571,17 +571,7 @@ class SQLiteStore:
             f"SUM(CASE WHEN {ACTIVE} AND s.joined_at IS NULL THEN 1 ELSE 0 END) AS reserved, "
             f"SUM(CASE WHEN {ACTIVE} AND s.counted THEN 1 ELSE 0 END) AS counted FROM seats s GROUP BY s.room",
             {"now": now}).fetchall()
-        sessions = {r["room"]: r for r in db.execute("SELECT * FROM rooms")}
-        out = []
-        for row in rows:
-            session = sessions.get(row["room"])
-            started = session is not None and session["started_at"] is not None
-            ended = session is not None and session["ended_at"] is not None and (
-                not started or session["ended_at"] >= session["started_at"])
-            if row["joined"] + row["reserved"] or (started and not ended):
-                out.append({"name": row["room"], "participants": row["joined"], "reserved": row["reserved"],
-                            "seatsTaken": row["counted"], "started": started and not ended})
-        return sorted(out, key=lambda r: r["name"])
+        return live_room_views(rows, {r["room"]: r for r in db.execute("SELECT * FROM rooms")})
 
     def room(self, name: str) -> dict | None:
         """One room as operators read it: session times, participants and the recording URL."""
@@ -589,20 +579,7 @@ class SQLiteStore:
         session = db.execute("SELECT * FROM rooms WHERE room=?", (name,)).fetchone()
         seats = db.execute("SELECT * FROM seats WHERE room=? ORDER BY reserved_at IS NULL, reserved_at, joined_at, call_id",
                            (name,)).fetchall()
-        if session is None and not seats:
-            return None
-        return {
-            "name": name,
-            "started": _iso(session["started_at"]) if session else None,
-            "ended": _iso(session["ended_at"]) if session else None,
-            "participants": [{
-                "callId": s["call_id"], "role": s["role"],
-                "muted": bool(s["muted0"] if s["muted"] is None else s["muted"]),
-                "joinedAt": _iso(s["joined_at"]), "leftAt": _iso(s["left_at"]),
-                "reservedAt": _iso(s["reserved_at"]),
-            } for s in seats],
-            "recordingUrl": session["recording_url"] if session else None,
-        }
+        return room_view(name, session, seats)
 
     def recent_events(self, room: str, limit: int = 10) -> list[dict]:
         """The room's last `limit` readable events, newest first (the live page's event list)."""
@@ -751,6 +728,39 @@ class SQLiteStore:
 DIALLED_SCHEMA = """CREATE TABLE IF NOT EXISTS dialled_calls (
     call_id TEXT PRIMARY KEY, room TEXT NOT NULL, role TEXT, session_id TEXT, dialled_to TEXT, dialled_at REAL NOT NULL
 )"""
+
+
+def live_room_views(counts: Iterable[Mapping], sessions: Mapping[str, Mapping]) -> list[dict]:
+    """GET /rooms's list from per-room seat counts and room sessions (the same for every store)."""
+    out = []
+    for row in counts:
+        session = sessions.get(row["room"])
+        started = session is not None and session["started_at"] is not None
+        ended = session is not None and session["ended_at"] is not None and (
+            not started or session["ended_at"] >= session["started_at"])
+        if row["joined"] + row["reserved"] or (started and not ended):
+            out.append({"name": row["room"], "participants": int(row["joined"]), "reserved": int(row["reserved"]),
+                        "seatsTaken": int(row["counted"]), "started": started and not ended})
+    return sorted(out, key=lambda r: r["name"])
+
+
+def room_view(name: str, session: Mapping | None, seats: Iterable[Mapping]) -> dict | None:
+    """GET /rooms/<name>'s shape from a room session row and its seat rows (the same for every store)."""
+    seats = list(seats)
+    if session is None and not seats:
+        return None
+    return {
+        "name": name,
+        "started": _iso(session["started_at"]) if session else None,
+        "ended": _iso(session["ended_at"]) if session else None,
+        "participants": [{
+            "callId": s["call_id"], "role": s["role"],
+            "muted": bool(s["muted0"] if s["muted"] is None else s["muted"]),
+            "joinedAt": _iso(s["joined_at"]), "leftAt": _iso(s["left_at"]),
+            "reservedAt": _iso(s["reserved_at"]),
+        } for s in seats],
+        "recordingUrl": session["recording_url"] if session else None,
+    }
 
 
 def _raw_json(raw: object) -> bytes:

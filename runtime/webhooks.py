@@ -96,13 +96,6 @@ class Webhook:
             return "signature already used for another method, path, query or event header (replay)"
         return None
 
-    def signature_problem(self, raw: bytes, environ: dict, deadline: float, extra: str = "") -> str | None:
-        """Why this request's signature is not believed (checked, then bound), or None."""
-        checked = self.signature_check(raw, environ)
-        if checked is None:
-            return None
-        return checked.problem or self.bind(checked, environ, deadline, extra=extra)
-
     def grant_redirects(self, call_id: str, actions: list, deadline: float) -> None:
         """Record the redirects roomc answered this call with, so its bodies may follow there."""
         if self.settings.signing_secret is None:
@@ -174,8 +167,7 @@ class VoiceRoute(Webhook):
                 # Digits may come back to the number's URL rather than the step that asked (SDK README):
                 # the step this call is on answers them, wherever they arrive (runtime/calls.py). The same
                 # digits delivered again a moment later get the answer they got, not a fresh reading.
-                step = calls.pending_step(store, call["id"])
-                reserved_before = calls.step_room(store, call["id"]) if step is not None else None
+                step, reserved_before = calls.awaiting(store, call["id"])
                 target = step or calls.answered_step(store, call["id"], call["digits"])
                 if target is not None and target[0] in self.responder.routes and target != (path, query):
                     log.info("request %s %s: digits for call %s answered by its step %s", request_id, path,
@@ -235,14 +227,15 @@ class EventsRoute(Webhook):
             return False
         return mode == "required" or bool(environ.get("HTTP_X_SAUTIKIT_SIGNATURE"))
 
-    def events_signature_problem(self, raw: bytes, environ: dict, deadline: float, room: str | None,
-                                 token: str | None, extra: str = "") -> str | None:
-        """Whether this delivery is refused (see checks_signature)."""
+    def events_signature_problem(self, checked: signatures.Check | None, environ: dict, deadline: float,
+                                 room: str | None, token: str | None, extra: str = "") -> str | None:
+        """Whether this delivery is refused (see checks_signature); `checked` is its verified signature,
+        None when its signature is not checked."""
         secret = self.settings.signing_secret
         if secret is None or self.settings.events_signature == "off":
             return None
-        if self.checks_signature(environ):
-            return self.signature_problem(raw, environ, deadline, extra=extra)
+        if checked is not None:
+            return self.bind(checked, environ, deadline, extra=extra)
         if calls.token_matches(secret, room, token):
             return None
         return "unsigned, and without its room's events token"
@@ -257,13 +250,13 @@ class EventsRoute(Webhook):
             log.warning("event on %s refused: body over %d bytes", self.path, self.settings.max_body_bytes)
             observer.event(request_id, self.path, None, None, "too_large", started)
             return respond(start_response, {"error": {"code": "request.too_large", "message": "body too large"}}, 413)
-        if self.checks_signature(environ):
-            checked = self.signature_check(raw, environ)
-            if checked is not None and checked.problem:  # before any parsing: a stranger's body costs a hash
-                log.warning("event on %s refused: %s", self.path, checked.problem)
-                observer.event(request_id, self.path, None, None, "refused", started)
-                return respond(start_response, {"error": {"code": "signature.invalid",
-                                                          "message": "signature verification failed"}}, 403)
+        signed = self.checks_signature(environ)
+        checked = self.signature_check(raw, environ) if signed else None
+        if checked is not None and checked.problem:  # before any parsing: a stranger's body costs a hash
+            log.warning("event on %s refused: %s", self.path, checked.problem)
+            observer.event(request_id, self.path, None, None, "refused", started)
+            return respond(start_response, {"error": {"code": "signature.invalid",
+                                                      "message": "signature verification failed"}}, 403)
         fields = normalise.parse_body(raw, environ.get("CONTENT_TYPE"))
         if not fields and raw:
             # backslashreplace, not replace: two bodies differing only in invalid bytes stay two events.
@@ -283,7 +276,7 @@ class EventsRoute(Webhook):
         try:
             # The event's own headers change what it means, and the signature does not cover them.
             extra = "|" + "|".join(value or "" for value in headers.values())
-            problem = self.events_signature_problem(raw, environ, deadline, event.room, token, extra)
+            problem = self.events_signature_problem(checked, environ, deadline, event.room, token, extra)
         except Exception as exc:
             # A store past its deadline is an expected condition (bench/fuzz.py under load): one line, no traceback.
             log.log(logging.ERROR, "event on %s: could not check its signature against the store (%s); asking the "
@@ -298,7 +291,7 @@ class EventsRoute(Webhook):
         try:
             before = time.perf_counter()
             if calls.call_end(fields, headers):
-                believed_for = None if self.checks_signature(environ) or self.settings.signing_secret is None \
+                believed_for = None if signed or self.settings.signing_secret is None \
                     or self.settings.events_signature == "off" else event.room
                 outcome = calls.call_end_event(self.store, merged, headers, only_room=believed_for)
             else:
