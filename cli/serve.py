@@ -210,6 +210,9 @@ def serve(paths: tuple[str, ...], host: str, port: int, db: str, workers: int, b
                               "--http1-header-read-timeout", str(HEADER_READ_TIMEOUT_MS),
                               # HTTP/1 only: the header deadline does not apply to cleartext HTTP/2.
                               "--http", "1",
+                              # asyncio's own tasks: runtime/rsgi.py cancels a late body read, which
+                              # granian's Rust tasks (GRANIAN_TASK_IMPL=rust) ignore.
+                              "--task-impl", "asyncio",
                               "--backpressure", str(connections_per_worker(workers)),
                               "--workers-kill-timeout", "5",
                               # Without this, one worker's death stops the whole server and every caller hears silence.

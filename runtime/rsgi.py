@@ -27,6 +27,7 @@ import orjson
 log = logging.getLogger("roomc")
 WSGIApp = Callable[[dict, Callable], Iterable[bytes]]
 JSON_HEADERS = [("content-type", "application/json")]
+WATCHDOG_EVERY = 0.25  # seconds between sweeps for late bodies: a deadline is kept to within this
 
 
 def _error(code: str, message: str) -> bytes:
@@ -50,6 +51,15 @@ class _StartResponse:
 
 def _no_write(data: bytes) -> None:
     raise RuntimeError("the WSGI write() callable is not supported")
+
+
+def _environ_key(header: str) -> str:
+    """The environ key of a (lower-case) header name, as WSGI spells it."""
+    if header == "content-type":
+        return "CONTENT_TYPE"
+    if header == "content-length":
+        return "CONTENT_LENGTH"
+    return "HTTP_" + header.upper().replace("-", "_")
 
 
 def run_wsgi(app: WSGIApp, environ: dict) -> tuple[int, list[tuple[str, str]], bytes]:
@@ -90,6 +100,14 @@ class RSGIServer:
             "wsgi.errors": sys.stderr, "wsgi.multithread": self.threads > 1, "wsgi.multiprocess": True,
             "wsgi.run_once": False, "wsgi.input_terminated": True,
         }
+        # Body reads in progress: task -> loop time by which its body must be in. One watchdog
+        # callback cancels the late ones, instead of a timer per request (asyncio.timeout costs
+        # a timer-heap push and cancel per request: 20 us of a 200 us join on this machine).
+        self._reading: dict[asyncio.Task, float] = {}
+        self._late: set[asyncio.Task] = set()
+        self._watchdog: asyncio.TimerHandle | None = None
+        self._header_keys: dict[str, str] = {}
+        self._addresses: dict[str, tuple[str, str]] = {}
 
     def __rsgi_init__(self, loop: asyncio.AbstractEventLoop) -> None:
         if self.threads > 1:
@@ -98,6 +116,43 @@ class RSGIServer:
     def __rsgi_del__(self, loop: asyncio.AbstractEventLoop) -> None:
         if self.pool is not None:
             self.pool.shutdown(wait=False, cancel_futures=True)
+        if self._watchdog is not None:
+            self._watchdog.cancel()
+            self._watchdog = None
+
+    def _cancel_late_reads(self) -> None:
+        """Cancel every body read past its deadline; runs every WATCHDOG_EVERY while reads are pending."""
+        self._watchdog = None
+        if not self._reading:
+            return  # re-armed by the next read: an idle worker wakes for nothing
+        loop = asyncio.get_running_loop()
+        now = loop.time()
+        for task, deadline in list(self._reading.items()):
+            if deadline <= now and task not in self._late:
+                self._late.add(task)
+                task.cancel()
+        self._watchdog = loop.call_later(WATCHDOG_EVERY, self._cancel_late_reads)
+
+    async def _read_within_deadline(self, proto: Any, declared: int | None) -> bytes:
+        """The body, or TimeoutError once body_timeout (plus at most WATCHDOG_EVERY) has passed."""
+        task = asyncio.current_task()
+        if task is None:  # not run as a task (a test driving the coroutine by hand): a timer of its own
+            async with asyncio.timeout(self.body_timeout):
+                return await self._read_body(proto, declared)
+        loop = asyncio.get_running_loop()
+        self._reading[task] = loop.time() + self.body_timeout
+        if self._watchdog is None:
+            self._watchdog = loop.call_later(WATCHDOG_EVERY, self._cancel_late_reads)
+        try:
+            return await self._read_body(proto, declared)
+        except asyncio.CancelledError:
+            if task in self._late:
+                task.uncancel()
+                raise TimeoutError from None
+            raise
+        finally:
+            del self._reading[task]
+            self._late.discard(task)
 
     async def _read_body(self, proto: Any, declared: int | None) -> bytes:
         if declared is not None:
@@ -122,24 +177,37 @@ class RSGIServer:
 
     def environ(self, scope: Any, body: bytes) -> dict:
         """The WSGI environ for an RSGI scope whose body has been read."""
-        environ = dict(self.base_environ)
-        host, _, port = scope.server.rpartition(":")
+        environ = self.base_environ.copy()
+        server = scope.server
+        address = self._addresses.get(server)
+        if address is None:
+            host, _, port = server.rpartition(":")
+            address = (host, port)
+            if len(self._addresses) < 64:  # a worker listens on one address; bounded all the same
+                self._addresses[server] = address
         remote, _, remote_port = scope.client.rpartition(":")
+        path = scope.path
+        environ["REQUEST_METHOD"] = scope.method
         # WSGI carries the path as the latin-1 text of its bytes; RSGI hands it over decoded as UTF-8.
-        environ.update({
-            "REQUEST_METHOD": scope.method, "PATH_INFO": scope.path.encode("utf-8", "surrogateescape").decode("latin-1"),
-            "QUERY_STRING": scope.query_string, "SERVER_NAME": host, "SERVER_PORT": port,
-            "SERVER_PROTOCOL": f"HTTP/{scope.http_version}", "REMOTE_ADDR": remote, "REMOTE_PORT": remote_port,
-            "wsgi.url_scheme": scope.scheme, "wsgi.input": io.BytesIO(body),
-        })
+        environ["PATH_INFO"] = path if path.isascii() else path.encode("utf-8", "surrogateescape").decode("latin-1")
+        environ["QUERY_STRING"] = scope.query_string
+        environ["SERVER_NAME"], environ["SERVER_PORT"] = address
+        environ["SERVER_PROTOCOL"] = "HTTP/1.1" if scope.http_version == "1.1" else f"HTTP/{scope.http_version}"
+        environ["REMOTE_ADDR"] = remote
+        environ["REMOTE_PORT"] = remote_port
+        environ["wsgi.url_scheme"] = scope.scheme
+        environ["wsgi.input"] = io.BytesIO(body)
+        keys = self._header_keys
         for name, value in scope.headers.items():
-            if name == "content-type":
-                environ["CONTENT_TYPE"] = value
-            elif name == "content-length":
-                environ["CONTENT_LENGTH"] = value
+            key = keys.get(name)
+            if key is None:
+                key = _environ_key(name)
+                if len(keys) < 512:  # bounded: a stranger's invented header names are not all kept
+                    keys[name] = key
+            if key in environ and key not in ("CONTENT_TYPE", "CONTENT_LENGTH"):
+                environ[key] = f"{environ[key]},{value}"
             else:
-                key = "HTTP_" + name.upper().replace("-", "_")
-                environ[key] = f"{environ[key]},{value}" if key in environ else value
+                environ[key] = value
         return environ
 
     async def __rsgi__(self, scope: Any, proto: Any) -> None:
@@ -158,8 +226,7 @@ class RSGIServer:
             if declared == 0 or (declared is None and "transfer-encoding" not in headers_in):
                 body = b""  # no body (HTTP/1.1: neither a length nor chunks): nothing to wait for
             else:
-                async with asyncio.timeout(self.body_timeout):  # cheaper than wait_for: no extra task
-                    body = await self._read_body(proto, declared)
+                body = await self._read_within_deadline(proto, declared)
         except TimeoutError:
             log.warning("%s %s: body not received within %.1f s; answered 408", scope.method, scope.path,
                         self.body_timeout)

@@ -209,6 +209,49 @@ def test_a_stalled_body_gets_a_json_408_and_takes_no_seat(table_file, tmp_path):
         server.stop()
 
 
+def _read_answer(sock: socket.socket) -> bytes:
+    answer = b""
+    while b"}}" not in answer:
+        chunk = sock.recv(4096)
+        if not chunk:
+            break
+        answer += chunk
+    return answer
+
+
+def test_each_stalled_body_is_cut_at_its_own_deadline_and_a_slow_but_complete_one_is_served(table_file, tmp_path):
+    # One watchdog sweeps every late read (runtime/rsgi.py): bodies stalled at different moments are
+    # each answered 408 about body_timeout after their own start, never early, never much later, and
+    # a body trickled in under the deadline is answered as usual (a sweep cancels nothing on time).
+    server = Server(table_file, tmp_path / "roomc.db", workers=1, body_timeout=1).start()
+    try:
+        started: list[tuple[socket.socket, float]] = []
+        for _ in range(3):
+            sock = _stall(server.port, "partial-body")
+            sock.settimeout(10)
+            started.append((sock, time.monotonic()))
+            time.sleep(0.4)
+        slow = socket.create_connection(("127.0.0.1", server.port))
+        slow.settimeout(10)
+        body = b"CallId=trickle"
+        slow.sendall(b"POST /conference/join?room=open HTTP/1.1\r\nHost: x\r\nContent-Type: "
+                     b"application/x-www-form-urlencoded\r\nContent-Length: " + str(len(body)).encode() + b"\r\n\r\n")
+        for byte in body:
+            slow.sendall(bytes([byte]))
+            time.sleep(0.04)  # 0.56 s in all, under the 1 s deadline
+        head, _, answer = _read_answer(slow).partition(b"\r\n\r\n")
+        assert head.startswith(b"HTTP/1.1 200") and b"conference" in answer
+        for sock, at in started:
+            head = _read_answer(sock).partition(b"\r\n\r\n")[0]
+            waited = time.monotonic() - at
+            assert head.startswith(b"HTTP/1.1 408")
+            assert 0.9 <= waited, f"cut after {waited:.2f} s, before its deadline"
+            sock.close()
+        slow.close()
+    finally:
+        server.stop()
+
+
 def test_a_second_server_on_a_taken_port_exits_with_a_clear_message(table_file, tmp_path):
     # granian listens with SO_REUSEPORT: a second server used to start and take half the traffic.
     first = Server(table_file, tmp_path / "first.db", workers=1).start()
