@@ -46,7 +46,7 @@ def status(db: str, fmt: str) -> None:
         version = "none" if found["version"] is None else found["version"]
         click.echo(f"{found['store']} {found['location']}: schema version {version}, this roomc uses "
                    f"{found['expected']} ({found['state']}): {found['advice']}")
-    if found["state"] in ("older", "newer"):
+    if found["state"] in ("older", "newer", "foreign"):
         raise SystemExit(1)
 
 
@@ -71,12 +71,20 @@ def upgrade(db: str) -> None:
 @db.command()
 @click.argument("source")
 @click.argument("destination")
-def copy(source: str, destination: str) -> None:
-    """Copy every room, seat and event from SOURCE into an empty DESTINATION (e.g. roomc.db into PostgreSQL)."""
+@click.option("--replace", is_flag=True,
+              help="Delete what DESTINATION holds, in the same transaction as the copy (else a store with rows is refused).")
+@click.option("--nul", type=click.Choice(["refuse", "replace"]), default="refuse", show_default=True,
+              help="A NUL character, which PostgreSQL text cannot hold: refuse the copy naming its row, or store U+FFFD "
+                   "as the PostgreSQL store does for live requests.")
+def copy(source: str, destination: str, replace: bool, nul: str) -> None:
+    """Copy every room, seat and event from SOURCE into an empty DESTINATION (e.g. roomc.db into PostgreSQL).
+
+    One transaction: a copy that fails leaves DESTINATION as it was.
+    """
     from roomc.runtime.storage import copy as store_copy, describe
 
     try:
-        counts = store_copy(source, destination)
+        counts = store_copy(source, destination, replace=replace, nul=nul)
     except ValueError as exc:
         raise Failure(str(exc)) from None
     except Exception as exc:

@@ -30,8 +30,8 @@ from psycopg.rows import dict_row
 from psycopg_pool import ConnectionPool, PoolTimeout
 
 from .normalise import Event
-from .store import (ACTIVE, SCHEMA_VERSION, Admission, SchemaMismatch, StoreTimeout, _iso, _raw_json, live_room_views,
-                    room_view)
+from .store import (ACTIVE, TABLE_COLUMNS, SCHEMA_VERSION, Admission, ForeignTables, SchemaMismatch, StoreTimeout, _iso,
+                    _raw_json, foreign_tables, live_room_views, room_view)
 
 # The classid half of every roomc advisory lock (the other half is the room's hash), so roomc's
 # locks never collide with another application's in a shared database. 'room' as an int4.
@@ -217,18 +217,24 @@ def _clean(text: str | None) -> str | None:
     return text.replace("\x00", "\ufffd") if text is not None and "\x00" in text else text
 
 
-def schema_version(conn: psycopg.Connection) -> int | None:
-    """The recorded schema version: None for an empty database, 0 for roomc tables without a version."""
-    row = conn.execute("SELECT to_regclass('roomc_schema') IS NOT NULL, "
-                       "(SELECT COUNT(*) FROM unnest(%s::text[]) AS t WHERE to_regclass(t) IS NOT NULL)",
-                       (list(TABLES),)).fetchone()
-    assert row is not None
-    has_version, tables = row
-    if has_version:
+def schema_version(conn: psycopg.Connection, location: str = "") -> int | None:
+    """The recorded schema version: None for an empty database, 0 for roomc tables without a version.
+
+    Raises ForeignTables when a table of roomc's names is another application's (its columns say so).
+    """
+    columns: dict[str, list[str]] = {}
+    for table, column in conn.execute(
+            "SELECT t, a.attname FROM unnest(%s::text[]) AS t JOIN pg_attribute a ON a.attrelid = to_regclass(t) "
+            "WHERE a.attnum > 0 AND NOT a.attisdropped", (list(TABLE_COLUMNS),)).fetchall():
+        columns.setdefault(table, []).append(column)
+    if "roomc_schema" in columns and not foreign_tables({"roomc_schema": columns["roomc_schema"]}):
         found = conn.execute("SELECT version FROM roomc_schema WHERE id = 1").fetchone()
         if found is not None:
-            return int(found[0])
-    return 0 if tables else None
+            return int(found[0])  # recorded by a roomc: its tables are what that version makes
+    problems = foreign_tables(columns)
+    if problems:
+        raise ForeignTables(location, problems)
+    return 0 if set(columns) & set(TABLES) else None
 
 
 def upgrade_schema(conninfo: str) -> tuple[int | None, int]:
@@ -239,7 +245,7 @@ def upgrade_schema(conninfo: str) -> tuple[int | None, int]:
     with psycopg.connect(conninfo, autocommit=True) as conn:
         with conn.transaction():
             conn.execute("SELECT pg_advisory_xact_lock(%s)", (UPGRADE_LOCK,))
-            before = schema_version(conn)
+            before = schema_version(conn, redact(conninfo))
             if before is not None and before > SCHEMA_VERSION:
                 raise SchemaMismatch(redact(conninfo), before)
             if before != SCHEMA_VERSION:
@@ -364,7 +370,7 @@ class PostgresStore:
         self._last_trouble: float | None = None
         try:
             with psycopg.connect(conninfo, autocommit=True, connect_timeout=max(2, int(timeout))) as conn:
-                found = schema_version(conn)
+                found = schema_version(conn, redact(conninfo))
         except psycopg.OperationalError as exc:
             if reachable:
                 raise

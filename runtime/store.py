@@ -217,6 +217,48 @@ class SchemaMismatch(Exception):
         super().__init__(message)
 
 
+class ForeignTables(SchemaMismatch):
+    """A store holding tables of roomc's names that roomc did not make (another application's)."""
+
+    def __init__(self, location: str, problems: list[str]):
+        self.location, self.found, self.problems = location, 0, problems
+        Exception.__init__(self, f"the store {location} holds tables that are not roomc's ({'; '.join(problems)}): "
+                           "roomc changes nothing in it; give roomc a database of its own (or point --db at the right one)")
+
+
+# Every table roomc makes and its columns; those in OPTIONAL_COLUMNS were added by later
+# versions (an older roomc's table lacks them). A table of one of these names whose columns are
+# not these is another application's, and `roomc db upgrade` must not adopt it.
+TABLE_COLUMNS = {
+    "seats": {"room", "call_id", "role", "counted", "muted0", "reserved_at", "expires_at", "joined_at", "left_at",
+              "muted", "caller"},
+    "events": {"dedupe", "room", "kind", "call_id", "at", "received_at", "recording", "readable", "body", "timed",
+               "clock"},
+    "rooms": {"room", "started_at", "ended_at", "recording_url"},
+    "signature_uses": {"signature", "request", "expires_at"},
+    "call_notes": {"key", "value", "expires_at"},
+    "dialled_calls": {"call_id", "room", "role", "session_id", "dialled_to", "dialled_at"},
+    "roomc_schema": {"id", "version", "upgraded_at"},
+}
+OPTIONAL_COLUMNS = {"seats": {"caller"}, "events": {"timed", "clock"}}
+
+
+def foreign_tables(found: Mapping[str, Iterable[str]]) -> list[str]:
+    """Why each table in `found` (name -> its columns) is not roomc's; empty when all are.
+
+    Checked where no version is recorded: a recorded one (a newer roomc's columns included) is trusted.
+    """
+    problems = []
+    for table, columns in sorted(found.items()):
+        have, want = set(columns), TABLE_COLUMNS[table]
+        missing = want - OPTIONAL_COLUMNS.get(table, set()) - have
+        if have - want or missing:
+            extra = ", ".join(sorted(have - want)) or "none"
+            problems.append(f"table {table} has columns roomc's does not ({extra})"
+                            + (f" and lacks {', '.join(sorted(missing))}" if missing else ""))
+    return problems
+
+
 @dataclass(frozen=True)
 class Admission:
     admitted: bool
@@ -309,11 +351,12 @@ class SQLiteStore:
         # Workers start together; switching to WAL needs a moment alone with the file, so retry briefly.
         for attempt in range(100):
             try:
+                # Before anything is set or made: another application's file is refused untouched.
+                found = sqlite_schema_version(db, path)
                 # Small pages: each commit copies every page it touched into the WAL, and an event
                 # touches four or five (measured: 200 -> 170 us an event). Only new files take it.
                 db.execute("PRAGMA page_size=1024")
                 db.execute("PRAGMA journal_mode=WAL")
-                found = sqlite_schema_version(db)
                 if found is None or (upgrade and found != SCHEMA_VERSION):
                     _upgrade(db, path)  # an empty file is given the schema; an older one only when asked
                 elif found != SCHEMA_VERSION:
@@ -785,13 +828,20 @@ def _jsonable(value: object, depth: int = 0) -> object:
     return repr(value)[:1000]
 
 
-def sqlite_schema_version(db: sqlite3.Connection) -> int | None:
-    """The recorded schema version: None for a file without roomc's tables, 0 for tables without a version."""
+def sqlite_schema_version(db: sqlite3.Connection, location: str = "") -> int | None:
+    """The recorded schema version: None for a file without roomc's tables, 0 for tables without a version.
+
+    Raises ForeignTables when a table of roomc's names is another application's (its columns say so).
+    """
     tables = {row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
-    if "roomc_schema" in tables:
+    columns = {t: [c[1] for c in db.execute(f'PRAGMA table_info("{t}")')] for t in tables & TABLE_COLUMNS.keys()}
+    if "roomc_schema" in tables and not foreign_tables({"roomc_schema": columns["roomc_schema"]}):
         row = db.execute("SELECT version FROM roomc_schema WHERE id = 1").fetchone()
         if row is not None:
-            return int(row[0])
+            return int(row[0])  # recorded by a roomc: its tables are what that version makes
+    problems = foreign_tables(columns)
+    if problems:
+        raise ForeignTables(location, problems)
     return 0 if tables & {"seats", "events", "rooms"} else None
 
 
@@ -804,7 +854,7 @@ def _upgrade(db: sqlite3.Connection, path: str) -> None:
     """
     db.execute("BEGIN IMMEDIATE")
     try:
-        found = sqlite_schema_version(db)
+        found = sqlite_schema_version(db, path)
         if found is not None and found > SCHEMA_VERSION:
             raise SchemaMismatch(path, found)
         for (name,) in db.execute("SELECT name FROM sqlite_master WHERE type = 'trigger'").fetchall():

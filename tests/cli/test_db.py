@@ -91,3 +91,33 @@ def test_a_password_never_reaches_the_output(invoke, pg_cluster):
     url = f"postgresql://roomc:s3cret@127.0.0.1:{pg_cluster.port}/missing_db"
     result = invoke("db", "status", "--db", url)
     assert result.exit_code == 2 and "s3cret" not in result.output and "***" in result.output
+
+
+def test_copy_of_a_hostile_file_says_which_row_and_copies_nothing(invoke, tmp_path, pg_url):
+    source = str(tmp_path / "old.db")
+    with open_store(source) as old:
+        old.reserve("m-1", "c\x00d", "host", counted=True, limit=10, ttl=60, muted=False)
+    refused = invoke("db", "copy", source, pg_url)
+    assert refused.exit_code == 2 and "Traceback" not in refused.output
+    assert "table seats, row 1 (room='m-1', call_id='c\\x00d')" in refused.output and "--nul replace" in refused.output
+    assert json.loads(invoke("rooms", "--db", pg_url, "--format", "json").output) == {"rooms": []}
+    copied = invoke("db", "copy", source, pg_url, "--nul", "replace")
+    assert copied.exit_code == 0 and "1 seats" in copied.output
+    assert "already holds 1 seats" in invoke("db", "copy", source, pg_url).output
+    assert invoke("db", "copy", source, pg_url, "--replace", "--nul", "replace").exit_code == 0
+
+
+def test_upgrade_and_status_refuse_another_applications_tables(invoke, location):
+    if location.startswith("postgresql://"):
+        import psycopg
+
+        with psycopg.connect(location, autocommit=True) as conn:
+            conn.execute("CREATE TABLE seats (id INTEGER PRIMARY KEY, flight TEXT)")
+    else:
+        with sqlite3.connect(location) as db:
+            db.execute("CREATE TABLE seats (id INTEGER PRIMARY KEY, flight TEXT)")
+    upgraded = invoke("db", "upgrade", "--db", location)
+    assert upgraded.exit_code == 2 and "table seats has columns roomc's does not (flight, id)" in upgraded.output
+    assert "a database of its own" in upgraded.output and "Traceback" not in upgraded.output
+    status = invoke("db", "status", "--db", location)
+    assert status.exit_code == 1 and "(foreign)" in status.output
