@@ -307,7 +307,7 @@ def create_app(route_table: dict, store: Store | None = None, settings: Settings
         return Response(body, content_type=content_type)
 
     ui.install(app, store, settings.admin_token, max_streams=settings.ui_streams,
-               stream_seconds=settings.ui_stream_seconds)
+               stream_seconds=settings.ui_stream_seconds, public_url=settings.public_url)
 
     return app
 

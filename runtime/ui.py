@@ -20,7 +20,8 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta, timezone
-from typing import Any, Iterator
+from typing import Any, Iterator, Mapping
+from urllib.parse import urlsplit
 
 from flask import Blueprint, Flask, Response, abort, redirect, render_template, request, session
 from flask.sessions import SecureCookieSessionInterface
@@ -37,6 +38,10 @@ MAX_RENDER_GAP = 0.9  # an expensive render (a line with thousands of rooms) spa
 FULL_ROOMS = 50  # rooms shown in full (participants, events); past that, one line each
 LISTED_ROOMS = 200  # and past that, only a count: the page stays cheap on a line with thousands of rooms
 SESSION_HOURS = 12
+LOGIN_FAILURES_PER_ADDRESS = 5  # wrong tokens from one address within LOGIN_WINDOW before it must wait
+LOGIN_FAILURES_OVERALL = 50  # from all addresses together, per worker: a spray of addresses is slowed too
+LOGIN_WINDOW = 300.0
+REVOKED = "ui-signed-out:"  # store note key prefix: a session signed out, for as long as it could live
 RECENT_EVENTS = 8
 ENDED_ROOMS = 10
 
@@ -123,28 +128,94 @@ def render_text(view: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
+class LoginLimiter:
+    """Wrong admin tokens counted per client address and overall, in this worker's memory, over a sliding window."""
+
+    def __init__(self, *, per_address: int = LOGIN_FAILURES_PER_ADDRESS, overall: int = LOGIN_FAILURES_OVERALL,
+                 window: float = LOGIN_WINDOW, max_addresses: int = 10_000):
+        self.per_address = per_address
+        self.overall = overall
+        self.window = window
+        self.max_addresses = max_addresses
+        self.addresses: dict[str, list[float]] = {}  # insertion order: the oldest address is dropped first
+        self.everyone: list[float] = []
+        self._lock = threading.Lock()
+
+    def wait(self, address: str, now: float | None = None) -> float:
+        """Seconds until `address` may try again (0: now)."""
+        now = time.monotonic() if now is None else now
+        with self._lock:
+            waits = [0.0]
+            for times, limit in ((self.addresses.get(address, []), self.per_address), (self.everyone, self.overall)):
+                recent = [t for t in times if t > now - self.window]
+                if len(recent) >= limit:
+                    waits.append(recent[-limit] + self.window - now)
+            return max(waits)
+
+    def failed(self, address: str, now: float | None = None) -> None:
+        """Count one wrong token from `address`."""
+        now = time.monotonic() if now is None else now
+        with self._lock:
+            times = self.addresses.pop(address, [])
+            times = [t for t in times if t > now - self.window][-self.per_address:] + [now]
+            self.addresses[address] = times
+            while len(self.addresses) > self.max_addresses:
+                del self.addresses[next(iter(self.addresses))]
+            self.everyone = [t for t in self.everyone if t > now - self.window][-self.overall:] + [now]
+
+
+def _origin_of(url: str | None) -> str | None:
+    if not url:
+        return None
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}" if parts.scheme in ("http", "https") and parts.netloc else None
+
+
 class _SessionInterface(SecureCookieSessionInterface):
-    """The session cookie is Secure whenever the page itself came over HTTPS."""
+    """The session cookie is Secure whenever the page came over HTTPS, directly or through the public URL's proxy."""
+
+    def __init__(self, public_origin: str | None = None):
+        self.public_origin = public_origin
 
     def get_cookie_secure(self, app: Flask) -> bool:
-        return request.is_secure
+        return request.is_secure or _through_public_https(self.public_origin)
 
 
-def _same_origin() -> bool:
-    # CSRF, second line (the form token is the first): a POST must say it came from this origin.
-    # Browsers send Origin on every POST; a request that sends neither it nor a Referer is refused.
-    expected = request.host_url.rstrip("/")
+def _through_public_https(public_origin: str | None) -> bool:
+    # A TLS-terminating proxy in front: the browser is on the public https origin, we see http.
+    return bool(public_origin and public_origin.startswith("https://")
+                and request.headers.get("Origin", public_origin) == public_origin
+                and request.host == urlsplit(public_origin).netloc)
+
+
+def _same_origin(public_origin: str | None) -> bool:
+    # CSRF, second line (the form token is the first): a POST must say it came from this origin,
+    # or from the public URL's (a TLS proxy in front). Browsers send Origin on every POST; a
+    # request that sends neither it nor a Referer is refused.
+    accepted = {request.host_url.rstrip("/")} | ({public_origin} if public_origin else set())
     origin = request.headers.get("Origin")
     if origin is not None:
-        return origin == expected
+        return origin in accepted
     referer = request.headers.get("Referer", "")
-    return referer == expected or referer.startswith(expected + "/")
+    return any(referer == expected or referer.startswith(expected + "/") for expected in accepted)
 
 
-def _csrf_ok() -> bool:
+def _csrf_ok(public_origin: str | None) -> bool:
     expected = session.get("csrf")
     given = request.form.get("csrf", "")
-    return bool(expected) and hmac.compare_digest(str(expected).encode(), given.encode()) and _same_origin()
+    return (bool(expected) and hmac.compare_digest(str(expected).encode(), given.encode())
+            and _same_origin(public_origin))
+
+
+def session_revoked(store: Store, data: Mapping[str, Any]) -> bool:
+    """Whether a page session was signed out (or has no id, so could never be): read from the store."""
+    sid = data.get("sid")
+    if not isinstance(sid, str) or not sid:
+        return True
+    try:
+        return store.noted(REVOKED + sid) is not None
+    except Exception:  # the store cannot say: fail closed, the page asks to sign in again
+        return True
 
 
 def _new_csrf() -> str:
@@ -201,9 +272,11 @@ class LiveView:
 class LiveStream:
     """GET /ui/stream as an RSGI handler on the worker's event loop: waiting costs no thread."""
 
-    def __init__(self, app: Flask, view: LiveView, *, max_streams: int, stream_seconds: float):
+    def __init__(self, app: Flask, view: LiveView, *, max_streams: int, stream_seconds: float,
+                 store: Store | None = None):
         self.app = app
         self.view = view
+        self.store = store if store is not None else view.store
         self.max_streams = max_streams
         self.stream_seconds = stream_seconds
         self.open = 0
@@ -218,11 +291,12 @@ class LiveStream:
             data = serializer.loads(raw, max_age=int(self.app.permanent_session_lifetime.total_seconds()))
         except BadSignature:
             return False
-        return isinstance(data, dict) and data.get("admin") is True
+        return isinstance(data, dict) and data.get("admin") is True and not session_revoked(self.store, data)
 
     async def __call__(self, environ: dict, proto: Any) -> None:
         text = [("content-type", "text/plain; charset=utf-8"), ("cache-control", "no-store")]
-        if not self.signed_in(environ):
+        # The revocation check reads the store: off the event loop, as the renders are.
+        if not await asyncio.get_running_loop().run_in_executor(self.view.pool, self.signed_in, environ):
             proto.response_bytes(401, text, b"sign in at /ui/login\n")
             return
         if self.open >= self.max_streams:
@@ -253,20 +327,23 @@ class LiveStream:
 
 
 def install(app: Flask, store: Store, admin_token: str | None, *, max_streams: int = 16,
-            stream_seconds: float = 30.0) -> None:
+            stream_seconds: float = 30.0, public_url: str | None = None) -> None:
     """Add /ui (page, login, logout, stream) to the app; every /ui path answers 404 without an admin token."""
     blueprint = Blueprint("ui", __name__, url_prefix="/ui", template_folder="templates",
                           static_folder="static", static_url_path="/static")
     streams = threading.BoundedSemaphore(max_streams)
     view = LiveView(app, store)
+    public_origin = _origin_of(public_url)
+    limiter = LoginLimiter()
+    lifetime = timedelta(hours=SESSION_HOURS)
     if admin_token:
         # Derived, not the token itself: a leaked cookie signature says nothing about the token,
         # and a new token signs every old session out.
         app.secret_key = hmac.new(admin_token.encode(), b"roomc live page session", hashlib.sha256).hexdigest()
-        app.session_interface = _SessionInterface()
+        app.session_interface = _SessionInterface(public_origin)
         app.config.update(SESSION_COOKIE_NAME="roomc_session", SESSION_COOKIE_HTTPONLY=True,
                           SESSION_COOKIE_SAMESITE="Strict", SESSION_COOKIE_PATH="/ui",
-                          PERMANENT_SESSION_LIFETIME=timedelta(hours=SESSION_HOURS))
+                          PERMANENT_SESSION_LIFETIME=lifetime)
 
     @blueprint.before_request
     def enabled() -> Response | None:
@@ -286,7 +363,7 @@ def install(app: Flask, store: Store, admin_token: str | None, *, max_streams: i
         return response
 
     def signed_in() -> bool:
-        return session.get("admin") is True
+        return session.get("admin") is True and not session_revoked(store, session)
 
     @blueprint.get("/login")
     def login_form() -> ResponseReturnValue:
@@ -296,22 +373,34 @@ def install(app: Flask, store: Store, admin_token: str | None, *, max_streams: i
 
     @blueprint.post("/login")
     def login() -> ResponseReturnValue:
-        if not _csrf_ok():
+        if not _csrf_ok(public_origin):
             return render_template("login.html", csrf=_new_csrf(), error="The form expired; try again."), 400
+        address = request.remote_addr or "-"
+        wait = limiter.wait(address)
+        if wait > 0:  # checked before the token, so the right one cannot be told apart while limited
+            answer = render_template("login.html", csrf=_new_csrf(),
+                                     error=f"Too many wrong tokens; try again in {int(wait) + 1} s.")
+            return answer, 429, {"Retry-After": str(int(wait) + 1)}
         token = request.form.get("token", "")
         assert admin_token is not None
         if not hmac.compare_digest(token.encode(), admin_token.encode()):
+            limiter.failed(address)
             return render_template("login.html", csrf=_new_csrf(), error="That token is not right."), 401
         session.clear()
         session.permanent = True
         session["admin"] = True
+        session["sid"] = secrets.token_urlsafe(18)  # names this session, so sign-out can revoke it everywhere
         _new_csrf()  # a fresh token after login: one seen before it must not act for the session
         return redirect("/ui", 303)
 
     @blueprint.post("/logout")
     def logout() -> ResponseReturnValue:
-        if not _csrf_ok():
+        if not _csrf_ok(public_origin):
             return render_template("login.html", csrf=_new_csrf(), error="The form expired; try again."), 400
+        sid = session.get("sid")
+        if isinstance(sid, str) and sid:
+            # Kept as long as the cookie could live, in the store every worker and instance reads.
+            store.note(REVOKED + sid, "1", ttl=lifetime.total_seconds())
         session.clear()
         return redirect("/ui/login", 303)
 
@@ -367,7 +456,7 @@ def install(app: Flask, store: Store, admin_token: str | None, *, max_streams: i
     if admin_token:
         # roomc serve's RSGI front (runtime/rsgi.py) serves these paths on the event loop itself.
         app.extensions.setdefault("roomc", {}).setdefault("streams", {})["/ui/stream"] = LiveStream(
-            app, view, max_streams=max_streams, stream_seconds=stream_seconds)
+            app, view, max_streams=max_streams, stream_seconds=stream_seconds, store=store)
 
 
-__all__ = ["LiveStream", "LiveView", "duration", "install", "render_text", "snapshot"]
+__all__ = ["LiveStream", "LiveView", "LoginLimiter", "duration", "install", "render_text", "session_revoked", "snapshot"]

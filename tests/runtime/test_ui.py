@@ -187,3 +187,74 @@ def test_the_fragment_is_rendered_at_most_twice_a_second_under_a_stream_of_write
     assert view.current() == first, "a change within 0.5 s of the last render waits for the next"
     time.sleep(0.55)
     assert 'data-call="a"' in view.current(), "and shows after it"
+
+
+def _cookie(client) -> str:
+    return client.get_cookie("roomc_session", path="/ui").value
+
+
+def test_sign_out_revokes_the_session_even_for_a_copied_cookie(ui_app):
+    # A cookie copied before sign-out (from a shared machine, a proxy log) must not keep working:
+    # sign-out is recorded in the store, which every worker and instance reads.
+    client = ui_app.test_client()
+    sign_in(client)
+    copied = _cookie(client)
+    thief = ui_app.test_client()
+    thief.set_cookie("roomc_session", copied, path="/ui")
+    assert thief.get("/ui").status_code == 200
+    csrf = csrf_of(client.get("/ui"))
+    client.post("/ui/logout", data={"csrf": csrf}, headers=ORIGIN)
+    assert thief.get("/ui").status_code == 303, "a signed-out session still opened the page"
+    assert thief.get("/ui/stream").status_code == 401
+    stream = ui_app.extensions["roomc"]["streams"]["/ui/stream"]
+    assert not stream.signed_in({"HTTP_COOKIE": f"roomc_session={copied}"})
+    sign_in(client)  # signing in again gives a new, working session
+    assert client.get("/ui").status_code == 200
+
+
+def test_a_session_from_before_revocation_existed_must_sign_in_again(ui_app):
+    # Cookies issued before sessions had ids cannot be revoked, so they no longer count.
+    client = ui_app.test_client()
+    with client.session_transaction() as session:
+        session["admin"] = True
+    assert client.get("/ui").status_code == 303
+
+
+def test_wrong_tokens_are_rate_limited_per_address_and_the_right_one_waits_too(ui_app):
+    client = ui_app.test_client()
+    for _ in range(ui.LOGIN_FAILURES_PER_ADDRESS):
+        assert sign_in(client, token="guess").status_code == 401
+    limited = sign_in(client, token="guess")
+    assert limited.status_code == 429 and int(limited.headers["Retry-After"]) > 0
+    assert "too many" in limited.get_data(as_text=True).lower()
+    assert sign_in(client).status_code == 429, "the right token must not be told apart while limited"
+
+def test_the_login_limit_is_per_address_and_bounded_in_memory(ui_app):
+    limiter = ui.LoginLimiter(per_address=3, overall=1000, window=60.0, max_addresses=100)
+    for i in range(3):
+        assert limiter.wait("10.0.0.1", now=100.0 + i) == 0
+        limiter.failed("10.0.0.1", now=100.0 + i)
+    assert limiter.wait("10.0.0.1", now=103.0) > 0
+    assert limiter.wait("10.0.0.2", now=103.0) == 0, "another address is not punished"
+    assert limiter.wait("10.0.0.1", now=161.0) == 0, "the window passes"
+    for i in range(10_000):  # a spray of addresses keeps memory bounded
+        limiter.failed(f"10.1.{i // 256}.{i % 256}", now=200.0)
+    assert len(limiter.addresses) <= 100
+    spray = ui.LoginLimiter(per_address=3, overall=20, window=60.0, max_addresses=100)
+    for i in range(20):
+        spray.failed(f"10.2.0.{i}", now=300.0)
+    assert spray.wait("10.9.9.9", now=301.0) > 0, "many addresses guessing at once are limited together"
+
+
+def test_sign_in_through_a_tls_proxy_with_the_public_url_origin(ui_app):
+    # Behind a TLS-terminating proxy the browser's Origin is the public https URL while the
+    # server sees http://: the public URL's origin is accepted, and the cookie is then Secure.
+    client = ui_app.test_client()
+    proxied = "http://rooms.example.com"  # what the proxy forwards: the public host, over plain HTTP
+    csrf = csrf_of(client.get("/ui/login", base_url=proxied))
+    answer = client.post("/ui/login", data={"csrf": csrf, "token": "s3cret-token"}, base_url=proxied,
+                         headers={"Origin": "https://rooms.example.com"})
+    assert answer.status_code == 303, answer.get_data(as_text=True)
+    assert "Secure" in answer.headers["Set-Cookie"]
+    assert sign_in(ui_app.test_client(), headers={"Origin": "https://rooms.example.com.evil.example"}).status_code == 400
+    assert sign_in(ui_app.test_client(), headers={"Origin": "http://rooms.example.com"}).status_code == 400
