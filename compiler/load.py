@@ -343,7 +343,8 @@ def load_text(text: str | bytes, path: str = "<string>") -> SourceFile:
             "more than one YAML document in the file; only the first is read, split the rest into their own files",
             Span(path, line + 1, 1)))
     try:
-        _expanded_size(documents[0], {}, set())
+        if "*" in text:  # without an alias no scalar is longer than its source text, and nodes were counted
+            _expanded_size(documents[0], {}, set())
         source.data = _Walker(source).walk(documents[0], ())
     except (_TooLarge, RecursionError):
         source.data = None

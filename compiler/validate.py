@@ -7,13 +7,14 @@ that names the key, says what was expected, and suggests a near spelling.
 from __future__ import annotations
 
 import difflib
-from typing import Iterator
-
-from jsonschema.exceptions import ValidationError, best_match
+from typing import TYPE_CHECKING, Iterator
 
 from .diagnostics import Diagnostic, Severity
 from .load import SourceFile
-from .schemas import POLICY, validator
+from .schemas import POLICY, fast_check, validator
+
+if TYPE_CHECKING:
+    from jsonschema.exceptions import ValidationError
 
 TYPE_NAMES = {"object": "a mapping", "array": "a list", "string": "a string", "integer": "an integer",
               "boolean": "true or false", "null": "nothing", "number": "a number"}
@@ -88,6 +89,8 @@ def _convert(error: ValidationError, source: SourceFile) -> Iterator[Diagnostic]
                              source.span(path), path)
             return
         deeper = [e for e in error.context if not (tuple(e.absolute_path) == path and e.validator in ("type", "const"))]
+        from jsonschema.exceptions import best_match
+
         yield from _convert(best_match(deeper), source)
         return
     if kind == "type":
@@ -121,11 +124,10 @@ def validate(source: SourceFile) -> list[Diagnostic]:
     """Check one loaded file against the room-language schema."""
     if source.data is None:
         return []
-    check = validator(POLICY)
-    if check.is_valid(source.data):  # the common case, and cheaper than collecting errors
+    if fast_check(POLICY)(source.data):  # the common case: a yes without jsonschema's walk
         return []
     found: list[Diagnostic] = []
-    for error in check.iter_errors(source.data):
+    for error in validator(POLICY).iter_errors(source.data):
         found.extend(_convert(error, source))
     if source.refused:
         # A number refused at load (RC011/RC012) is already reported where it is; its stand-in is no second finding.

@@ -11,7 +11,7 @@ from typing import Any, Iterator
 
 from .diagnostics import Diagnostic, Severity
 from .ir import Policy
-from .schemas import ROUTE_TABLE, actions_problems, validator
+from .schemas import ROUTE_TABLE, actions_problems, fast_check, validator
 
 PLACEHOLDERS = {"number": "+254700000000", "numbers": "+254700000000", "sip": "sip:placeholder@example.invalid",
                 "name": "room-placeholder", "finishOnKey": "#"}
@@ -111,7 +111,8 @@ def _distinct_shapes(table: dict) -> dict:
 def verify(table: dict, policy: Policy) -> list[Diagnostic]:
     """Findings (RC404) for any response Sautikit would refuse."""
     found = []
-    for error in validator(ROUTE_TABLE).iter_errors(_distinct_shapes(table)):
+    shapes = _distinct_shapes(table)
+    for error in [] if fast_check(ROUTE_TABLE)(shapes) else validator(ROUTE_TABLE).iter_errors(shapes):
         # A table that breaks its own schema is a compiler bug, reported rather than written out.
         found.append(Diagnostic("RC405", Severity.ERROR, f"internal: route table invalid at "
                                 f"{'.'.join(map(str, error.absolute_path))}: {error.message}", policy.span(())))

@@ -44,8 +44,19 @@ def walk_actions(actions: tuple[Action, ...]) -> Iterator[Action]:
         yield from action.nested
 
 
-def sites(policy: Policy) -> Iterator[Site]:
-    """Every string that may hold a template, with what its context lacks there."""
+# The last policy walked and its sites: several rules walk the same policy in a row.
+_last: tuple[Policy | None, tuple[Site, ...]] = (None, ())
+
+
+def sites(policy: Policy) -> tuple[Site, ...]:
+    """Every string that may hold a template, with what its context lacks there (walked once per policy)."""
+    global _last
+    if _last[0] is not policy:
+        _last = (policy, tuple(_walk_sites(policy)))
+    return _last[1]
+
+
+def _walk_sites(policy: Policy) -> Iterator[Site]:
     for room in policy.rooms.values():
         yield Site(room.path + ("name",), room.name, False, frozenset({"room", "role"}))
         for key in CONFERENCE_URL_PARAMS + ("flags",):
