@@ -30,8 +30,8 @@ from psycopg.rows import dict_row
 from psycopg_pool import ConnectionPool, PoolTimeout
 
 from .normalise import Event
-from .store import (ACTIVE, TABLE_COLUMNS, SCHEMA_VERSION, Admission, ForeignTables, SchemaMismatch, StoreTimeout, _iso,
-                    _raw_json, foreign_tables, live_room_views, room_view)
+from .store import (ACTIVE, SCHEMA_VERSION, TABLE_COLUMNS, Admission, Binding, ForeignTables, SchemaMismatch,
+                    SignatureReused, StoreTimeout, _iso, _raw_json, foreign_tables, live_room_views, room_view)
 
 # The classid half of every roomc advisory lock (the other half is the room's hash), so roomc's
 # locks never collide with another application's in a shared database. 'room' as an int4.
@@ -485,17 +485,31 @@ class PostgresStore:
 
     def reserve(self, room: str, call_id: str, role: str, *, counted: bool, limit: int, ttl: float,
                 muted: bool, now: float | None = None, deadline: float | None = None,
-                caller: str | None = None) -> Admission:
+                caller: str | None = None, bind: Binding | None = None) -> Admission:
         """Take a seat for this call if its pool has one free; a call that holds one under this role keeps it,
         one under another role is moved to this role's pool if it has room (`caller` finds the call again
-        from events that name only the caller)."""
+        from events that name only the caller). With `bind`, the signature is bound first, in the same
+        statement (SignatureReused, and no seat, if it belongs to another request)."""
         now = time.time() if now is None else now
         values = (_clean(room), _clean(call_id), _clean(role), int(counted), int(muted), now, now + ttl, limit,
                   _clean(caller or None))
+        call = "roomc_reserve(%s, %s, %s, %s::smallint, %s::smallint, %s, %s, %s, %s)"
+        if bind is None:
+            row = self._run(deadline, lambda conn: conn.execute(f"SELECT * FROM {call}", values).fetchone())
+            assert row is not None
+            admitted, again, taken = row
+            return Admission(bool(admitted), taken, limit, again=bool(again))
+        # A signed join in one round trip and one transaction: the binding, then the seat only if it bound.
+        # The reserve is an uncorrelated subquery inside CASE, which PostgreSQL runs (an InitPlan) only when
+        # the CASE reaches it, so a replay takes no seat (tests/runtime/test_store.py holds it to that).
+        both = values + (_clean(bind.signature), _clean(bind.request), bind.expires_at, now, _clean(bind.grant))
         row = self._run(deadline, lambda conn: conn.execute(
-            "SELECT * FROM roomc_reserve(%s, %s, %s, %s::smallint, %s::smallint, %s, %s, %s, %s)", values).fetchone())
+            f"SELECT b.ok, CASE WHEN b.ok THEN (SELECT ARRAY[r.admitted::int, r.again::int, r.taken] FROM {call} AS r) "
+            "END FROM roomc_bind_signature(%s, %s, %s, %s, %s) AS b(ok)", both).fetchone())
         assert row is not None
-        admitted, again, taken = row
+        if not row[0]:
+            raise SignatureReused(bind.request)
+        admitted, again, taken = row[1]
         return Admission(bool(admitted), taken, limit, again=bool(again))
 
     def record(self, event: Event, *, now: float | None = None, deadline: float | None = None) -> str:

@@ -271,6 +271,21 @@ class StoreTimeout(Exception):
     """The store could not be reached before the request's deadline (locked, slow or failing)."""
 
 
+@dataclass(frozen=True)
+class Binding:
+    """A verified signature to bind to the request it came with (see Store.bind_signature), passed
+    to `reserve` so a signed join binds and takes its seat in one store operation."""
+
+    signature: str
+    request: str
+    expires_at: float
+    grant: str | None = None
+
+
+class SignatureReused(Exception):
+    """`reserve(bind=...)`: the signature is bound to another request (a replay); no seat was taken."""
+
+
 class Store(Protocol):
     """What the runtime needs from a store; SQLite now, a networked one later.
 
@@ -280,7 +295,7 @@ class Store(Protocol):
 
     def reserve(self, room: str, call_id: str, role: str, *, counted: bool, limit: int, ttl: float,
                 muted: bool, now: float | None = None, deadline: float | None = None,
-                caller: str | None = None) -> Admission: ...
+                caller: str | None = None, bind: Binding | None = None) -> Admission: ...
 
     def record(self, event: Event, *, now: float | None = None, deadline: float | None = None) -> str: ...
 
@@ -529,11 +544,15 @@ class SQLiteStore:
 
     def reserve(self, room: str, call_id: str, role: str, *, counted: bool, limit: int, ttl: float,
                 muted: bool, now: float | None = None, deadline: float | None = None,
-                caller: str | None = None) -> Admission:
+                caller: str | None = None, bind: Binding | None = None) -> Admission:
         """Take a seat for this call if its pool has one free; a call that holds one under this role keeps it,
         one under another role is moved to this role's pool if it has room (`caller` finds the call again
-        from events that name only the caller)."""
+        from events that name only the caller). With `bind`, the signature is bound first (SignatureReused,
+        and no seat, if it belongs to another request)."""
         now = time.time() if now is None else now
+        if bind is not None and not self.bind_signature(bind.signature, bind.request, expires_at=bind.expires_at,
+                                                        now=now, deadline=deadline, grant=bind.grant):
+            raise SignatureReused(bind.request)
         values = {"room": room, "call": call_id, "role": role, "counted": int(counted), "muted": int(muted),
                   "now": now, "expires": now + ttl, "limit": limit, "caller": caller or None}
         with self._write(deadline) as db:

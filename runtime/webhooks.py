@@ -21,13 +21,16 @@ import orjson
 from . import calls, normalise, signatures
 from .observe import Observer
 from .render import CompiledRole, Responder
-from .store import Store, StoreTimeout
+from .store import Binding, SignatureReused, Store, StoreTimeout
 
 log = logging.getLogger("roomc")
 WSGIApp = Callable[[dict, Callable], Iterable[bytes]]
 _request_numbers = itertools.count(1)
 STATUS = {200: "200 OK", 403: "403 Forbidden", 413: "413 Content Too Large", 422: "422 Unprocessable Content",
           503: "503 Service Unavailable"}
+
+
+REPLAY = "signature already used for another method, path, query or event header (replay)"
 
 
 class TooLarge(Exception):
@@ -90,11 +93,15 @@ class Webhook:
         first seen with, in the store shared by every worker: an exact retry passes, and so does
         the call's own body on a redirect roomc answered it with (`grant`); anything else is a replay.
         """
-        request = f"{environ.get('REQUEST_METHOD')} {environ.get('PATH_INFO')}?{environ.get('QUERY_STRING', '')}{extra}"
-        if not self.store.bind_signature(checked.key, request, expires_at=checked.expires_at, deadline=deadline,
-                                         grant=grant):
-            return "signature already used for another method, path, query or event header (replay)"
+        if not self.store.bind_signature(checked.key, self.request_key(environ, extra), expires_at=checked.expires_at,
+                                         deadline=deadline, grant=grant):
+            return REPLAY
         return None
+
+    @staticmethod
+    def request_key(environ: dict, extra: str = "") -> str:
+        """What a signature is bound to: the method, path and query (and `extra`)."""
+        return f"{environ.get('REQUEST_METHOD')} {environ.get('PATH_INFO')}?{environ.get('QUERY_STRING', '')}{extra}"
 
     def grant_redirects(self, call_id: str, actions: list, deadline: float) -> None:
         """Record the redirects roomc answered this call with, so its bodies may follow there."""
@@ -129,6 +136,7 @@ class VoiceRoute(Webhook):
             raw = read_body(environ, self.settings.max_body_bytes)
             checked = self.signature_check(raw, environ)
             problem = checked.problem if checked is not None else None
+            pending: list[Binding] = []
             if not problem:
                 query = normalise.parse_query(query_text(environ))
                 # A GET (a redirect with method GET) carries the call state in the query string, if anywhere.
@@ -137,15 +145,22 @@ class VoiceRoute(Webhook):
                 # Only a signed body names its call: an empty body's call id comes from the query, which
                 # anyone may write, so it opens no redirect of that call's.
                 signed_call = call["id"] if raw and call["id"] else None
+                # The signature is bound with the first seat this answer takes (one store round trip for
+                # both), or after the answer if it takes none, and before anything is written either way.
                 if checked is not None:
-                    problem = self.bind(checked, environ, deadline, grant=signed_call and f"redirect:{signed_call}")
+                    pending.append(Binding(checked.key, self.request_key(environ), checked.expires_at,
+                                           signed_call and f"redirect:{signed_call}"))
             else:
                 call = {"id": None}
-            if problem:
+
+            def refused(problem: str) -> list[bytes]:
                 log.warning("request %s %s refused: %s", request_id, self.path, problem)
                 observer.voice(request_id, self.path, call["id"], None, "signature", started)
                 return respond(start_response, {"error": {"code": "signature.invalid", "message":
                                                           "signature verification failed", "request_id": request_id}}, 403)
+
+            if problem:
+                return refused(problem)
             call_id = call["id"]
             store, ttl = self.store, self.settings.reservation_ttl
             # Events may name a participant only by number: remember the far end's with the seat.
@@ -156,7 +171,8 @@ class VoiceRoute(Webhook):
                     raise NoCallId(room)
                 before = time.perf_counter()
                 admission = store.reserve(room, call_id, role.id, counted=role.counts, limit=limit, ttl=ttl,
-                                          muted=role.muted, deadline=deadline, caller=caller or None)
+                                          muted=role.muted, deadline=deadline, caller=caller or None,
+                                          bind=pending.pop() if pending else None)
                 observer.store_time("reserve", time.perf_counter() - before)
                 return admission.admitted, ""  # the reason is only read by `roomc explain`
 
@@ -173,7 +189,15 @@ class VoiceRoute(Webhook):
                     log.info("request %s %s: digits for call %s answered by its step %s", request_id, path,
                              call["id"], target[0])
                     path, query = target
-            answer = self.responder.answer(path, query, call, digits_sent=digits_sent, seats=seats)
+            try:
+                answer = self.responder.answer(path, query, call, digits_sent=digits_sent, seats=seats)
+            except SignatureReused:
+                return refused(REPLAY)
+            if pending:
+                binding = pending.pop()
+                if not store.bind_signature(binding.signature, binding.request, expires_at=binding.expires_at,
+                                            deadline=deadline, grant=binding.grant):
+                    return refused(REPLAY)
             if reserved_before and answer.room != reserved_before and answer.joins and answer.joins[-1][1] == "admitted":
                 # The step's own answer reserved a seat (its fallback join); this answer seated the call
                 # elsewhere, so that seat goes back at once rather than when it expires.

@@ -338,6 +338,25 @@ def test_a_signature_is_good_for_one_request(store):
     assert store.forget_expired_signatures(now=NOW + 901) == 2
 
 
+def test_a_signed_reservation_binds_and_seats_together_and_a_replay_takes_no_seat(store):
+    from roomc.runtime.store import Binding, SignatureReused
+
+    def signed(call, request, now=NOW, room="r", grant=None):
+        return store.reserve(room, call, "member", counted=True, limit=2, ttl=60, muted=False, now=now,
+                             bind=Binding("t=1,v1=bb", request, NOW + 300, grant))
+
+    assert signed("a", "POST /join?room=r").admitted
+    assert signed("a", "POST /join?room=r", now=NOW + 1).again  # an exact retry keeps its seat
+    with pytest.raises(SignatureReused):
+        signed("b", "POST /join?room=r&host=1", now=NOW + 2)  # the same signature elsewhere: a replay
+    with pytest.raises(SignatureReused):
+        signed("c", "POST /join?room=other", room="other", now=NOW + 2)
+    assert [p["callId"] for p in store.room("r")["participants"]] == ["a"] and store.room("other") is None
+    store.grant_redirect("redirect:a", "POST /pin?room=r", expires_at=NOW + 300)
+    assert signed("a", "POST /pin?room=r", now=NOW + 3, grant="redirect:a").again  # its own redirect
+    assert not store.bind_signature("t=1,v1=bb", "POST /x", expires_at=NOW + 300, now=NOW + 4)  # still bound
+
+
 def test_bindings_hold_across_processes_sharing_the_file(location):
     with open_store(location) as one, open_store(location) as two:
         assert one.bind_signature("s", "POST /a?", expires_at=NOW + 300, now=NOW)
