@@ -139,9 +139,13 @@ def build(data: dict, spans: dict, key_spans: dict, files: tuple[str, ...]) -> P
             kind, target, role = "events", None, None
         elif "join" in raw:
             kind, target, role = "join", raw["join"], raw.get("role")
+        elif "keys" in raw:
+            kind, target, role = "keys", None, None
         else:
             kind, target, role = "flow", raw["flow"], None
-        routes[route_path] = Route(route_path, kind, target, role, key_spans.get(path, spans.get(path, Span())), path)
+        keys = {str(k): str(v) for k, v in raw["keys"].items()} if kind == "keys" else None
+        routes[route_path] = Route(route_path, kind, target, role, key_spans.get(path, spans.get(path, Span())), path,
+                                   keys)
     server_raw = data.get("server") or {}
     server = Server(server_raw.get("publicUrl"), server_raw.get("signatureSecretEnv"),
                     int(server_raw.get("reservationTtl", 60)),

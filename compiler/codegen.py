@@ -69,6 +69,11 @@ def conference(policy: Policy, room: Room, role: Role) -> dict:
     # Never left to the PBX: the SDK and the docs disagree on what unset means (docs/language.md).
     out["startOnEnter"] = room.start_on_enter(role)
     out["endOnExit"] = room.end_on_exit(role)
+    digits = policy.digits_url(params, room)
+    keys_route = policy.routes.get(digits) if isinstance(digits, str) else None
+    if keys_route is not None and keys_route.kind == "keys":
+        # Under the public URL, naming the room (the DigitsCollected body may not: docs/runtime.md).
+        out["digitsCallbackUrl"] = {"$url": {"route": keys_route.path, "query": {"room": {"$t": "{{ room }}"}}}}
     events_route = policy.events_route_for(room)
     if "statusEventsCallbackUrl" not in out and events_route:
         out["statusEventsCallbackUrl"] = {"$url": {"route": events_route, "query": {}}}
@@ -110,6 +115,8 @@ def _route(route) -> dict:
         out.update(room=route.target, role=route.role)
     elif route.kind == "flow":
         out["flow"] = route.target
+    elif route.kind == "keys":
+        out["keys"] = dict(sorted((route.keys or {}).items()))
     return out
 
 

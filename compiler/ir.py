@@ -108,11 +108,12 @@ class Route:
     """A webhook path Sautikit calls, and what answers it."""
 
     path: str
-    kind: str  # join | flow | events
+    kind: str  # join | flow | events | keys
     target: str | None
     role: str | None
     span: Span
     keypath: tuple
+    keys: dict[str, str] | None = None  # a keys route: key (sequence) -> effect
 
 
 @dataclass(frozen=True)
@@ -164,3 +165,29 @@ class Policy:
     def events_route_for(self, room: Room) -> str | None:
         """Where a room's status events go by default: an events route of its own file, else the policy's first."""
         return self._events_routes_by_file.get(room.span.file) or self.events_route
+
+    @functools.cached_property
+    def _keys_routes(self) -> tuple[str | None, dict[str, str]]:
+        # The first keys route by path, and each file's first: built once, as for events routes.
+        first: str | None = None
+        by_file: dict[str, str] = {}
+        for route in self.routes.values():
+            if route.kind != "keys":
+                continue
+            first = route.path if first is None or route.path < first else first
+            if route.span.file not in by_file or route.path < by_file[route.span.file]:
+                by_file[route.span.file] = route.path
+        return first, by_file
+
+    def keys_route_for(self, room: Room) -> str | None:
+        """Where a room's in-room digits go when it collects them and names no `digitsCallbackUrl`:
+        a keys route of its own file, else the policy's first (by path)."""
+        first, by_file = self._keys_routes
+        return by_file.get(room.span.file) or first
+
+    def digits_url(self, params: dict, room: Room) -> object:
+        """The `digitsCallbackUrl` a role's conference carries: its own, else the default keys route
+        when it collects digits, else None."""
+        if params.get("digitsCallbackUrl") is not None:
+            return params["digitsCallbackUrl"]
+        return self.keys_route_for(room) if params.get("collectDigits") is True else None

@@ -147,7 +147,8 @@ class Responder:
             constant, base = self.node(spec["base"], "url")
             start = (lambda context: base) if constant else base
 
-        to_events = "route" in spec and self.routes.get(spec["route"], {}).get("kind") == "events"
+        # Events and keys URLs carry the room's token: an unsigned post is believed for that room alone.
+        to_events = "route" in spec and self.routes.get(spec["route"], {}).get("kind") in ("events", "keys")
 
         def render(context: dict) -> str:
             url = start(context)

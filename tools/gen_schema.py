@@ -12,6 +12,7 @@ from pathlib import Path
 
 OUT = Path(__file__).resolve().parent.parent / "schema" / "roomc.schema.json"
 STATUS_EVENTS = ["start", "end", "join", "leave", "mute", "unmute"]
+KEY_EFFECTS = ("raiseHand", "lowerHand", "callOperator", "cancelOperator")
 ENV_NAME = {"type": "string", "pattern": "^[A-Z_][A-Z0-9_]*$"}
 TEMPLATE_NOTE = " May contain `{{ ... }}` templates over the request (see docs/language.md#template-context)."
 
@@ -68,7 +69,9 @@ CONFERENCE_PARAMS = {
     "finishOnKey": p("Finish key", "Key that submits digits early when `collectDigits` is on.",
                      {"type": "string", "pattern": "^[0-9#*]?$"}, default="#"),
     "numDigits": integer("Digits to collect", "Exact number of in-room digits to collect; 0 = unlimited.", default=0),
-    "digitsCallbackUrl": string("Digits URL", "Receives the `DigitsCollected` event for in-room digits." + TEMPLATE_NOTE),
+    "digitsCallbackUrl": string("Digits URL", "Receives the `DigitsCollected` event for in-room digits: the path of a "
+                                "`keys` route of this policy (`/townhall/keys`). Left out with `collectDigits: true`, "
+                                "it points at this policy's keys route." + TEMPLATE_NOTE),
 }
 
 SAY_OBJECT = {"type": "object", "additionalProperties": False, "required": ["text"], "properties": {
@@ -196,6 +199,13 @@ ROUTE = {"oneOf": [
         "role": string("Fixed role", "Role id; skips role selection.")}},
     {"type": "object", "additionalProperties": False, "required": ["flow"], "properties": {
         "flow": string("Flow", "Flow id to run.")}},
+    {"type": "object", "additionalProperties": False, "required": ["keys"], "properties": {
+        "keys": p("In-room keys", "Receives the in-room digits (`digitsCallbackUrl`) of rooms with `collectDigits`, "
+                  "and maps each key (or key sequence) to an effect stored for the room: `raiseHand`, `lowerHand`, "
+                  "`callOperator`, `cancelOperator` (see docs/language.md#in-room-keys).", {
+                      "type": "object", "minProperties": 1, "propertyNames": {"pattern": "^[0-9#*]{1,8}$"},
+                      "additionalProperties": {"enum": list(KEY_EFFECTS)}},
+                  examples=[{"1": "raiseHand", "2": "lowerHand", "0": "callOperator"}])}},
 ]}
 
 SCHEMA = {
@@ -236,7 +246,7 @@ SCHEMA = {
         "flows": p("Flows", "IVR steps by id: actions, then branches on the digits Sautikit sends back.", {
             "type": "object", "propertyNames": {"pattern": "^[A-Za-z][A-Za-z0-9_-]*$"},
             "additionalProperties": {"$ref": "#/$defs/flow"}}),
-        "routes": p("Routes", "The webhook paths Sautikit calls: `{join: room}`, `{flow: id}` or `events`.", {
+        "routes": p("Routes", "The webhook paths Sautikit calls: `{join: room}`, `{flow: id}`, `{keys: {...}}` or `events`.", {
             "type": "object", "propertyNames": {"pattern": "^/[A-Za-z0-9._~/-]*$"},
             "additionalProperties": {"$ref": "#/$defs/route"}}),
     },

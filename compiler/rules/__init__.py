@@ -3,11 +3,11 @@ from __future__ import annotations
 
 from types import ModuleType
 
-from . import (capacity_events, comparison_type, end_without_start, insecure_url, record_without_end,
-               recording_nowhere, redirect_loop, relative_callback_url, room_name_overlap, room_never_starts,
-               secret_spoken, shadowed_role, shared_room_name, status_event_name, status_events_nowhere,
+from . import (capacity_events, comparison_type, digits_url_not_keys, end_without_start, in_room_digits_nowhere,
+               insecure_url, record_without_end, recording_nowhere, redirect_loop, relative_callback_url,
+               room_name_overlap, room_never_starts, secret_spoken, shadowed_role, shared_room_name, status_event_name, status_events_nowhere,
                template_cost, template_syntax, template_undefined, too_many_actions, undefined_reference,
-               unreachable, unsigned_roles)
+               unreachable, unreachable_key, unsigned_roles, unused_keys_route)
 
 RULES: tuple[ModuleType, ...] = (
     undefined_reference,
@@ -23,6 +23,10 @@ RULES: tuple[ModuleType, ...] = (
     shadowed_role,
     status_events_nowhere,
     recording_nowhere,
+    digits_url_not_keys,
+    in_room_digits_nowhere,
+    unreachable_key,
+    unused_keys_route,
     template_syntax,
     template_undefined,
     comparison_type,

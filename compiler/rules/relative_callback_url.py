@@ -48,6 +48,13 @@ def check(policy: Policy) -> Iterator[Diagnostic]:
         route = policy.routes[events]
         yield Diagnostic(CODE, SEVERITY, f"rooms would send their status events to '{events}', a path with no "
                          f"host the platform cannot call; {hint}", policy.key_span(route.keypath), route.keypath)
+    keys_users = sorted({str(policy.keys_route_for(room)) for room in policy.rooms.values() for role in room.roles
+                         if role.params.get("collectDigits") is True and role.params.get("digitsCallbackUrl") is None
+                         and policy.keys_route_for(room)})
+    for keys_path in keys_users:
+        route = policy.routes[keys_path]
+        yield Diagnostic(CODE, SEVERITY, f"rooms would send their in-room keys to '{keys_path}', a path with no host the "
+                         f"platform cannot call; {hint}", policy.key_span(route.keypath), route.keypath)
     for room in policy.rooms.values():
         owners: list[tuple[tuple, dict]] = [(room.path, room.params)] + [(r.path, r.params) for r in room.roles]
         for path, params in owners:

@@ -167,3 +167,51 @@ def test_route_table_schema_constrains_no_string_under_rooms_or_flows():
                        table_schema["$defs"]])
     for keyword in ('"pattern"', '"enum"', '"const"', '"format"', '"minLength"', '"maxLength"', '"propertyNames"'):
         assert keyword not in text, keyword
+
+
+def test_in_room_digits_go_to_the_keys_route_with_the_room_named(tmp_path):
+    table = table_for(tmp_path, """
+        roomc: 1
+        server: {signatureSecretEnv: S, publicUrl: "https://rooms.example.com"}
+        rooms:
+          hall:
+            name: "hall-{{ query.room }}"
+            collectDigits: true
+            numDigits: 1
+            roles:
+              host: {when: "query.host == '1'", startOnEnter: true, collectDigits: false}
+              guest: {}
+          side:
+            name: "side-{{ query.room }}"
+            collectDigits: true
+            numDigits: 1
+            digitsCallbackUrl: /side/keys
+            roles: {guest: {}}
+        routes:
+          /hall/join: {join: hall}
+          /side/join: {join: side}
+          /e: events
+          /hall/keys: {keys: {"1": raiseHand, "0": callOperator}}
+          /side/keys: {keys: {"9": callOperator}}
+    """)
+    assert table["routes"]["/hall/keys"] == {"kind": "keys", "methods": ["GET", "POST"],
+                                             "keys": {"0": "callOperator", "1": "raiseHand"}}
+    host, guest = (r["actions"][-1]["conference"] for r in table["rooms"]["hall"]["roles"])
+    # Left out, the URL is the first keys route (by path); a role that collects nothing gets none.
+    assert guest["digitsCallbackUrl"] == {"$url": {"route": "/hall/keys", "query": {"room": {"$t": "{{ room }}"}}}}
+    assert "digitsCallbackUrl" not in host and host["collectDigits"] is False
+    side = table["rooms"]["side"]["roles"][0]["actions"][-1]["conference"]
+    assert side["digitsCallbackUrl"]["$url"]["route"] == "/side/keys"
+
+
+def test_keys_map_only_known_effects_and_key_shapes(tmp_path):
+    from ..conftest import compile_text
+
+    for keys in ('{"1": shout}', '{"12345678a": raiseHand}', "{}", '{"": raiseHand}'):
+        compilation = compile_text(tmp_path, f"""
+            roomc: 1
+            routes:
+              /k: {{keys: {keys}}}
+        """)
+        assert compilation.table is None
+        assert any(d.code in ("RC101", "RC103", "RC104") for d in compilation.diagnostics), keys
