@@ -42,6 +42,15 @@ def explain(paths: tuple[str, ...], route_path: str, queries: tuple[str, ...], f
     if table["routes"][route_path]["kind"] == "events":
         raise Failure(f"{route_path} is the status-events sink; it answers no actions")
     fields = parse_pairs(forms, "--form")
+    if table["routes"][route_path]["kind"] == "keys":
+        from roomc.runtime.keys import explain as explain_keys
+
+        result, trace = explain_keys(table["routes"][route_path]["keys"], fields, parse_pairs(queries, "--query"))
+        click.echo(json.dumps(result, indent=2, ensure_ascii=False))
+        if fmt == "text":
+            for line in trace:
+                click.echo(f"# {line}", err=True)
+        return
     # Imported here: the runtime pulls in Flask, which `roomc lint` should not pay for at start-up.
     from roomc.runtime.normalise import call_fields, has_digits
     from roomc.runtime.render import Responder
@@ -95,6 +104,11 @@ def _graph_edges(table: dict) -> tuple[list[tuple[str, str, str]], dict[str, str
         scan(src, flow["otherwise"], "otherwise: ")
     for rid, room in sorted(table["rooms"].items()):
         scan(node("room", rid), room["whenFull"], "when full: ")
+        keys_routes = {r["actions"][-1].get("conference", {}).get("digitsCallbackUrl", {}).get("$url", {}).get("route")
+                       for r in room["roles"] if r["actions"] and isinstance(
+                           r["actions"][-1].get("conference", {}).get("digitsCallbackUrl"), dict)}
+        for path in sorted(p for p in keys_routes if p):
+            edges.append((node("room", rid), node("route", path), "in-room keys"))
     return edges, nodes
 
 

@@ -19,6 +19,7 @@ from . import calls
 from . import ui
 from .observe import Observer, exposition
 from .render import Responder
+from .keys import KeysRoute
 from .store import Store
 from .webhooks import EventsRoute, VoiceRoute, WSGIApp
 
@@ -144,7 +145,7 @@ def _platform_settings(table: dict, env) -> dict:
 
 def _announce_platform_readings(table: dict, store: Store, settings: Settings) -> None:
     """Say at start-up how the events route treats signatures, and start the seat sweeper if it can ask."""
-    if any(r["kind"] == "events" for r in table["routes"].values()):
+    if any(r["kind"] in ("events", "keys") for r in table["routes"].values()):
         if settings.signing_secret is None:
             how = "off (no signing secret configured): every event is accepted"
         else:
@@ -203,8 +204,11 @@ def create_app(route_table: dict, store: Store | None = None, settings: Settings
     for path, route in route_table["routes"].items():
         if path in RESERVED_PATHS or path.startswith(("/rooms/", "/ui/")):
             raise ValueError(f"route {path} collides with a built-in route")
-        kind = EventsRoute if route["kind"] == "events" else VoiceRoute
-        handlers[path] = kind(path, responder, store, settings, observer)
+        if route["kind"] == "keys":
+            handlers[path] = KeysRoute(path, responder, store, settings, observer, keys=route.get("keys"))
+        else:
+            kind = EventsRoute if route["kind"] == "events" else VoiceRoute
+            handlers[path] = kind(path, responder, store, settings, observer)
         # Also in Flask's url map, so other methods get a JSON 405 and the map lists every route.
         app.add_url_rule(path, endpoint=f"route:{path}", methods=route["methods"],
                          view_func=lambda _h=handlers[path]: Response.from_app(_h, request.environ))

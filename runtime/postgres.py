@@ -30,8 +30,9 @@ from psycopg.rows import dict_row
 from psycopg_pool import ConnectionPool, PoolTimeout
 
 from .normalise import Event
-from .store import (ACTIVE, SCHEMA_VERSION, TABLE_COLUMNS, Admission, Binding, ForeignTables, SchemaMismatch,
-                    SignatureReused, StoreTimeout, _iso, _raw_json, foreign_tables, live_room_views, room_view)
+from .store import (ACTIVE, KEY_KINDS_SQL, SCHEMA_VERSION, TABLE_COLUMNS, Admission, Binding, ForeignTables,
+                    SchemaMismatch, SignatureReused, StoreTimeout, _iso, _raw_json, foreign_tables, live_room_views,
+                    room_view)
 
 # The classid half of every roomc advisory lock (the other half is the room's hash), so roomc's
 # locks never collide with another application's in a shared database. 'room' as an int4.
@@ -581,7 +582,10 @@ class PostgresStore:
             seats = cursor.execute(
                 "SELECT * FROM seats WHERE room = %s ORDER BY reserved_at IS NULL, reserved_at, "
                 "joined_at NULLS FIRST, call_id COLLATE \"C\"", (_clean(name),)).fetchall()
-        return room_view(name, session, seats)
+            keys = cursor.execute(
+                f"SELECT kind, call_id, at, received_at FROM events WHERE room = %s AND readable = 1 "
+                f"AND kind IN {KEY_KINDS_SQL}", (_clean(name),)).fetchall() if seats else []
+        return room_view(name, session, seats, keys)
 
     def recent_events(self, room: str, limit: int = 10) -> list[dict]:
         """The room's last `limit` readable events, newest first (the live page's event list)."""

@@ -641,7 +641,9 @@ class SQLiteStore:
         session = db.execute("SELECT * FROM rooms WHERE room=?", (name,)).fetchone()
         seats = db.execute("SELECT * FROM seats WHERE room=? ORDER BY reserved_at IS NULL, reserved_at, joined_at, call_id",
                            (name,)).fetchall()
-        return room_view(name, session, seats)
+        keys = db.execute(f"SELECT kind, call_id, at, received_at FROM events WHERE room=? AND readable=1 "
+                          f"AND kind IN {KEY_KINDS_SQL}", (name,)).fetchall() if seats else ()
+        return room_view(name, session, seats, keys)
 
     def recent_events(self, room: str, limit: int = 10) -> list[dict]:
         """The room's last `limit` readable events, newest first (the live page's event list)."""
@@ -806,8 +808,50 @@ def live_room_views(counts: Iterable[Mapping], sessions: Mapping[str, Mapping]) 
     return sorted(out, key=lambda r: r["name"])
 
 
-def room_view(name: str, session: Mapping | None, seats: Iterable[Mapping]) -> dict | None:
-    """GET /rooms/<name>'s shape from a room session row and its seat rows (the same for every store)."""
+# In-room key effects (runtime/keys.py), stored as room events of these kinds: a status event can
+# never carry them (an unknown event name is unreadable), so only the keys route writes them.
+KEY_EFFECTS = ("raiseHand", "lowerHand", "callOperator", "cancelOperator")
+KEY_KINDS_SQL = "('" + "', '".join(KEY_EFFECTS) + "')"
+
+
+def _present(seat: Mapping, now: float) -> bool:
+    """Whether a seat's caller is in the room now: joined and not left, or freshly reserved. Unlike
+    ACTIVE, a caller who left and holds only a new reservation is not (yet) back: their old hand
+    stays down until their next `join` arrives."""
+    return seat["left_at"] is None and (seat["joined_at"] is not None or (seat["expires_at"] or 0) > now)
+
+
+def key_flags(seats: list[Mapping], keys: Iterable[Mapping], now: float | None = None) -> dict:
+    """`handsRaised` and `operatorRequested` from the room's key events, whatever order they came in.
+
+    Per call, the latest of raise/lower (and of call/cancel) by the sender's time decides; at equal
+    times the raise (the request) wins, so a question is never lost to a tie. Only callers still in
+    the room are listed: leaving lowers a hand and withdraws a request. Oldest first (who asked first).
+    """
+    now = time.time() if now is None else now
+    present = {s["call_id"]: s for s in seats if _present(s, now)}
+    latest: dict[tuple[str, str], tuple[float, bool, float]] = {}
+    for row in keys:
+        call = row["call_id"]
+        if call not in present:
+            continue
+        flag = "hand" if row["kind"] in ("raiseHand", "lowerHand") else "operator"
+        up = row["kind"] in ("raiseHand", "callOperator")
+        candidate = (float(row["at"]), up, float(row["received_at"]))
+        current = latest.get((flag, call))
+        if current is None or candidate[:2] > current[:2]:
+            latest[(flag, call)] = candidate
+    out: dict[str, list] = {"handsRaised": [], "operatorRequested": []}
+    for (flag, call), (at, up, _) in sorted(latest.items(), key=lambda item: (item[1][0], item[0][1])):
+        if up:
+            out["handsRaised" if flag == "hand" else "operatorRequested"].append(
+                {"callId": call, "role": present[call]["role"], "at": _iso(at)})
+    return out
+
+
+def room_view(name: str, session: Mapping | None, seats: Iterable[Mapping], keys: Iterable[Mapping] = ()) -> dict | None:
+    """GET /rooms/<name>'s shape from a room session row, its seat rows and its key events (the same for every
+    store)."""
     seats = list(seats)
     if session is None and not seats:
         return None
@@ -822,6 +866,7 @@ def room_view(name: str, session: Mapping | None, seats: Iterable[Mapping]) -> d
             "reservedAt": _iso(s["reserved_at"]),
         } for s in seats],
         "recordingUrl": session["recording_url"] if session else None,
+        **key_flags(seats, keys),
     }
 
 

@@ -76,15 +76,19 @@ def snapshot(store: Store, now: float | None = None) -> dict:
                                                "recordingUrl": None}
         started, ended = _epoch(room["started"]), _epoch(room["ended"])
         live_start = started if started is not None and (ended is None or ended < started) else None
+        raised = {h["callId"]: h["at"] for h in room.get("handsRaised", [])}
+        asking = {o["callId"]: o["at"] for o in room.get("operatorRequested", [])}
         people = []
         for p in room["participants"]:
             joined, left = _epoch(p["joinedAt"]), _epoch(p["leftAt"])
             since = joined if joined is not None else _epoch(p.get("reservedAt"))
             held, holding = _hold(since, left, live_start, now)
             state = "left" if left is not None else "joined" if joined is not None else "reserved"
-            people.append({**p, "state": state, "holdSeconds": held, "holding": holding, "holdSince": since})
+            people.append({**p, "state": state, "holdSeconds": held, "holding": holding, "holdSince": since,
+                           "handSince": raised.get(p["callId"]), "operatorSince": asking.get(p["callId"])})
         rooms.append({**summary, "startedAt": room["started"], "endedAt": room["ended"],
                       "recordingUrl": room["recordingUrl"], "people": people,
+                      "handsRaised": room.get("handsRaised", []), "operatorRequested": room.get("operatorRequested", []),
                       "events": store.recent_events(summary["name"], RECENT_EVENTS)})
     live_names = {r["name"] for r in rooms + more}
     recently_ended = [r for r in store.ended_rooms(ENDED_ROOMS) if r["name"] not in live_names]
@@ -114,7 +118,11 @@ def render_text(view: dict) -> str:
             hold = duration(p["holdSeconds"])
             lines.append(f"  {p['callId']:<24} {p['role'] or '-':<12} {p['state']:<8} {'muted' if p['muted'] else '':<5} "
                          f"joined {p['joinedAt'] or '-'}  left {p['leftAt'] or '-'}"
-                         + (f"  on hold {hold}{'…' if p['holding'] else ''}" if hold else ""))
+                         + (f"  on hold {hold}{'…' if p['holding'] else ''}" if hold else "")
+                         + (f"  HAND since {p['handSince']}" if p.get("handSince") else "")
+                         + (f"  OPERATOR since {p['operatorSince']}" if p.get("operatorSince") else ""))
+        if room.get("operatorRequested"):
+            lines.append(f"  ! operator requested by {', '.join(o['callId'] for o in room['operatorRequested'])}")
         for e in room["events"][:3]:
             lines.append(f"  · {e['at']} {e['event']} {e['callId'] or ''}".rstrip())
     if view.get("more"):

@@ -12,6 +12,7 @@ Time is a `Clock`: virtual for `roomc simulate`, scaled real time for `roomc sau
 """
 from __future__ import annotations
 
+import functools
 import heapq
 import itertools
 import json
@@ -124,6 +125,7 @@ class Leg:
     control: str | None = None
     fallback_actions: list[dict] | None = None
     control_timeout_ms: int = 10000
+    room_keys: list[tuple[float, str]] = field(default_factory=list)  # (seconds after joining, keys) pressed in rooms
 
     @property
     def duration(self) -> int:
@@ -272,7 +274,8 @@ class Platform:
                    client_request_id: str | None = None, label: str = "", digits: list[str] | None = None,
                    hangup_after: float | None = None, when: float | None = None, caller_id: str | None = None,
                    control: str | None = None, opening_actions: list[dict] | None = None,
-                   fallback_actions: list[dict] | None = None, control_timeout_ms: int = 10000) -> Leg:
+                   fallback_actions: list[dict] | None = None, control_timeout_ms: int = 10000,
+                   room_keys: list[tuple[float, str]] | None = None) -> Leg:
         """A new call: rings, is answered, then POSTs to `url` (or plays its mcp actions) and plays the answer."""
         start = self.clock.now() if when is None else when
         url = url or (None if control else self.voice_url)
@@ -281,7 +284,7 @@ class Platform:
                   label=label or remote, digits=list(digits or []), created_at=start, updated_at=start,
                   caller_id=caller_id, control=control, actions=list(opening_actions or []),
                   fallback_actions=list(fallback_actions or []) if control else None,
-                  control_timeout_ms=control_timeout_ms)
+                  control_timeout_ms=control_timeout_ms, room_keys=list(room_keys or []))
         self.legs[leg.id] = leg
         self._record(leg, "call.initiated", {"direction": direction}, at=start)
         ring = RING_SECONDS if direction == "outbound" else 0
@@ -606,6 +609,8 @@ class Platform:
         self.note(leg.label, "joins " + name + (" muted (listen-only)" if leg.muted else "")
                   + (" (beep)" if conference.get("beep") else ""), name)
         self._event(room, "join", leg)
+        for after, keys in leg.room_keys:
+            self.at(self.clock.now() + after, functools.partial(self._press, leg, room, room.session, conference, keys))
         if conference.get("startOnEnter", self.readings.start_on_enter_default) and not room.started:
             room.started = True
             self.note(leg.label, f"starts {name}", name)
@@ -619,6 +624,38 @@ class Platform:
             leg.hold_started = self.clock.now()
             music = conference.get("waitUrl", "the PBX's default music")
             self.note(leg.label, f"waits on hold ({music})", name)
+
+    def _press(self, leg: Leg, room: Room, session: int, conference: dict, keys: str) -> None:
+        """Keys pressed in a room: with `collectDigits`, posted to `digitsCallbackUrl` (DigitsCollected,
+        undocumented: fact sheet §9) in the reading's event shape, signed like status events, retried."""
+        if leg.room != room.name or room.session != session:
+            return  # left (or the room ended) before pressing
+        self.note(leg.label, f"presses {keys} in {room.name}", room.name)
+        url = conference.get("digitsCallbackUrl")
+        if not conference.get("collectDigits") or not url:
+            self.note("platform", f"{room.name} collects no in-room digits; the keys go nowhere", room.name)
+            return
+        finish = conference.get("finishOnKey")
+        digits = keys[:keys.index(finish)] if finish and finish in keys else keys  # the finish key submits
+        limit = int(conference.get("numDigits") or 0)
+        digits = digits[:limit] if limit else digits
+        shape, now, event_id = self.readings.event_shape, self.clock.now(), str(uuid.uuid4())
+        headers: dict[str, str] = {}
+        fields: dict[str, Any]
+        if shape == "thirdparty":
+            fields = {"conferenceName": room.name, "event": "digits", "participant_id": leg.member_id,
+                      "caller": leg.remote, "digits": digits}
+        elif shape == "sautikit-envelope":
+            fields = {"kind": "conference.digits_collected", "event_id": event_id, "workspace_id": WORKSPACE_ID,
+                      "occurred_at": iso(self.epoch, now), "data": {
+                          "conference_name": room.name, "call_id": leg.id, "session_id": leg.session_id,
+                          "participant_id": leg.member_id, "caller": leg.remote, "digits": digits}}
+            headers = {"X-Sautikit-Event-Id": event_id, "X-Sautikit-Event": "conference.digits_collected"}
+        else:
+            fields = {"ConferenceName": room.name, "StatusCallbackEvent": "DigitsCollected", "CallId": leg.id,
+                      "Digits": digits, "Timestamp": round(self.epoch + now, 3), "EventId": event_id}
+        self._deliver(url, json.dumps(fields).encode(), signed=self.readings.events_signed,
+                      what=f"in-room keys {digits} of {leg.label}", headers=headers)
 
     def _leave(self, leg: Leg) -> None:
         assert leg.room is not None

@@ -7,6 +7,7 @@ its webhooks do. Scenario format: docs/simulate.md.
 """
 from __future__ import annotations
 
+import functools
 import tempfile
 import time
 import threading
@@ -121,7 +122,14 @@ def run(path: str | Path, *, realtime: bool = False, rounding: str | None = None
             engine.place_call(local=number, remote=str(call.get("number", f"+2547330{index:05d}")), url=url,
                               direction=direction, label=str(call.get("name", f"caller-{index + 1}")),
                               digits=[str(d) for d in call.get("digits") or []],
-                              hangup_after=call.get("hangupAfter"), when=float(call.get("at", 0)))
+                              hangup_after=call.get("hangupAfter"), when=float(call.get("at", 0)),
+                              room_keys=_room_keys(call, index))
+        snapshots: list[dict] = []
+        for index, look in enumerate(scenario.get("snapshots") or []):
+            if not isinstance(look, dict) or "room" not in look or not isinstance(look.get("at"), (int, float)):
+                raise ScenarioError(f"snapshot {index + 1}: needs `at` (seconds) and `room` (a room name)")
+            engine.at(float(look["at"]), functools.partial(_take_snapshot, snapshots, engine, store, float(look["at"]),
+                                                           str(look["room"])))
         engine.run_until_idle()
         names = sorted({e.room for e in engine.timeline if e.room})
         rooms = {name: store.room(name) for name in names}
@@ -131,7 +139,30 @@ def run(path: str | Path, *, realtime: bool = False, rounding: str | None = None
             server.shutdown()
         server.server_close()
         store.close()
-    return Outcome({**report(engine), "platform": readings.as_dict()}, rooms)
+    return Outcome({**report(engine), "platform": readings.as_dict(), "snapshots": snapshots}, rooms)
+
+
+def _take_snapshot(into: list, engine: Platform, store: Any, at: float, name: str) -> None:
+    into.append(_snapshot(engine, store, at, name))
+
+
+def _snapshot(engine: Platform, store: Any, at: float, name: str) -> dict:
+    """The runtime's view of a room at a moment of the scenario (GET /rooms/<name>), callers named."""
+    view = store.room(name)
+    for entry in (view or {}).get("handsRaised", []) + (view or {}).get("operatorRequested", []):
+        leg = engine.legs.get(entry["callId"])
+        entry["who"] = leg.label if leg else entry["callId"]
+    return {"at": at, "room": name, "view": view}
+
+
+def _room_keys(call: dict, index: int) -> list[tuple[float, str]]:
+    """A call's in-room key presses: `keys: [{after: seconds in the room, digits: "1"}]`."""
+    out = []
+    for press in call.get("keys") or []:
+        if not isinstance(press, dict) or not isinstance(press.get("after"), (int, float)) or "digits" not in press:
+            raise ScenarioError(f"call {index + 1}: each of `keys` needs `after` (seconds in the room) and `digits`")
+        out.append((float(press["after"]), str(press["digits"])))
+    return out
 
 
 def clock(seconds: float) -> str:
@@ -176,6 +207,16 @@ def render_text(outcome: Outcome) -> str:
         why = _disagreement(name, room, [s for s in data["sessions"] if s["room"] == name])
         if why:
             lines.append(f"    ({why})")
+    for look in data.get("snapshots") or []:
+        view = look["view"]
+        if view is None:
+            lines.append(f"  at {clock(look['at'])} {look['room']}: not in the runtime's store")
+            continue
+        present = sum(1 for p in view["participants"] if p["leftAt"] is None)
+        hands = ", ".join(h["who"] for h in view["handsRaised"]) or "none"
+        operator = ", ".join(o["who"] for o in view["operatorRequested"]) or "none"
+        lines.append(f"  at {clock(look['at'])} {look['room']} (GET /rooms/{look['room']}): {present} seat(s) held, "
+                     f"hands raised: {hands}; operator requested: {operator}")
     lines += ["", f"Bill ({data['rounding']}, outbound KES 3.00/min, inbound free, hold time billed):"]
     for leg in data["legs"]:
         lines.append(f"  {leg['label']:<{width}}  {leg['direction']:<8}  {clock(leg['durationSeconds'])} "

@@ -142,7 +142,7 @@ def test_admin_routes_need_the_token(client):
     listing = client.get("/rooms", headers={"Authorization": "Bearer admin-token"}).get_json()
     assert listing["rooms"] == [{"name": "meeting-adm", "participants": 0, "reserved": 1, "seatsTaken": 1, "started": False}]
     room = client.get("/rooms/meeting-adm", headers={"Authorization": "Bearer admin-token"}).get_json()
-    assert set(room) == {"name", "started", "ended", "participants", "recordingUrl"}
+    assert set(room) == {"name", "started", "ended", "participants", "recordingUrl", "handsRaised", "operatorRequested"}
     assert set(room["participants"][0]) == {"callId", "role", "muted", "joinedAt", "leftAt", "reservedAt"}
     assert client.get("/rooms/none", headers={"Authorization": "Bearer admin-token"}).status_code == 404
 

@@ -522,12 +522,14 @@ def test_copy_moves_everything_and_refuses_a_store_with_data(tmp_path, pg_url):
         old.record(event({"ConferenceName": "r", "StatusCallbackEvent": "join", "CallId": "a", "Timestamp": NOW + 1}))
         old.record(event({"ConferenceName": "r", "StatusCallbackEvent": "mute", "CallId": "a", "Timestamp": NOW + 2}))
         old.record(event({"ConferenceName": "r", "junk": "\x00"}))  # unreadable, kept raw
+        old.record(normalise.Event("raiseHand", "r", "a", None, NOW + 3, None, "k1", {"Digits": "1"}))  # in-room key
         old.bind_signature("t=1,v1=aa", "POST /join?room=r", expires_at=NOW + 300, now=NOW)
         old.note("step:a", "/pin", ttl=60, now=NOW)
         old.record_dialled_call("r", "a", role="host", at=NOW)
         expected = (old.room("r"), old.room("solo"), old.live_rooms(now=NOW + 5), old.count_events(),
                     old.dialled_calls("r"), old.noted("step:a", now=NOW + 1))
-    assert copy(source, pg_url) == {"events": 4, "seats": 3, "rooms": 1, "signature_uses": 1, "call_notes": 1,
+    assert expected[0]["handsRaised"][0]["callId"] == "a"
+    assert copy(source, pg_url) == {"events": 5, "seats": 3, "rooms": 1, "signature_uses": 1, "call_notes": 1,
                                     "dialled_calls": 1}
     with open_store(pg_url) as new:
         assert (new.room("r"), new.room("solo"), new.live_rooms(now=NOW + 5), new.count_events(),
@@ -673,3 +675,50 @@ def test_a_schema_change_comes_with_a_new_version():
     assert SCHEMA_DIGESTS.get(SCHEMA_VERSION) == now, (
         f"the store schema changed ({now}) but SCHEMA_VERSION is still {SCHEMA_VERSION}: bump it, make the change in "
         "both runtime/store.py and runtime/postgres.py, and record the new digests in SCHEMA_DIGESTS")
+
+
+def key(kind, call, at, event_id=None, room="r"):
+    return normalise.Event(kind, room, call, None, at, None, event_id, {"Digits": "1", "CallId": call})
+
+
+def test_in_room_keys_are_room_events_read_in_the_senders_order(store):
+    for call in ("a", "b", "c"):
+        reserve(store, call, limit=5)
+        store.record(event({"ConferenceName": "r", "StatusCallbackEvent": "join", "CallId": call, "Timestamp": NOW}))
+    assert store.record(key("raiseHand", "a", NOW + 5)) == "stored"
+    assert store.record(key("raiseHand", "a", NOW + 5)) == "duplicate"  # a retry, keyed by its time
+    store.record(key("lowerHand", "a", NOW + 4))  # delivered late, but pressed before the raise
+    store.record(key("callOperator", "b", NOW + 6, "e1"))
+    store.record(key("raiseHand", "c", NOW + 3))
+    store.record(key("callOperator", "zz", NOW + 3))  # never seated: never listed
+    room = store.room("r")
+    assert [(h["callId"], h["role"]) for h in room["handsRaised"]] == [("c", "member"), ("a", "member")]  # oldest first
+    assert [o["callId"] for o in room["operatorRequested"]] == ["b"]
+    assert room["handsRaised"][1]["at"] == "2027-01-15T08:00:05.000Z"
+    store.record(key("lowerHand", "a", NOW + 7))
+    store.record(key("cancelOperator", "b", NOW + 6))  # a tie: the request wins
+    store.record(event({"ConferenceName": "r", "StatusCallbackEvent": "leave", "CallId": "c", "Timestamp": NOW + 8}))
+    room = store.room("r")
+    assert room["handsRaised"] == [] and [o["callId"] for o in room["operatorRequested"]] == ["b"]
+    # Status events never read as key effects, and keys never move seats or sessions.
+    assert store.record(event({"ConferenceName": "r", "StatusCallbackEvent": "raiseHand", "CallId": "a",
+                               "Timestamp": NOW + 9})) == "unreadable"
+    assert [p["leftAt"] is None for p in room["participants"]] == [True, True, False]
+    assert store.room("nobody") is None
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(order=st.permutations(range(7)))
+def test_in_room_keys_converge_whatever_the_delivery_order(store, order):
+    wipe(store)
+    for call in ("a", "b"):
+        reserve(store, call, limit=5)
+    presses = [key("raiseHand", "a", NOW + 1), key("lowerHand", "a", NOW + 2), key("raiseHand", "a", NOW + 3),
+               key("raiseHand", "b", NOW + 1), key("callOperator", "b", NOW + 2), key("lowerHand", "b", NOW + 4),
+               key("cancelOperator", "a", NOW + 1)]
+    for index in order:
+        store.record(presses[index])
+        store.record(presses[index])  # every press delivered twice
+    room = store.room("r")
+    assert [h["callId"] for h in room["handsRaised"]] == ["a"]
+    assert [o["callId"] for o in room["operatorRequested"]] == ["b"]

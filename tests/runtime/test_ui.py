@@ -258,3 +258,22 @@ def test_sign_in_through_a_tls_proxy_with_the_public_url_origin(ui_app):
     assert "Secure" in answer.headers["Set-Cookie"]
     assert sign_in(ui_app.test_client(), headers={"Origin": "https://rooms.example.com.evil.example"}).status_code == 400
     assert sign_in(ui_app.test_client(), headers={"Origin": "http://rooms.example.com"}).status_code == 400
+
+
+def test_raised_hands_and_operator_requests_show_on_the_page_and_in_the_terminal(ui_app, store):
+    client = ui_app.test_client()
+    for call in ("asker", "caller", "quiet"):
+        client.post("/townhall/join?room=k1", data=f"CallId={call}")
+    assert client.post("/townhall/keys?room=townhall-k1", json={"Digits": "1", "CallId": "asker"}).get_json()[
+        "effect"] == "raiseHand"
+    client.post("/townhall/keys?room=townhall-k1", json={"Digits": "0", "CallId": "caller"})
+    sign_in(client)
+    time.sleep(ui.MIN_RENDER_SECONDS + 0.05)
+    html = client.get("/ui").get_data(as_text=True)
+    room = html[html.index('data-room="townhall-k1"'):]
+    assert "1 hand raised" in room and "operator requested (1)" in room
+    row = lambda call: room[room.index(f'data-call="{call}"'):][:room[room.index(f'data-call="{call}"'):].index("</tr>")]  # noqa: E731
+    assert "hand raised" in row("asker") and "operator" not in row("asker")
+    assert 'class="operator"' in row("caller") and "hand raised" not in row("quiet")
+    text = render_text(snapshot(store))
+    assert "asker" in text and "HAND since" in text and "! operator requested by caller" in text

@@ -81,6 +81,11 @@ def test_town_hall(reading):
     room = result.rooms["townhall-99"]
     assert roles(room) == ["host"] + ["participant"] * 9 + ["supervisor"]
     assert room["recordingUrl"] == "https://recordings.sautikit.local/townhall-99-1.mp3"
+    # In-room keys, in every event shape and signing reading: guest-2's hand, guest-3's call for the operator.
+    first, later = ({"hands": [h["who"] for h in s["view"]["handsRaised"]],
+                     "operator": [o["who"] for o in s["view"]["operatorRequested"]]} for s in result.report["snapshots"])
+    assert first == {"hands": ["guest-2"], "operator": ["guest-3"]}
+    assert later == {"hands": [], "operator": ["guest-3"]}
 
 
 @pytest.mark.parametrize("reading", READINGS)

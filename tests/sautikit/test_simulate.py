@@ -59,7 +59,9 @@ def test_bill_matches_the_hand_computed_one(rounding, per_leg):
     assert report["totalMinor"] == sum(per_leg(s) for s in SECONDS.values())
     turned_away = per_leg(SECONDS["guest-10"])
     assert report["meetingsMinor"] == {"townhall-99": report["totalMinor"] - turned_away, "(no room)": turned_away}
-    assert legs["guest-1"]["heldSeconds"] == 61  # joined at 5 s, the host started the room at 66 s
+    # Joined at 11 s (answered at 3 s, then an 8 s greeting of 116 characters that says the keys),
+    # the host started the room at 66 s.
+    assert legs["guest-1"]["heldSeconds"] == 55
 
 
 def test_per_second_total_written_out():
@@ -157,3 +159,36 @@ def test_the_same_scenario_stores_the_same_rooms_in_postgresql(outcome, pg_url, 
     assert shared.report["timeline"] == outcome.report["timeline"]
     printed = invoke("simulate", str(TOWN_HALL), "--db", pg_url, "--format", "json")
     assert printed.exit_code == 0 and json.loads(printed.output)["rooms"]["townhall-99"]["recordingUrl"]
+
+
+def test_a_raised_hand_shows_in_the_rooms_view_while_the_meeting_runs(outcome):
+    assert "presses 1 in townhall-99" in said(outcome, "guest-2")
+    first, later = outcome.report["snapshots"]
+    assert [h["who"] for h in first["view"]["handsRaised"]] == ["guest-2"]
+    assert first["view"]["handsRaised"][0]["role"] == "participant"
+    assert [o["who"] for o in first["view"]["operatorRequested"]] == ["guest-3"]
+    assert later["view"]["handsRaised"] == []  # guest-2 pressed 2
+    text = render_text(outcome)
+    assert "hands raised: guest-2; operator requested: guest-3" in text
+    # The room ended, so nobody is listed afterwards.
+    assert outcome.rooms["townhall-99"]["handsRaised"] == [] == outcome.rooms["townhall-99"]["operatorRequested"]
+
+
+def test_keys_in_a_room_that_collects_none_go_nowhere(tmp_path):
+    policy = tmp_path / "p.yaml"
+    policy.write_text("""roomc: 1
+server: {publicUrl: "https://x.example.com"}
+rooms:
+  r: {name: "r-{{ query.room }}", roles: {member: {}}}
+routes:
+  /j: {join: r}
+  /e: events
+""")
+    scenario = tmp_path / "s.yaml"
+    scenario.write_text(f"""policy: {policy}
+calls:
+  - {{name: a, at: 0, route: /j, query: {{room: "1"}}, hangupAfter: 60, keys: [{{after: 10, digits: "1"}}]}}
+""")
+    result = run(scenario)
+    assert "presses 1 in r-1" in said(result, "a")
+    assert "r-1 collects no in-room digits; the keys go nowhere" in said(result, "platform")
