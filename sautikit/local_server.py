@@ -4,7 +4,7 @@ It answers as the official SDK (sautikit-node v0.5.0, src/calls.ts) expects: `Ca
 objects with every field of the SDK's type, list filters and cursor paging, stats,
 recordings, supervision, and every error as `{"error": {"code", "message", "request_id"}}`.
 Local-only extensions, for rehearsals: `local_digits` (keys the callee presses at each
-getDigits), `local_hangup_after` (simulated seconds after answer), `local_label` on
+getDigits), `local_keys` (keys pressed in a room, posted to its digitsCallbackUrl), `local_hangup_after` (simulated seconds after answer), `local_label` on
 POST /v1/calls (a create dials at most MAX_DESTINATIONS numbers; `local_hangup_after` is at most
 MAX_HANGUP_AFTER simulated seconds); POST /v1/local/inbound for a call *to* your number; GET /v1/local/report
 for the timeline and the bill; GET /recordings/<file> serves recordings.
@@ -165,6 +165,25 @@ def parse_create(data: Any) -> dict:
     out["local_digits"] = digits
     after = _seconds(data.get("local_hangup_after"), "local_hangup_after")
     out["local_hangup_after"], out["local_label"] = after, str(data.get("local_label") or "")
+    out["local_keys"] = _room_keys(data.get("local_keys"), "local_keys")
+    return out
+
+
+def _room_keys(value: object, name: str) -> list[tuple[float, str]]:
+    """Local in-room key presses, `[{after: seconds in the room, digits: "1"}]`: at most 100, each 1-32 of 0-9 # *."""
+    if value is None:
+        return []
+    if not isinstance(value, list) or len(value) > 100:
+        raise Invalid(f"{name} must be a list of at most 100 {{after, digits}} objects")
+    out = []
+    for press in value:
+        digits = press.get("digits") if isinstance(press, dict) else None
+        if not isinstance(digits, str) or not re.fullmatch(r"[0-9#*]{1,32}", digits):
+            raise Invalid(f"{name}: each press needs digits, 1 to 32 of 0-9 # *")
+        after = _seconds(press.get("after"), f"{name}.after")
+        if after is None:
+            raise Invalid(f"{name}: each press needs after, seconds in the room")
+        out.append((after, digits))
     return out
 
 
@@ -305,7 +324,7 @@ def create_local_app(platform: Platform, *, api_key: str | None) -> Flask:
                                         caller_id=spec["caller_id"], control=spec["control"],
                                         opening_actions=spec["opening_actions"],
                                         fallback_actions=spec["fallback_actions"],
-                                        control_timeout_ms=spec["control_timeout_ms"])
+                                        control_timeout_ms=spec["control_timeout_ms"], room_keys=spec["local_keys"])
                     for number in spec["to"]]
             body = {"call_id": legs[0].id, "session_id": legs[0].session_id, "status": "ringing"}
             if label is not None:
@@ -326,7 +345,8 @@ def create_local_app(platform: Platform, *, api_key: str | None) -> Flask:
             leg = platform.place_call(local=_e164(data["to"], "to"), remote=_e164(data["from"], "from"),
                                       url=_url(data["url"], "url"), direction="inbound",
                                       label=str(data.get("label") or ""), digits=digits,
-                                      hangup_after=_seconds(data.get("hangup_after"), "hangup_after"))
+                                      hangup_after=_seconds(data.get("hangup_after"), "hangup_after"),
+                                      room_keys=_room_keys(data.get("keys"), "keys"))
         return jsonify({"call_id": leg.id, "session_id": leg.session_id, "status": "ringing"}), 201
 
     @app.get("/v1/calls/stats")

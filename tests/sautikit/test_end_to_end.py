@@ -180,3 +180,35 @@ def test_sautikit_local_plays_the_readings_it_is_started_with(tmp_path, webhook)
     assert received[0][2] is not None  # the voice callback is still signed
     banner = log.read_text()
     assert "event_shape=thirdparty" in banner and "events_signed=false" in banner
+
+
+def test_a_hand_raised_in_the_room_reaches_the_runtime_across_processes(line):
+    runtime, api, _ = line
+
+    def inbound(number, keys):
+        body = json.dumps({"from": number, "to": "+254700000001", "url": runtime.base + "/townhall/join?room=77",
+                           "keys": keys, "hangup_after": 900}).encode()
+        request = urllib.request.Request(api + "/v1/local/inbound", data=body, method="POST", headers={
+            "Authorization": f"Bearer {KEY}", "Content-Type": "application/json"})
+        with urllib.request.urlopen(request) as answer:
+            return json.loads(answer.read())["call_id"]
+
+    asker = inbound("+254733000001", [{"after": 30, "digits": "1"}])
+    caller = inbound("+254733000002", [{"after": 30, "digits": "0"}, {"after": 60, "digits": "7"}])
+
+    def flags():
+        status, room = runtime.get("/rooms/townhall-77", ADMIN)
+        if status != 200:
+            return None
+        return [h["callId"] for h in room["handsRaised"]], [o["callId"] for o in room["operatorRequested"]]
+
+    assert eventually(lambda: flags() == ([asker], [caller]) and flags())
+    assert eventually(lambda: "presses 7 in townhall-77" in heard(api, "+254733000002"))
+    time.sleep(0.5)  # the unmapped 7 was acknowledged and changed nothing
+    assert flags() == ([asker], [caller])
+    with pytest.raises(urllib.error.HTTPError) as refused:  # nobody else can post keys for the room
+        urllib.request.urlopen(urllib.request.Request(runtime.base + "/townhall/keys?room=townhall-77",
+                                                      data=b'{"Digits": "1", "CallId": "x"}', method="POST",
+                                                      headers={"Content-Type": "application/json"}))
+    assert refused.value.code == 403
+    refused.value.close()
