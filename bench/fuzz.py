@@ -51,6 +51,7 @@ VOICE_ROUTES = {  # route -> the query key its room name is made from
     "/townhall/join": "room", "/lobby": None, "/pin": "meeting",
 }
 EVENT_ROUTES = ["/conference/events", "/townhall/events"]
+KEYS_ROUTE = "/townhall/keys"
 HOSTILE_NAMES = ["../etc", "a/b", "x\r\ny", "n\x00ul", "é-room", "a" * 300, "{{ 7*7 }}", "", " ", "%00", "..",
                  "ok.name_1", "CON", "🙂", "' OR 1=1 --"]
 KINDS = ["join", "leave", "start", "end", "mute", "unmute", "participant-join", "participant-left", "joined",
@@ -235,9 +236,12 @@ class Generator:
         if r < 0.5:
             path = rng.choice(list(VOICE_ROUTES))
             route = "voice"
-        elif r < 0.85:
+        elif r < 0.81:
             path = rng.choice(EVENT_ROUTES)
             route = "events"
+        elif r < 0.85:
+            path = KEYS_ROUTE  # in-room keys: a webhook like events (JSON, 2xx or 403/413/503), never a 500
+            route = "keys"
         elif r < 0.92:
             path = rng.choice(["/healthz", "/rooms", "/rooms/" + quote(self.room_name("/conference"), safe=""),
                                "/rooms/ev-1"])
@@ -259,6 +263,10 @@ class Generator:
             if rng.random() < 0.2:
                 query["host"] = rng.choice(["1", "0", "true"])
             fields = self.voice_fields()
+        elif route == "keys":
+            fields = {**self.event_fields(), rng.choice(["Digits", "digits", "dtmf"]): rng.choice(
+                ["1", "2", "0", "9", "1#", "", "１", "<x>", "1" * 40, None, 7, ["1"]])}
+            query["room"] = rng.choice(["townhall-" + self.room_name("/townhall/join"), "ev-1", "", "bad name"])
         elif route == "events":
             fields = self.event_fields()
             query["FuzzId"] = fuzz_id
@@ -279,7 +287,7 @@ class Generator:
                 body, chunked = self.encode(fields, headers)
         elif fields is not None and method == "GET":
             query.update({k: "" if v is None else str(v) for k, v in fields.items()})
-        if route in ("voice", "events"):
+        if route in ("voice", "events", "keys"):
             self.signature(body or b"", headers)
         sent = Sent(method, path, query, headers, body, chunked, route, fuzz_id if route == "events" else None, fields)
         if "X-Sautikit-Signature" in headers and len(self.history) < 5000:
@@ -318,7 +326,7 @@ def check(sent: Sent, status: int, headers: dict, body: bytes, findings: Finding
         findings.answers[status] += 1
         if not ok_json:
             findings.non_json.append(f"{label} {content_type!r} {body[:80]!r}")
-        if status >= 500 and not (status == 503 and sent.route == "events"):
+        if status >= 500 and not (status == 503 and sent.route in ("events", "keys")):
             findings.bad_5xx.append(f"{label} {body[:120]!r}")
         if sent.route == "events" and 200 <= status < 300 and sent.method in ("GET", "POST") and isinstance(parsed, dict):
             findings.acknowledged.append((parsed.get("outcome"), sent))

@@ -79,14 +79,11 @@ class KeysRoute(EventsRoute):
                    "X-Sautikit-Idempotency-Key": environ.get("HTTP_X_SAUTIKIT_IDEMPOTENCY_KEY")}
         press = normalise.event(fields, headers)  # room, call, participant, time and id, each checked
         room = press.room or url_room
-        if press.room is not None and url_room is not None and press.room != url_room:
-            # roomc wrote the URL's room; a body naming another is a forgery or a platform surprise.
-            return self.ignored(start_response, request_id, started, "the body names another room than the URL",
-                                url_room, press.call, f"{press.room!r} vs {url_room!r}")
         try:
-            # The headers change what the post means, and the signature does not cover them.
+            # The headers change what the post means, and the signature does not cover them. An unsigned
+            # post's token must be the room's that roomc wrote into the URL.
             extra = "|keys|" + "|".join(value or "" for value in headers.values())
-            problem = self.events_signature_problem(checked, environ, deadline, room, token, extra)
+            problem = self.events_signature_problem(checked, environ, deadline, url_room or room, token, extra)
         except Exception as exc:
             log.log(logging.ERROR, "keys on %s: could not check the signature against the store (%s); asking the "
                     "sender to retry", self.path, exc, exc_info=not isinstance(exc, StoreTimeout))
@@ -97,6 +94,10 @@ class KeysRoute(EventsRoute):
             observer.event(request_id, self.path, None, room, "refused", started)
             return respond(start_response, {"error": {"code": "signature.invalid",
                                                       "message": "signature verification failed"}}, 403)
+        if press.room is not None and url_room is not None and press.room != url_room:
+            # roomc wrote the URL's room; a body naming another is a forgery or a platform surprise.
+            return self.ignored(start_response, request_id, started, "the body names another room than the URL",
+                                url_room, press.call, f"{press.room!r} vs {url_room!r}")
         if room is None or not ROOM_NAME.fullmatch(room):
             return self.ignored(start_response, request_id, started, "no readable room", None, press.call,
                                 repr(raw[:200]))

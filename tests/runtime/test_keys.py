@@ -184,6 +184,9 @@ class TestSignatures:
         body = b'{"Digits": "1", "CallId": "c1"}'
         plain = {"content_type": "application/json"}
         assert signed.post(f"{KEYS}?room={ROOM}", data=body, **plain).status_code == 403
+        # Without a token, a body that names another room than the URL is refused too, not merely ignored.
+        assert signed.post(f"{KEYS}?room={ROOM}", data=b'{"Digits": "1", "CallId": "c1", "ConferenceName": "x"}',
+                           **plain).status_code == 403
         wrong = events_token(self.SECRET, "townhall-55")
         assert signed.post(f"{KEYS}?room={ROOM}&k={wrong}", data=body, **plain).status_code == 403
         # A token for room 55 does not make a body that names room 99 believable either.
