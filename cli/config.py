@@ -50,7 +50,7 @@ def _read(path: Path) -> str:
 
 def _parse(path: Path, text: str) -> dict[str, Any] | None:
     """The roomc table of a file, or None for a pyproject.toml without one."""
-    if path.name == "pyproject.toml" and "tool.roomc" not in text and "[tool]" not in text:
+    if path.name == "pyproject.toml" and "roomc" not in text:
         return None  # not ours: skip without parsing (it may be anything)
     import tomllib
 
@@ -60,7 +60,9 @@ def _parse(path: Path, text: str) -> dict[str, Any] | None:
         raise ConfigError(f"{path}: not valid TOML: {exc}") from None
     if path.name != "pyproject.toml":
         return data
-    table = data.get("tool", {}).get("roomc") if isinstance(data.get("tool"), dict) else None
+    if "tool" in data and not isinstance(data["tool"], dict):
+        raise ConfigError(f"{path}: 'tool' must be a table ([tool.roomc] holds roomc's settings)")
+    table = data.get("tool", {}).get("roomc")
     if table is not None and not isinstance(table, dict):
         raise ConfigError(f"{path}: [tool.roomc] must be a table")
     return table
@@ -71,6 +73,10 @@ def _strings(path: Path, key: str, value: Any) -> tuple[str, ...]:
         value = [value]
     if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
         raise ConfigError(f"{path}: '{key}' must be a list of codes or prefixes, e.g. [\"RC2\", \"RC401\"]")
+    if any(not v.replace(",", " ").split() for v in value) or (key == "select" and not value):
+        # An empty selection would quietly select everything (or an empty entry nothing): say so instead.
+        raise ConfigError(f"{path}: '{key}' has an empty entry; name codes or prefixes, e.g. [\"RC2\", \"RC401\"], "
+                          "or leave the key out")
     return tuple(value)
 
 

@@ -24,6 +24,8 @@ CODES: dict[str, tuple[str, str]] = {
               "time to read."),
     "RC013": ("route-table-given", "A compiled route table (`roomc compile` output) was given where a policy belongs; "
               "one clear finding instead of a schema error per key."),
+    "RC014": ("complex-key", "A mapping or list used as a key (`? {a: 1}`, `[x, y]: 3`): policy keys are names, and "
+              "other tools turn such keys into text in different ways."),
     "RC101": ("unknown-key", "A key the room language does not have; usually a typo, silently ignored by hand-written servers."),
     "RC102": ("missing-key", "A required key is missing."),
     "RC103": ("wrong-type", "A value of the wrong type (a string where a number belongs, ...)."),

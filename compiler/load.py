@@ -11,6 +11,7 @@ once aliases are expanded.
 """
 from __future__ import annotations
 
+import errno
 import os
 import re
 import stat
@@ -29,6 +30,7 @@ MAX_NODES = 200_000
 MAX_DEPTH = 64
 MAX_FILE_BYTES = 1 << 20  # a policy file is a few KB; the biggest example is 2 KB
 MAX_FILES = 10_000
+MAX_DOCUMENTS = 2  # the one a policy file holds, and one more to say there are more
 # Characters of scalar text once aliases are expanded: what the route table would carry.
 MAX_EXPANDED_CHARS = 8 << 20
 # Integers the room language uses are seat counts, seconds and digit counts; anything past this is a slip.
@@ -150,7 +152,12 @@ class _Walker:
                             "merge key `<<` is YAML 1.1 only and ignored by YAML 1.2 tools; write the keys out",
                             key_node, path)
                 continue
-            key = str(key_node.value) if isinstance(key_node, yaml.ScalarNode) else repr(key_node.value)
+            if not isinstance(key_node, yaml.ScalarNode):
+                kind = "mapping" if isinstance(key_node, yaml.MappingNode) else "list"
+                self.report("RC014", Severity.ERROR, f"a {kind} is used as a key here; keys in a policy are "
+                            "names: write the key as plain text", key_node, path)
+                continue  # skipped, so nothing after shows the parser's internals as a key
+            key = str(key_node.value)
             if key in first_seen:
                 first = self.span_of(first_seen[key])
                 self.report("RC002", Severity.ERROR,
@@ -334,6 +341,8 @@ def load_text(text: str | bytes, path: str = "<string>") -> SourceFile:
     lines = text.splitlines()
     for extra in documents[1:]:
         line = extra.start_mark.line
+        if isinstance(extra, yaml.ScalarNode) and extra.value == "" and extra.start_mark.column == 0 and line > 0:
+            line -= 1  # an empty document's mark is where the next token starts: its own `---` is above
         # A document's mark may sit one past the last line (text ending in `---`); walk back from there.
         line = min(line, len(lines) - 1)
         while line > 0 and not lines[line].startswith("---"):
@@ -355,14 +364,14 @@ def load_text(text: str | bytes, path: str = "<string>") -> SourceFile:
 
 
 def _compose_all(text: str) -> list[yaml.Node | None]:
-    if len(text) <= MAX_NODES:
-        # Every node takes at least a character, so a text this short cannot pass the limit:
-        # LibYAML's own composer is safe here, and faster than counting in Python.
-        return list(yaml.compose_all(text, Loader=_BASE_LOADER))
-    loader = _BoundedLoader(text)
+    """The file's first MAX_DOCUMENTS documents: only the first is read, a second is reported (RC004)."""
+    # Every node takes at least a character, so a text this short cannot pass the node limit:
+    # LibYAML's own composer is safe there, and faster than counting in Python.
+    loader = _BASE_LOADER(text) if len(text) <= MAX_NODES else _BoundedLoader(text)
     try:
         documents: list[yaml.Node | None] = []
-        while loader.check_node():
+        # Stopping at the second: 200,000 empty `---` documents cost one finding, not 200,000.
+        while len(documents) < MAX_DOCUMENTS and loader.check_node():
             documents.append(loader.get_node())
         return documents
     finally:
@@ -419,6 +428,15 @@ def load_file(path: str | Path) -> SourceFile:
     return load_text(raw, name)
 
 
+def _loops(path: Path) -> bool:
+    """Whether following a symbolic link goes round in circles."""
+    try:
+        os.stat(path)
+    except OSError as exc:
+        return exc.errno == errno.ELOOP
+    return False
+
+
 def _inside(path: Path, root: Path) -> bool:
     try:
         path.resolve().relative_to(root)
@@ -438,6 +456,10 @@ def _walk(root: Path, folder: Path, found: list[str], problems: list[Diagnostic]
     for entry in entries:
         path = Path(entry.path)
         if entry.is_symlink():
+            if _loops(path):
+                problems.append(Diagnostic("RC000", Severity.ERROR, "symbolic link loop (it leads back to "
+                                           "itself, never to a file); refused", Span(str(path), 1, 1)))
+                continue
             if not _inside(path, root):
                 problems.append(Diagnostic("RC000", Severity.ERROR, "symbolic link to outside the policy folder; "
                                            "refused (only files inside the folder are read)", Span(str(path), 1, 1)))
@@ -459,6 +481,9 @@ def discover_files(paths: list[str]) -> tuple[list[str], list[Diagnostic]]:
         p = Path(entry)
         if p.is_dir():
             _walk(p.resolve(), p, found, problems)
+        elif p.is_symlink() and _loops(p):
+            problems.append(Diagnostic("RC000", Severity.ERROR, "symbolic link loop (it leads back to itself, "
+                                       "never to a file); refused", Span(str(p), 1, 1)))
         elif p.is_symlink() and not _inside(p, p.parent.resolve()):
             problems.append(Diagnostic("RC000", Severity.ERROR, "symbolic link to outside its folder; refused",
                                        Span(str(p), 1, 1)))

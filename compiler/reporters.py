@@ -105,6 +105,7 @@ def as_json(diagnostics: list[Diagnostic], options: Options = NO_OPTIONS) -> str
 
 
 def _escape(value: str, *, property_value: bool = False) -> str:
+    """GitHub's workflow-command escapes (actions/toolkit command.ts): %, CR and LF; in a property also : and ,."""
     value = value.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
     if property_value:
         value = value.replace(":", "%3A").replace(",", "%2C")
@@ -116,7 +117,8 @@ def github(diagnostics: list[Diagnostic], options: Options = NO_OPTIONS) -> str:
     kinds = {Severity.ERROR: "error", Severity.WARNING: "warning", Severity.INFO: "notice"}
     # No endColumn: GitHub does not say whether it is inclusive, and annotations mark whole lines anyway.
     return "".join(
-        f"::{kinds[d.severity]} file={_escape(safe(d.span.file), property_value=True)},line={d.span.line},"
+        # A file name is escaped before safe(): safe() would turn a line break into a space, naming another file.
+        f"::{kinds[d.severity]} file={safe(_escape(d.span.file, property_value=True))},line={d.span.line},"
         f"col={d.span.column},title={d.code}::{_escape(safe(d.full_message))}\n" for d in diagnostics)
 
 

@@ -32,6 +32,7 @@ MAX_VALUE = 10_000  # characters or items of any intermediate value
 MAX_OUTPUT = 10_000  # characters of one rendered field
 MAX_NUMBER_BITS = 256  # `**` and `*` on integers
 MAX_ARGUMENT = 100_000  # an integer passed to any call (widths, counts)
+MAX_TEMPLATE = 10_000  # characters of one template's source: no field renders more than MAX_OUTPUT anyway
 # Filters a policy may use; the rest (center, indent, format, batch, slice, wordwrap, ...) can
 # amplify a few characters into gigabytes, or are meaningless in speech and URLs.
 ALLOWED_FILTERS = ("abs", "capitalize", "count", "d", "default", "dictsort", "e", "escape", "first", "float", "int",
@@ -254,6 +255,10 @@ def _located_error(source: str, exc: TemplateSyntaxError, where: _LocatedTokens,
 @functools.lru_cache(maxsize=1 << 16)
 def _syntax(source: str, expression: bool) -> tuple[nodes.Template | None, TemplateProblem | None]:
     """Parse (never compile: compiling would fold constants) a template or a condition."""
+    if len(source) > MAX_TEMPLATE:
+        # Refused unparsed: Jinja's parser is not linear in every construct, and no field needs this much.
+        return None, TemplateProblem("RC307", 1, f"template of {len(source):,} characters (at most "
+                                     f"{MAX_TEMPLATE:,}); split the text, or move it out of the template")
     try:
         return _parse(source, expression, None), None
     except TemplateSyntaxError:
@@ -553,6 +558,48 @@ def frames_overlap(a: tuple[str, str, bool], b: tuple[str, str, bool]) -> bool:
     prefixes = a[0].startswith(b[0]) or b[0].startswith(a[0])
     suffixes = a[1].endswith(b[1]) or b[1].endswith(a[1])
     return prefixes and suffixes
+
+
+_LOADERS = ((nodes.Extends, "extends"), (nodes.Include, "include"), (nodes.Import, "import"),
+            (nodes.FromImport, "from"))
+
+
+def _zero(node: nodes.Node) -> bool:
+    return isinstance(node, nodes.Const) and isinstance(node.value, (int, float)) and node.value == 0
+
+
+@functools.lru_cache(maxsize=1 << 16)
+def failing(source: str, expression: bool) -> tuple[TemplateProblem, ...]:
+    """Constructs that parse but fail on every render: loading another template, `_` attributes, dividing by zero."""
+    tree, _ = _syntax(source, expression) if expression or is_template(source) else (None, None)
+    if tree is None:
+        return ()
+    found = []
+
+    def add(node: nodes.Node, message: str, pattern: str) -> None:
+        found.append(TemplateProblem("RC306", node.lineno, message, _column_of(source, node.lineno, pattern)))
+
+    for loader, keyword in _LOADERS:
+        for statement in tree.find_all(loader):
+            shown = "{% from ... import %}" if keyword == "from" else f"{{% {keyword} %}}"
+            add(statement, f"`{shown}` loads another template, and a policy has none to load: it fails on every "
+                "render; write the text out", rf"\{{%-?\s*{keyword}\b")
+    for attribute in tree.find_all(nodes.Getattr):
+        if attribute.attr.startswith("_"):
+            add(attribute, f"attribute '{attribute.attr}' starts with `_`: the sandbox refuses it on every render",
+                rf"(?<![\w]){re.escape(attribute.attr)}\b")
+    for item in tree.find_all(nodes.Getitem):
+        if isinstance(item.arg, nodes.Const) and isinstance(item.arg.value, str) and item.arg.value.startswith("_"):
+            add(item, f"item '{item.arg.value}' starts with `_`: the sandbox refuses it on every render",
+                rf"\[\s*['\"]{re.escape(item.arg.value)}")
+    divisions: tuple[tuple[str, type[nodes.BinExpr], str], ...] = (
+        ("/", nodes.Div, r"(?<!/)/(?!/)\s*0"), ("//", nodes.FloorDiv, r"//\s*0"), ("%", nodes.Mod, r"%\s*0"))
+    for operator, division, pattern in divisions:
+        for node in tree.find_all(division):
+            formats = isinstance(node.left, nodes.Const) and isinstance(node.left.value, str)
+            if _zero(node.right) and not (division is nodes.Mod and formats):  # '%d' % 0 formats, it does not divide
+                add(node, f"`{operator} 0` divides by zero: it fails on every render", pattern)
+    return tuple(found)
 
 
 @functools.lru_cache(maxsize=1 << 16)

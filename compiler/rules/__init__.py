@@ -5,9 +5,10 @@ from types import ModuleType
 
 from . import (capacity_events, comparison_type, digits_url_not_keys, end_without_start, in_room_digits_nowhere,
                insecure_url, record_without_end, recording_nowhere, redirect_loop, relative_callback_url,
-               room_name_overlap, room_never_starts, secret_spoken, shadowed_role, shared_room_name, status_event_name, status_events_nowhere,
-               template_cost, template_syntax, template_undefined, too_many_actions, undefined_reference,
-               unreachable, unreachable_key, unsigned_roles, unused_keys_route)
+               room_name_overlap, room_never_starts, secret_spoken, shadowed_role, shared_room_name, status_event_name,
+               status_events_nowhere, template_cost, template_fails, template_size, template_syntax,
+               template_undefined, too_many_actions, undefined_reference, unreachable, unreachable_key,
+               unsigned_roles, unused_keys_route, url_without_host)
 
 RULES: tuple[ModuleType, ...] = (
     undefined_reference,
@@ -31,9 +32,12 @@ RULES: tuple[ModuleType, ...] = (
     template_undefined,
     comparison_type,
     template_cost,
+    template_fails,
+    template_size,
     secret_spoken,
     unsigned_roles,
     insecure_url,
     relative_callback_url,
+    url_without_host,
     too_many_actions,
 )
