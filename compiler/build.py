@@ -4,10 +4,13 @@ from __future__ import annotations
 from typing import Any
 
 from .diagnostics import Diagnostic, Severity, Span
-from .ir import DEFAULT_STATUS_EVENTS, Action, Branch, Flow, Policy, Role, Room, Route, Server
+from .ir import DEFAULT_STATUS_EVENTS, Action, Branch, Flow, Policy, Role, Room, Route, Schedule, Server
 from .load import SourceFile
 
-SECTIONS = ("server", "defaults", "rooms", "flows", "routes")
+SECTIONS = ("server", "defaults", "hours", "rooms", "flows", "routes")
+# Room keys that are not conference parameters (so not merged into the roles' parameters).
+ROOM_ONLY = ("name", "roles", "whenFull", "extraSeats", "hours")
+SPEECH_KEYS = ("voice", "language")
 ROLE_ONLY = ("when", "say", "actions", "countsTowardCapacity")
 
 
@@ -70,11 +73,14 @@ def merge(sources: list[SourceFile]) -> tuple[dict, dict, dict, list[Diagnostic]
     return merged, spans, key_spans, found
 
 
-def _action(raw: dict, path: tuple, spans: dict) -> Action:
+def _action(raw: dict, path: tuple, spans: dict, speech: dict | None = None) -> Action:
     verb, value = next(iter(raw.items()))
     span = spans.get(path + (verb,), spans.get(path, Span()))
     if verb == "say":
         args = {"text": value} if isinstance(value, str) else dict(value)
+        # The policy's or room's default voice and language, where the say names none (docs/language.md).
+        for key, default in (speech or {}).items():
+            args.setdefault(key, default)
     elif verb == "play":
         args = {"url": value} if isinstance(value, str) else dict(value)
     elif verb in ("hangup", "reject"):
@@ -91,18 +97,23 @@ def _action(raw: dict, path: tuple, spans: dict) -> Action:
     nested: tuple[Action, ...] = ()
     if verb == "getDigits":
         items = args.pop("nested", None) or []
-        nested = tuple(_action(item, path + (verb, "nested", i), spans) for i, item in enumerate(items))
+        nested = tuple(_action(item, path + (verb, "nested", i), spans, speech) for i, item in enumerate(items))
     return Action(verb, args, span, path + (verb,), nested)
 
 
-def _actions(raw: Any, path: tuple, spans: dict) -> tuple[Action, ...]:
-    return tuple(_action(item, path + (i,), spans) for i, item in enumerate(raw or []))
+def _actions(raw: Any, path: tuple, spans: dict, speech: dict | None = None) -> tuple[Action, ...]:
+    return tuple(_action(item, path + (i,), spans, speech) for i, item in enumerate(raw or []))
 
 
-def _role(role_id: str, raw: dict, room_params: dict, path: tuple, spans: dict) -> Role:
-    actions = list(_actions(raw.get("actions"), path + ("actions",), spans))
+def _speech(own: dict, inherited: dict) -> dict:
+    """The voice and language a `say` gets when it names none: the owner's own, else the inherited ones."""
+    return {k: own.get(k, inherited.get(k)) for k in SPEECH_KEYS if own.get(k, inherited.get(k)) is not None}
+
+
+def _role(role_id: str, raw: dict, room_params: dict, path: tuple, spans: dict, speech: dict | None = None) -> Role:
+    actions = list(_actions(raw.get("actions"), path + ("actions",), spans, speech))
     if raw.get("say") is not None:
-        actions.append(_action({"say": raw["say"]}, path, spans))
+        actions.append(_action({"say": raw["say"]}, path, spans, speech))
     params = {**room_params, **{k: v for k, v in raw.items() if k not in ROLE_ONLY}}
     return Role(role_id, raw.get("when"), tuple(actions), bool(raw.get("countsTowardCapacity", True)),
                 params, spans.get(path, Span()), path)
@@ -112,26 +123,37 @@ def build(data: dict, spans: dict, key_spans: dict, files: tuple[str, ...]) -> P
     """Turn merged, schema-valid data into the typed IR."""
     defaults = dict(data.get("defaults") or {})
     defaults.setdefault("statusEvents", list(DEFAULT_STATUS_EVENTS))
+    policy_speech = _speech(defaults, {})
     rooms = {}
     for room_id, raw in (data.get("rooms") or {}).items():
         path = ("rooms", room_id)
-        params = {**defaults, **{k: v for k, v in raw.items() if k not in ("name", "roles", "whenFull", "extraSeats")}}
-        roles = tuple(_role(rid, rraw or {}, params, path + ("roles", rid), spans)
+        params = {**defaults, **{k: v for k, v in raw.items() if k not in ROOM_ONLY}}
+        speech = _speech(raw, policy_speech)
+        roles = tuple(_role(rid, rraw or {}, params, path + ("roles", rid), spans, speech)
                       for rid, rraw in (raw.get("roles") or {}).items())
         extra = raw.get("extraSeats", 2 if any(not r.counts for r in roles) else 0)
         rooms[room_id] = Room(room_id, raw["name"], params, roles,
-                              _actions(raw.get("whenFull"), path + ("whenFull",), spans), int(extra),
-                              spans.get(path, Span()), path)
+                              _actions(raw.get("whenFull"), path + ("whenFull",), spans, speech), int(extra),
+                              spans.get(path, Span()), path, raw.get("hours"))
     flows = {}
     for flow_id, raw in (data.get("flows") or {}).items():
         path = ("flows", flow_id)
+        speech = _speech(raw, policy_speech)
         branches = tuple(
             Branch(None if b.get("digits") is None else str(b["digits"]), b.get("match"), b.get("when"),
-                   _actions(b.get("actions"), path + ("onDigits", i, "actions"), spans),
+                   _actions(b.get("actions"), path + ("onDigits", i, "actions"), spans, speech),
                    spans.get(path + ("onDigits", i), Span()), path + ("onDigits", i))
             for i, b in enumerate(raw.get("onDigits") or []))
-        flows[flow_id] = Flow(flow_id, _actions(raw.get("actions"), path + ("actions",), spans), branches,
-                              _actions(raw.get("otherwise"), path + ("otherwise",), spans), spans.get(path, Span()), path)
+        flows[flow_id] = Flow(flow_id, _actions(raw.get("actions"), path + ("actions",), spans, speech), branches,
+                              _actions(raw.get("otherwise"), path + ("otherwise",), spans, speech),
+                              spans.get(path, Span()), path, raw.get("hours"), speech)
+    hours = {}
+    for schedule_id, raw in (data.get("hours") or {}).items():
+        path = ("hours", schedule_id)
+        hours[schedule_id] = Schedule(schedule_id, raw.get("zone", defaults.get("zone")), raw.get("weekly"),
+                                      raw.get("closures"),
+                                      _actions(raw.get("closed"), path + ("closed",), spans, policy_speech),
+                                      spans.get(path, Span()), path)
     routes = {}
     for route_path, raw in (data.get("routes") or {}).items():
         path = ("routes", route_path)
@@ -145,11 +167,11 @@ def build(data: dict, spans: dict, key_spans: dict, files: tuple[str, ...]) -> P
             kind, target, role = "flow", raw["flow"], None
         keys = {str(k): str(v) for k, v in raw["keys"].items()} if kind == "keys" else None
         routes[route_path] = Route(route_path, kind, target, role, key_spans.get(path, spans.get(path, Span())), path,
-                                   keys)
+                                   keys, raw.get("hours") if isinstance(raw, dict) else None)
     server_raw = data.get("server") or {}
     server = Server(server_raw.get("publicUrl"), server_raw.get("signatureSecretEnv"),
                     int(server_raw.get("reservationTtl", 60)),
-                    _actions(server_raw.get("fallback"), ("server", "fallback"), spans),
+                    _actions(server_raw.get("fallback"), ("server", "fallback"), spans, policy_speech),
                     server_raw.get("eventsSignature"))
     return Policy(int(data.get("roomc", 1)), server, tuple(data.get("secrets") or ()), rooms, flows, routes,
-                  files, dict(data.get("defaults") or {}), spans, key_spans)
+                  files, dict(data.get("defaults") or {}), hours, spans, key_spans)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from .hours import DEFAULT_CLOSED_TEXT, compiled as compiled_schedule
 from .ir import Action, Policy, Role, Room
 from .templates import is_template
 
@@ -19,6 +20,12 @@ FALLBACK_DEFAULT: tuple[dict[str, Any], ...] = ({"say": {"text": "Sorry, we coul
 # The order conference keys are written in; JSON order does not matter to Sautikit, sorting keeps output stable.
 CONFERENCE_KEYS = ("beep", "collectDigits", "digitsCallbackUrl", "endOnExit", "finishOnKey", "flags", "muted",
                    "numDigits", "record", "startOnEnter", "statusEvents", "statusEventsCallbackUrl", "waitUrl")
+
+
+def spoken(defaults: tuple[dict[str, Any], ...], params: dict[str, Any]) -> list[dict[str, Any]]:
+    """Built-in answers with the policy's or room's default voice and language on their `say`s."""
+    speech = {k: params[k] for k in ("voice", "language") if isinstance(params.get(k), str)}
+    return [{"say": {**item["say"], **speech}} if "say" in item and speech else item for item in defaults]
 
 
 def value(text: Any) -> Any:
@@ -95,7 +102,9 @@ def _room(policy: Policy, room: Room) -> dict:
             "muted": bool(role.params.get("muted", False)),
             "actions": actions(role.actions) + [conference(policy, room, role)],
         } for role in room.roles],
-        "whenFull": actions(room.when_full) if room.when_full else list(FULL_DEFAULT),
+        "whenFull": actions(room.when_full) if room.when_full else spoken(FULL_DEFAULT, room.params),
+        # Only when written, so tables of rooms without hours stay as they were.
+        **({"hours": room.hours} if room.hours else {}),
     }
 
 
@@ -106,6 +115,7 @@ def _flow(flow) -> dict:
                      for b in flow.branches],
         # No `otherwise`: ask again, which is what a caller who mistyped expects.
         "otherwise": actions(flow.otherwise) if flow.otherwise else actions(flow.actions),
+        **({"hours": flow.hours} if flow.hours else {}),
     }
 
 
@@ -117,7 +127,19 @@ def _route(route) -> dict:
         out["flow"] = route.target
     elif route.kind == "keys":
         out["keys"] = dict(sorted((route.keys or {}).items()))
+    if route.hours:
+        out["hours"] = route.hours
     return out
+
+
+CLOSED_DEFAULT: tuple[dict[str, Any], ...] = ({"say": {"text": DEFAULT_CLOSED_TEXT}}, {"hangup": {}})
+
+
+def _hours(policy: Policy) -> dict:
+    """Each schedule parsed once at compile time, so the runtime only compares numbers."""
+    return {sid: {**compiled_schedule(s.zone or "UTC", s.weekly, s.closures),
+                  "closed": actions(s.closed) if s.closed else spoken(CLOSED_DEFAULT, policy.defaults)}
+            for sid, s in sorted(policy.hours.items())}
 
 
 def codegen(policy: Policy, *, version: str, digest: str, sources: list[str]) -> dict:
@@ -131,7 +153,8 @@ def codegen(policy: Policy, *, version: str, digest: str, sources: list[str]) ->
             "publicUrl": policy.server.public_url,
             "signatureSecretEnv": policy.server.signature_secret_env,
             "reservationTtl": policy.server.reservation_ttl,
-            "fallback": actions(policy.server.fallback) if policy.server.fallback else list(FALLBACK_DEFAULT),
+            "fallback": actions(policy.server.fallback) if policy.server.fallback
+            else spoken(FALLBACK_DEFAULT, policy.defaults),
             # Only when written, so tables of policies that leave it to the default stay as they were.
             **({"eventsSignature": policy.server.events_signature} if policy.server.events_signature else {}),
         },
@@ -139,4 +162,7 @@ def codegen(policy: Policy, *, version: str, digest: str, sources: list[str]) ->
         "routes": {path: _route(r) for path, r in sorted(policy.routes.items())},
         "rooms": {rid: _room(policy, r) for rid, r in sorted(policy.rooms.items())},
         "flows": {fid: _flow(f) for fid, f in sorted(policy.flows.items())},
+        # Open hours and the zone of `now`: only when written, so other policies' tables stay as they were.
+        **({"hours": _hours(policy)} if policy.hours else {}),
+        **({"zone": policy.defaults["zone"]} if isinstance(policy.defaults.get("zone"), str) else {}),
     }

@@ -49,6 +49,7 @@ class Room:
     extra_seats: int
     span: Span
     path: tuple
+    hours: str | None = None  # a schedule under `hours`; outside it the schedule's `closed` answers
 
     @property
     def capacity(self) -> int:
@@ -101,6 +102,8 @@ class Flow:
     otherwise: tuple[Action, ...]
     span: Span
     path: tuple
+    hours: str | None = None
+    speech: dict[str, Any] = field(default_factory=dict)  # the voice and language its says default to
 
 
 @dataclass(frozen=True)
@@ -114,6 +117,20 @@ class Route:
     span: Span
     keypath: tuple
     keys: dict[str, str] | None = None  # a keys route: key (sequence) -> effect
+    hours: str | None = None
+
+
+@dataclass(frozen=True)
+class Schedule:
+    """Open hours: the raw weekly and closures (compiler/hours.py parses them), and the closed answer."""
+
+    id: str
+    zone: str | None  # its own, else `defaults.zone`; None when neither is written
+    weekly: Any  # None = open every day; else the mapping as written
+    closures: Any
+    closed: tuple[Action, ...]
+    span: Span
+    path: tuple
 
 
 @dataclass(frozen=True)
@@ -137,6 +154,7 @@ class Policy:
     routes: dict[str, Route]
     files: tuple[str, ...]
     defaults: dict[str, Any] = field(default_factory=dict)
+    hours: dict[str, Schedule] = field(default_factory=dict)
     spans: dict[tuple, Span] = field(default_factory=dict, repr=False)
     key_spans: dict[tuple, Span] = field(default_factory=dict, repr=False)
 

@@ -178,7 +178,10 @@ URL_ENV = BoundedSandbox(undefined=StrictUndefined, keep_trailing_newline=True, 
 # Conditions are lenient: `query.host == '1'` is simply false when there is no `host`.
 CONDITION_ENV = BoundedSandbox(undefined=Undefined)
 
-CONTEXT_NAMES = frozenset({"query", "call", "room", "role", "secret"})
+CONTEXT_NAMES = frozenset({"query", "call", "room", "role", "secret", "now"})
+# `now`: the wall clock in the policy's zone at request time (compiler/hours.py now_view); never read at compile time.
+NOW_FIELDS = frozenset({"iso", "date", "time", "weekday", "hour", "minute", "year", "month", "day", "zone",
+                        "timestamp"})
 CALL_FIELDS = frozenset({"id", "from", "to", "direction", "digits", "clientRequestId", "raw"})
 TEMPLATE_MARKERS = ("{{", "{%", "{#")
 
@@ -351,6 +354,10 @@ def check(source: str, *, expression: bool = False, secrets: frozenset[str] = fr
                                          f"'call.{node.attr}' is not a call field{_near(node.attr, CALL_FIELDS)} "
                                          f"(fields: {', '.join(sorted(CALL_FIELDS))}; "
                                          "other request fields are under call.raw)", column))
+        if node.node.name == "now" and node.attr not in NOW_FIELDS:
+            found.append(TemplateProblem("RC302", node.lineno,
+                                         f"'now.{node.attr}' is not a field of now{_near(node.attr, NOW_FIELDS)} "
+                                         f"(fields: {', '.join(sorted(NOW_FIELDS))})", column))
         if node.node.name == "secret" and node.attr not in secrets:
             found.append(TemplateProblem("RC302", node.lineno,
                                          f"'secret.{node.attr}' is not declared under `secrets`", column))
@@ -416,6 +423,14 @@ def secret_names(source: str) -> set[str]:
     if any(n.name == "secret" for n in tree.find_all(nodes.Name)) and not names:
         names.add("*")
     return names
+
+
+def reads_now(source: str, expression: bool = False) -> bool:
+    """Whether a template or condition reads `now` (False when it does not parse: RC301 says so)."""
+    if not expression and not is_template(source):
+        return False
+    tree, _ = _syntax(source, expression)
+    return tree is not None and any(name == "now" for name, _ in _names(tree))
 
 
 def uses_request(source: str) -> bool:

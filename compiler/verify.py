@@ -77,6 +77,8 @@ def responses(table: dict) -> Iterator[tuple[tuple, list]]:
             yield ("flows", flow_id, "onDigits", index), branch["actions"]
         yield ("flows", flow_id, "otherwise"), flow["otherwise"]
     yield ("server", "fallback"), table["server"]["fallback"]
+    for schedule_id, schedule in (table.get("hours") or {}).items():
+        yield ("hours", schedule_id, "closed"), schedule["closed"]
 
 
 def _shape(node: Any) -> Any:

@@ -74,6 +74,22 @@ CONFERENCE_PARAMS = {
                                 "it points at this policy's keys route." + TEMPLATE_NOTE),
 }
 
+# Sautikit documents voices `alice`, `man`, `woman` and BCP-47 languages (`en-US`, `en-KE`, `sw-KE`) and
+# no full list: a policy default must at least look like a voice name and a language tag (docs/runtime.md).
+VOICE_PATTERN = "^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
+LANGUAGE_PATTERN = "^[A-Za-z]{2,3}(-[A-Za-z]{4})?(-([A-Za-z]{2}|[0-9]{3}))?$"
+SPEECH = {
+    "voice": p("Default voice", "Voice of every `say` here that names none (Sautikit documents `alice`, `man`, "
+               "`woman`; others draw RC608).", {"type": "string", "pattern": VOICE_PATTERN}, examples=["alice"]),
+    "language": p("Default language", "BCP-47 language of every `say` here that names none (Sautikit documents "
+                  "`en-US`, `en-KE`, `sw-KE`; others draw RC608).", {"type": "string", "pattern": LANGUAGE_PATTERN},
+                  examples=["sw-KE"]),
+}
+HOURS_REF = string("Open hours", "A schedule under `hours`; outside it, callers hear that schedule's `closed` actions.",
+                   examples=["office"])
+ZONE_SCHEMA = {"type": "string", "minLength": 1, "maxLength": 64}
+ZONE = string("Time zone", "IANA time zone, e.g. `Africa/Nairobi`.", examples=["Africa/Nairobi"], maxLength=64)
+
 SAY_OBJECT = {"type": "object", "additionalProperties": False, "required": ["text"], "properties": {
     "text": string("Text", "What is spoken." + TEMPLATE_NOTE),
     "voice": string("Voice", "Voice name, e.g. `alice`, `man`, `woman`; PBX default when left out."),
@@ -176,6 +192,8 @@ ROOM = {"type": "object", "additionalProperties": False, "required": ["name", "r
         "(supervisors). roomc admits at most this many of them at once and emits `maxParticipants + extraSeats`, "
         "so the platform never stalls a caller roomc admitted. Default: 2 when such a role exists, else 0."),
     **CONFERENCE_PARAMS,
+    "hours": HOURS_REF,
+    **SPEECH,
 }}
 
 BRANCH = {"type": "object", "additionalProperties": False, "required": ["actions"], "properties": {
@@ -190,15 +208,41 @@ FLOW = {"type": "object", "additionalProperties": False, "required": ["actions"]
     "onDigits": p("On digits", "Tried in order when Sautikit posts back `Digits`; the first matching branch answers.",
                   {"type": "array", "items": {"$ref": "#/$defs/branch"}}),
     "otherwise": ref("actions", "Otherwise", "Answered when digits arrive and no branch matches."),
+    "hours": HOURS_REF,
+    **SPEECH,
+}}
+
+SCHEDULE = {"type": "object", "additionalProperties": False, "properties": {
+    "zone": ZONE,
+    "weekly": p("Weekly hours", "Open ranges per day on the zone's wall clock: keys `mon`..`sun`, `mon-fri`, "
+                "`sat,sun`, `daily`, `weekdays`, `weekends`; values `\"08:00-17:00\"`, a list of them, or `closed`. "
+                "Left out: open every day (only closures close).", {
+                    "type": "object", "maxProperties": 64, "additionalProperties": {"oneOf": [
+                        {"type": "string", "minLength": 1},
+                        {"type": "array", "maxItems": 48, "items": {"type": "string", "minLength": 1}}]}}),
+    "closures": p("Closures", "Dated closures (holidays): `2026-12-25`, `{date: 2026-12-25, name: Christmas}` or "
+                  "`{from: 2026-12-24, to: 2026-12-26, name: ...}` (both days included).", {
+                      # anyOf, string first: the three shapes exclude each other, and a long list of dates
+                      # is checked one type test per item instead of three schemas each.
+                      "type": "array", "maxItems": 1000, "items": {"anyOf": [
+                          {"type": "string", "minLength": 1},
+                          {"type": "object", "additionalProperties": False, "required": ["date"], "properties": {
+                              "date": string("Date", "YYYY-MM-DD"), "name": string("Name", "Said in `roomc explain`.")}},
+                          {"type": "object", "additionalProperties": False, "required": ["from", "to"], "properties": {
+                              "from": string("First day", "YYYY-MM-DD"), "to": string("Last day", "YYYY-MM-DD, included"),
+                              "name": string("Name", "Said in `roomc explain`.")}}]}}),
+    "closed": ref("actions", "When closed", "Answered outside the hours. Default: a short spoken message and hangup."),
 }}
 
 ROUTE = {"oneOf": [
     {"const": "events", "description": "The conference status-events sink."},
     {"type": "object", "additionalProperties": False, "required": ["join"], "properties": {
         "join": string("Join room", "Room id to join."),
-        "role": string("Fixed role", "Role id; skips role selection.")}},
+        "role": string("Fixed role", "Role id; skips role selection."),
+        "hours": HOURS_REF}},
     {"type": "object", "additionalProperties": False, "required": ["flow"], "properties": {
-        "flow": string("Flow", "Flow id to run.")}},
+        "flow": string("Flow", "Flow id to run."),
+        "hours": HOURS_REF}},
     {"type": "object", "additionalProperties": False, "required": ["keys"], "properties": {
         "keys": p("In-room keys", "Receives the in-room digits (`digitsCallbackUrl`) of rooms with `collectDigits`, "
                   "and maps each key (or key sequence) to an effect stored for the room: `raiseHand`, `lowerHand`, "
@@ -239,7 +283,15 @@ SCHEMA = {
         "secrets": p("Secrets", "Env vars templates may read as `secret.NAME`; never spoken, never emitted.",
                      {"type": "array", "items": ENV_NAME, "uniqueItems": True}, examples=[["HOST_PIN"]]),
         "defaults": p("Defaults", "Conference parameters merged into every room (a room's own values win).", {
-            "type": "object", "additionalProperties": False, "properties": CONFERENCE_PARAMS}),
+            "type": "object", "additionalProperties": False, "properties": {
+                **CONFERENCE_PARAMS,
+                "zone": p("Time zone", "The policy's IANA time zone: `now` in templates is on its clock, and a "
+                          "schedule under `hours` without its own `zone` uses it.", ZONE_SCHEMA,
+                          examples=["Africa/Nairobi"]),
+                **SPEECH}}),
+        "hours": p("Open hours", "Named weekly schedules with closures; rooms, flows and routes name one with "
+                   "`hours:`.", {"type": "object", "propertyNames": {"pattern": "^[A-Za-z][A-Za-z0-9_-]*$"},
+                                 "additionalProperties": {"$ref": "#/$defs/schedule"}}),
         "rooms": p("Rooms", "Conference rooms by id.", {
             "type": "object", "propertyNames": {"pattern": "^[A-Za-z][A-Za-z0-9_-]*$"},
             "additionalProperties": {"$ref": "#/$defs/room"}}),
@@ -259,6 +311,7 @@ SCHEMA = {
         "branch": BRANCH,
         "flow": FLOW,
         "route": ROUTE,
+        "schedule": SCHEDULE,
     },
 }
 

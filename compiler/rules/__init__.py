@@ -9,6 +9,9 @@ from . import (capacity_events, comparison_type, digits_url_not_keys, end_withou
                status_events_nowhere, template_cost, template_fails, template_size, template_syntax,
                template_undefined, too_many_actions, undefined_reference, unreachable, unreachable_key,
                unsigned_roles, unused_keys_route, url_without_host)
+# Open hours and speech defaults (issue 13), on their own line so other rule families merge cleanly.
+from . import (hours_always_closed, hours_closure, hours_dst, hours_overlap, hours_range, hours_unused, hours_zone,
+               now_without_zone, speech_undocumented)
 
 RULES: tuple[ModuleType, ...] = (
     undefined_reference,
@@ -40,4 +43,13 @@ RULES: tuple[ModuleType, ...] = (
     relative_callback_url,
     url_without_host,
     too_many_actions,
+    hours_zone,
+    hours_range,
+    hours_overlap,
+    hours_closure,
+    hours_unused,
+    hours_always_closed,
+    hours_dst,
+    speech_undocumented,
+    now_without_zone,
 )

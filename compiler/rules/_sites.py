@@ -35,6 +35,8 @@ def action_lists(policy: Policy) -> Iterator[tuple[str, tuple[Action, ...], froz
             yield f"flow '{flow.id}' branch", branch.actions, no_room
         yield f"flow '{flow.id}' otherwise", flow.otherwise, no_room
     yield "server.fallback", policy.server.fallback, frozenset({"room", "role", "secret"})
+    for schedule in policy.hours.values():
+        yield f"hours '{schedule.id}' closed", schedule.closed, no_room
 
 
 def walk_actions(actions: tuple[Action, ...]) -> Iterator[Action]:

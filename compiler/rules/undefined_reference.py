@@ -1,4 +1,4 @@
-"""RC201 undefined-reference: a route, redirect or join names something the policy does not define.
+"""RC201 undefined-reference: a route, redirect, join or `hours:` names something the policy does not define.
 
 Sautikit would call a path roomc does not serve, and the caller would hear silence.
 
@@ -54,6 +54,13 @@ def check(policy: Policy) -> Iterator[Diagnostic]:
             yield Diagnostic(CODE, SEVERITY, f"route '{route.path}' runs undefined flow '{route.target}'"
                              f"{_near(route.target, policy.flows)}",
                              policy.span(route.keypath + ("flow",)), route.keypath)
+    named = [(f"route '{r.path}'", r.hours, r.keypath) for r in policy.routes.values()] + \
+        [(f"room '{r.id}'", r.hours, r.path) for r in policy.rooms.values()] + \
+        [(f"flow '{f.id}'", f.hours, f.path) for f in policy.flows.values()]
+    for owner, schedule, path in named:
+        if schedule is not None and schedule not in policy.hours:
+            yield Diagnostic(CODE, SEVERITY, f"{owner} names undefined hours '{schedule}'{_near(schedule, policy.hours)}",
+                             policy.span(path + ("hours",)), path + ("hours",))
     for owner, actions, _ in action_lists(policy):
         for action in walk_actions(actions):
             if action.verb == "redirect" and "route" in action.args and action.args["route"] not in policy.routes:
