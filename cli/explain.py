@@ -12,6 +12,28 @@ if TYPE_CHECKING:
     from roomc.runtime.render import CompiledRole
 
 
+# Instants `--at` takes: wide enough for any opening hours worth previewing, narrow enough that every zone
+# conversion stays inside what datetime can represent (years 1 and 9999 overflow with an offset).
+EARLIEST, LATEST = 1970, 9998
+
+
+def parse_instant(text: str) -> float:
+    """An ISO 8601 instant with its offset as a Unix time; a naive time is refused (whose 09:00 would it be?)."""
+    import datetime as dt
+
+    try:
+        instant = dt.datetime.fromisoformat(text.strip().replace("z", "Z"))
+    except ValueError:
+        raise Failure(f"--at takes an ISO 8601 time with an offset, e.g. 2026-12-25T09:00+03:00, not {text[:64]!r}") \
+            from None
+    if instant.tzinfo is None or instant.utcoffset() is None:
+        raise Failure(f"--at {text[:64]!r} has no offset: add one (+03:00, Z) so it names one instant, "
+                      "e.g. 2026-12-25T09:00+03:00")
+    if not EARLIEST <= instant.year <= LATEST:
+        raise Failure(f"--at {text[:64]!r} is outside the years {EARLIEST} to {LATEST}")
+    return instant.timestamp()
+
+
 def parse_pairs(values: tuple[str, ...], option: str) -> dict[str, str]:
     """`KEY=VALUE` options as a dict; anything else is a usage error naming the option."""
     out = {}
@@ -31,11 +53,14 @@ def parse_pairs(values: tuple[str, ...], option: str) -> dict[str, str]:
 @click.option("--participants", default=0, show_default=True, type=int,
               help="Seats already taken in the room, to see the answer when it is full.")
 @click.option("--secret", "secrets", multiple=True, metavar="NAME=VALUE", help="Value for a declared secret.")
+@click.option("--at", "at_text", metavar="TIME",
+              help="Answer as of this instant, ISO 8601 with an offset (2026-12-25T09:00+03:00); default: now.")
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True,
               help="json prints only the response.")
 def explain(paths: tuple[str, ...], route_path: str, queries: tuple[str, ...], forms: tuple[str, ...],
-            participants: int, secrets: tuple[str, ...], fmt: str) -> None:
+            participants: int, secrets: tuple[str, ...], at_text: str | None, fmt: str) -> None:
     """Print the exact JSON the server would answer for a request, and (on stderr) why."""
+    at = parse_instant(at_text) if at_text is not None else None
     table = load_table(paths)
     if route_path not in table["routes"]:
         raise Failure(f"no route {route_path!r}; routes: {', '.join(sorted(table['routes']))}")
@@ -65,7 +90,7 @@ def explain(paths: tuple[str, ...], route_path: str, queries: tuple[str, ...], f
         return False, f"full: {taken} of {limit} {pool} taken, so the room's whenFull actions answer"
 
     answer = responder.answer(route_path, parse_pairs(queries, "--query"), call_fields(fields),
-                              digits_sent=has_digits(fields), seats=seats, explain=True)
+                              digits_sent=has_digits(fields), seats=seats, explain=True, at=at)
     click.echo(json.dumps({"actions": answer.actions}, indent=2, ensure_ascii=False))
     if fmt == "text":
         for line in answer.trace:

@@ -9,7 +9,9 @@ from __future__ import annotations
 import hmac
 import logging
 import os
+import time
 from dataclasses import dataclass, field
+from typing import Callable
 
 import orjson
 from flask import Flask, Response, request
@@ -62,6 +64,8 @@ class Settings:
     metrics_token: str | None = None
     ui_streams: int = 16  # open live pages per worker
     ui_stream_seconds: float = 30.0
+    # Unix time for open hours and `now`; `roomc simulate` passes the scenario's clock.
+    clock: Callable[[], float] = time.time
 
     @classmethod
     def from_env(cls, table: dict, environ: dict | None = None) -> "Settings":
@@ -179,7 +183,8 @@ def create_app(route_table: dict, store: Store | None = None, settings: Settings
 
         store = open_store((os.environ.get("ROOMC_DB") or "roomc.db"))
     responder = Responder(route_table, public_url=settings.public_url, secrets=settings.secrets,
-                          events_key=settings.signing_secret if settings.events_signature == "optional" else None)
+                          events_key=settings.signing_secret if settings.events_signature == "optional" else None,
+                          clock=settings.clock)
     # No app-wide /static: the live page serves its files under /ui/static (runtime/ui.py).
     app = Flask(__name__, root_path=os.path.dirname(os.path.abspath(__file__)), static_folder=None)
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes

@@ -5,14 +5,17 @@ operator previews is exactly what a caller gets.
 """
 from __future__ import annotations
 
+import datetime as dt
 import re
+import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Protocol
 from urllib.parse import urlencode
 
 from jinja2.exceptions import TemplateError, UndefinedError
 
-from roomc.compiler.templates import compile_condition, compile_text, name_frame
+from roomc.compiler.hours import Schedule, now_view, zone as time_zone
+from roomc.compiler.templates import compile_condition, compile_text, name_frame, reads_now
 
 from .calls import TOKEN_PARAM, events_token
 
@@ -103,8 +106,23 @@ class Responder:
     """A compiled route table: give it a route and a request context, get the actions."""
 
     def __init__(self, table: dict, *, public_url: str | None = None, secrets: dict[str, str] | None = None,
-                 events_key: bytes | None = None):
+                 events_key: bytes | None = None, clock: Callable[[], float] = time.time):
         self.table = table
+        # Unix time of a request: the wall clock, or a scenario's (roomc simulate) or --at's (roomc explain).
+        self.clock = clock
+        self.hours: dict[str, Schedule | str] = {}
+        for schedule_id, spec in (table.get("hours") or {}).items():
+            try:
+                self.hours[schedule_id] = Schedule(schedule_id, spec)
+            except (ValueError, KeyError, TypeError) as exc:
+                # A hand-edited table: this schedule's callers get the fallback, every other route still answers.
+                self.hours[schedule_id] = f"hours '{schedule_id}' cannot be used: {exc}"
+        try:
+            self.zone: dt.tzinfo = time_zone(table["zone"]) if "zone" in table else dt.timezone.utc
+        except ValueError:
+            self.zone = dt.timezone.utc
+        # `now` is built per request only for tables whose templates read it: others pay nothing.
+        self.uses_now = _reads_now(table)
         self.events_key = events_key  # signs each room's events URL with a token (runtime/calls.py)
         self.public_url = (public_url or table["server"].get("publicUrl") or "").rstrip("/")
         self.secrets = dict(secrets or {})
@@ -115,6 +133,8 @@ class Responder:
                        for rid, room in table["rooms"].items()]
         self.frame_of = dict(self.frames)
         self.flows = {fid: CompiledFlow(self, flow) for fid, flow in table["flows"].items()}
+        self.closed_answers = {sid: self.actions(spec.get("closed") or [])
+                               for sid, spec in (table.get("hours") or {}).items()}
         self.fallback_template = self.actions(table["server"]["fallback"])
 
     # -- compiling templates -------------------------------------------------
@@ -212,6 +232,12 @@ class Responder:
         answer.note(f"redirect to {route} answered inline")
         spec = self.routes[route]
         target = {"query": query, "call": {**context["call"], "digits": ""}, "secret": context["secret"]}
+        if "now" in context:
+            target["now"] = context["now"]
+        if spec.get("hours"):
+            closed = self.closed(spec["hours"], target, answer, depth + 1)
+            if closed is not None:
+                return closed
         if spec["kind"] == "flow":
             answer.step = (route, query)
             return self.flows[spec["flow"]].run(target, answer, False)
@@ -219,13 +245,19 @@ class Responder:
 
     # -- answering -----------------------------------------------------------
     def answer(self, path: str, query: dict, call: dict, *, digits_sent: bool, seats: Seats,
-               explain: bool = False) -> "Answer":
-        """The actions for one voice request on one route; with `explain`, also a trace of why."""
+               explain: bool = False, at: float | None = None) -> "Answer":
+        """The actions for one voice request on one route, as of `at` (default: the clock); with `explain`,
+        also a trace of why."""
         route = self.routes[path]
-        answer = Answer(seats=seats, trace=[] if explain else None)
+        answer = Answer(seats=seats, trace=[] if explain else None, at=self.clock() if at is None else at)
         context = {"query": query, "call": call, "secret": self.secrets}
+        if self.uses_now:
+            context["now"] = now_view(dt.datetime.fromtimestamp(answer.at, self.zone))
         try:
-            if route["kind"] == "join":
+            closed = self.closed(route["hours"], context, answer, 0) if route.get("hours") else None
+            if closed is not None:
+                answer.actions = closed
+            elif route["kind"] == "join":
                 answer.actions = self.rooms[route["room"]].join(context, answer, route.get("role"), 0)
             else:
                 answer.actions = self.flows[route["flow"]].run(context, answer, digits_sent)
@@ -235,6 +267,24 @@ class Responder:
             answer.actions = self.fallback(context)
             answer.failed = True
         return answer
+
+    def closed(self, schedule_id: str, context: dict, answer: "Answer", depth: int) -> list | None:
+        """The schedule's closed answer when it is closed at the answer's time, else None (open).
+
+        Precomputed ranges and one zone conversion: no store read, a few microseconds per request.
+        """
+        schedule = self.hours.get(schedule_id)
+        if not isinstance(schedule, Schedule):
+            raise RenderError(schedule or f"hours '{schedule_id}' is not in the route table")
+        if answer.trace is not None:
+            is_open, why = schedule.explain(answer.at)
+            answer.note(why)
+        else:
+            is_open = schedule.is_open(answer.at)
+        if is_open:
+            return None
+        answer.closed = schedule_id
+        return self.closed_answers[schedule_id](context, answer, depth)
 
     def fallback(self, context: dict) -> list:
         """The configured fallback; if even that cannot render, the built-in apology."""
@@ -258,6 +308,8 @@ class Answer:
     joins: list[tuple[str, str]] = field(default_factory=list)  # (room definition, admitted|full|bad_name|no_role)
     step: tuple[str, dict] | None = None  # the flow route (and query) an inlined redirect reached
     inlined: int = 0
+    at: float = 0.0  # the Unix time the answer is for (open hours, `now`)
+    closed: str | None = None  # the schedule whose closed actions answered, if one did
 
     def note(self, line: str) -> None:
         if self.trace is not None:
@@ -286,10 +338,17 @@ class CompiledRoom:
         self.roles = [CompiledRole(responder, r) for r in room["roles"]]
         self.by_id = {r.id: r for r in self.roles}
         self.when_full = responder.actions(room["whenFull"])
+        self.hours = room.get("hours")
 
     def join(self, context: dict, answer: Answer, fixed_role: str | None, depth: int) -> list:
         if depth > MAX_JOIN_DEPTH:
             raise RenderError(f"joins nested deeper than {MAX_JOIN_DEPTH} (whenFull rooms that send back)")
+        if self.hours:
+            # Before the name and the seat: a closed room takes no seat and needs no request value.
+            closed = self.responder.closed(self.hours, context, answer, depth + 1)
+            if closed is not None:
+                answer.joins.append((self.id, "closed"))
+                return closed
         name = self.name(context)
         if not ROOM_NAME.fullmatch(name):
             answer.note(f"room name {name[:80]!r} is not a valid Sautikit room name (1-64 of A-Z a-z 0-9 . _ -); refused")
@@ -363,6 +422,19 @@ def frame_holds(frame: tuple[str, str, bool], name: str) -> bool:
     return len(name) >= len(prefix) + len(suffix) and name.startswith(prefix) and name.endswith(suffix)
 
 
+def _reads_now(table: dict) -> bool:
+    """Whether any template or condition of the table reads `now`."""
+    def walk(node: Any, key: str = "") -> bool:
+        if isinstance(node, dict):
+            if "$t" in node:
+                return reads_now(str(node["$t"]))
+            return any(walk(v, k) for k, v in node.items())
+        if isinstance(node, list):
+            return any(walk(v, key) for v in node)
+        return key == "when" and isinstance(node, str) and reads_now(node, True)
+    return any(walk(table.get(section) or {}) for section in ("rooms", "flows", "hours", "server"))
+
+
 def _digits_equal(expected: str) -> Callable[[dict], bool]:
     return lambda context: context["call"]["digits"] == expected
 
@@ -373,6 +445,8 @@ def _digits_match(pattern: re.Pattern) -> Callable[[dict], bool]:
 
 class CompiledFlow:
     def __init__(self, responder: Responder, flow: dict):
+        self.responder = responder
+        self.hours = flow.get("hours")
         self.actions = responder.actions(flow["actions"])
         self.otherwise = responder.actions(flow["otherwise"])
         self.branches = []
@@ -390,6 +464,11 @@ class CompiledFlow:
             self.branches.append((matcher, label, responder.actions(branch["actions"])))
 
     def run(self, context: dict, answer: Answer, digits_sent: bool) -> list:
+        if self.hours:
+            # Digits that arrive after closing time get the closed answer too, not the next step.
+            closed = self.responder.closed(self.hours, context, answer, 0)
+            if closed is not None:
+                return closed
         if not digits_sent:
             answer.note("no digits in the request: the flow's actions")
             return self.actions(context, answer, 0)

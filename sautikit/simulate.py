@@ -70,6 +70,25 @@ def _epoch(scenario: dict) -> float:
     return float(int(time.time()) - 7 * 24 * 3600)
 
 
+def _wall_clock(scenario: dict) -> float | None:
+    """The scenario's `at:` (the wall-clock instant of simulated second 0, for open hours and `now`) as Unix time."""
+    import datetime as dt
+
+    value = scenario.get("at")
+    if value is None:
+        return None
+    try:
+        instant = value if isinstance(value, dt.datetime) else dt.datetime.fromisoformat(str(value).strip())
+    except ValueError:
+        raise ScenarioError(f"`at` takes an ISO 8601 time with an offset, e.g. 2026-12-24T16:58:00+03:00, "
+                            f"not {str(value)[:64]!r}") from None
+    if instant.tzinfo is None or instant.utcoffset() is None:
+        raise ScenarioError(f"`at: {value}` has no offset: add one (+03:00, Z) so it names one instant")
+    if not 1970 <= instant.year <= 9998:
+        raise ScenarioError(f"`at: {value}` is outside the years 1970 to 9998")
+    return instant.timestamp()
+
+
 def run(path: str | Path, *, realtime: bool = False, rounding: str | None = None,
         platform: Mapping[str, Any] | None = None, db: str | None = None) -> Outcome:
     """Run one scenario file and return the platform's report and the runtime's rooms (stored in
@@ -86,6 +105,7 @@ def run(path: str | Path, *, realtime: bool = False, rounding: str | None = None
     path = Path(path)
     scenario = _load(path)
     readings, routing = platform_section(scenario, platform)
+    wall = _wall_clock(scenario)
     compilation = pipeline.run([str((path.parent / scenario["policy"]).resolve())])
     if compilation.table is None:
         problems = "; ".join(f"{d.span.file}:{d.span.line}: {d.message}" for d in compilation.diagnostics[:5])
@@ -95,13 +115,19 @@ def run(path: str | Path, *, realtime: bool = False, rounding: str | None = None
     store = open_store(db)
     # The app's callback URLs need the port, and the port is known once the socket is bound.
     served: dict[str, Any] = {}
+    start = wall if wall is not None else _epoch(scenario)
+
+    def scenario_clock() -> float:
+        # Open hours and `now` follow the simulation: second t of the scenario is `at` (else the epoch) + t.
+        engine = served.get("engine")
+        return start + (engine.clock.now() if engine is not None else 0.0)
     server = make_server("127.0.0.1", 0, lambda environ, start: served["app"](environ, start), threaded=True)
     serving = threading.Thread(target=server.serve_forever, daemon=True)
     base = f"http://127.0.0.1:{server.server_port}"
     try:
         served["app"] = create_app(compilation.table, store=store, settings=Settings(
             public_url=base, signing_secret=SECRET,
-            secrets={k: str(v) for k, v in (scenario.get("secrets") or {}).items()}))
+            secrets={k: str(v) for k, v in (scenario.get("secrets") or {}).items()}, clock=scenario_clock))
         serving.start()
         events_url = routing.get("events_url")
         if events_url and str(events_url).startswith("/"):
@@ -110,6 +136,7 @@ def run(path: str | Path, *, realtime: bool = False, rounding: str | None = None
                           rounding=rounding or scenario.get("billing", "per-second"),
                           recording_base="https://recordings.sautikit.local", epoch=_epoch(scenario),
                           readings=readings, events_url=events_url)
+        served["engine"] = engine
         number = str(scenario.get("number", "+254700000001"))
         for index, call in enumerate(scenario["calls"]):
             if not isinstance(call, dict) or "route" not in call:
@@ -139,7 +166,8 @@ def run(path: str | Path, *, realtime: bool = False, rounding: str | None = None
             server.shutdown()
         server.server_close()
         store.close()
-    return Outcome({**report(engine), "platform": readings.as_dict(), "snapshots": snapshots}, rooms)
+    clock_start = {} if wall is None else {"at": _iso(wall, scenario.get("at"))}
+    return Outcome({**report(engine), "platform": readings.as_dict(), "snapshots": snapshots, **clock_start}, rooms)
 
 
 def _take_snapshot(into: list, engine: Platform, store: Any, at: float, name: str) -> None:
@@ -163,6 +191,14 @@ def _room_keys(call: dict, index: int) -> list[tuple[float, str]]:
             raise ScenarioError(f"call {index + 1}: each of `keys` needs `after` (seconds in the room) and `digits`")
         out.append((float(press["after"]), str(press["digits"])))
     return out
+
+
+def _iso(instant: float, written: Any) -> str:
+    """The scenario's start instant in the offset it was written with."""
+    import datetime as dt
+
+    given = written if isinstance(written, dt.datetime) else dt.datetime.fromisoformat(str(written).strip())
+    return dt.datetime.fromtimestamp(instant, given.tzinfo).isoformat(timespec="seconds")
 
 
 def clock(seconds: float) -> str:
@@ -194,7 +230,8 @@ def render_text(outcome: Outcome) -> str:
     """The timeline, then who waited and how long, the rooms as stored, and the bill."""
     data = outcome.report
     width = max([len(e["who"]) for e in data["timeline"]] + [8])
-    lines = [f"{clock(e['at'])}  {e['who']:<{width}}  {e['what']}" for e in data["timeline"]]
+    lines = [f"(second 0 is {data['at']}: open hours and `now` follow the scenario's clock)"] if data.get("at") else []
+    lines += [f"{clock(e['at'])}  {e['who']:<{width}}  {e['what']}" for e in data["timeline"]]
     lines += ["", "Rooms (as the platform played them, then as the runtime stored them):"]
     for session in data["sessions"]:
         lines.append(f"  {session['room']}: started {_at(session['startedAt'])}, ended {_at(session['endedAt'])}, "
