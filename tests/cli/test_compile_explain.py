@@ -104,3 +104,43 @@ def test_emit_ir_shows_the_intermediate_form_with_spans(invoke):
     result = invoke("compile", MEETING, "--emit", "ir")
     assert result.exit_code == 0
     assert "Room(id='meeting'" in result.output and "Span(file=" in result.output and "line=" in result.output
+
+
+CALL_CENTRE = str(ROOT / "rooms" / "call-centre.yaml")
+
+
+@pytest.mark.parametrize("at, opened, reason", [
+    ("2026-12-25T09:00+03:00", False, "closed at fri 2026-12-25 09:00 Africa/Nairobi: a closure (Christmas Day)"),
+    ("2026-12-24T06:00Z", True, "open at thu 2026-12-24 09:00 Africa/Nairobi, within 08:00-17:00"),
+    ("2026-12-27T12:00+03:00", False, "outside the weekly hours (sun: closed)"),
+])
+def test_explain_at_an_instant(runner, at, opened, reason):
+    from roomc.cli import main
+
+    result = runner.invoke(main, ["explain", CALL_CENTRE, "--route", "/support/join", "--query", "ticket=7",
+                                  "--at", at])
+    assert result.exit_code == 0, result.output
+    actions = json.loads(result.stdout)["actions"]
+    assert ("conference" in actions[-1]) is opened
+    assert reason in result.stderr
+
+
+@pytest.mark.parametrize("at, problem", [
+    ("2026-12-25T09:00", "has no offset"),
+    ("0001-01-01T00:00+14:00", "outside the years 1970 to 9998"),
+    ("9999-12-31T23:59-12:00", "outside the years"),
+    ("1969-12-31T23:59:59Z", "outside the years"),
+    ("tomorrow", "ISO 8601"),
+    ("2026-12-25T25:61+03:00", "ISO 8601"),
+])
+def test_explain_at_refuses_what_names_no_instant(invoke, at, problem):
+    result = invoke("explain", CALL_CENTRE, "--route", "/support/join", "--query", "ticket=7", "--at", at)
+    assert result.exit_code != 0 and problem in result.output and "Traceback" not in result.output
+
+
+def test_explain_shows_the_rooms_default_voice(invoke):
+    result = invoke("explain", CALL_CENTRE, "--route", "/support/join", "--query", "ticket=7",
+                    "--at", "2026-12-24T09:00+03:00", "--format", "json")
+    say = json.loads(result.output)["actions"][0]["say"]
+    assert say == {"text": "Thank you for calling. An agent will be with you shortly.", "voice": "woman",
+                   "language": "en-KE"}

@@ -192,3 +192,29 @@ calls:
     result = run(scenario)
     assert "presses 1 in r-1" in said(result, "a")
     assert "r-1 collects no in-room digits; the keys go nowhere" in said(result, "platform")
+
+
+OFFICE_HOURS = ROOMS / "scenarios" / "office-hours.yaml"
+
+
+def test_the_scenarios_clock_opens_and_closes_the_line():
+    """Second 0 is 16:58 on Christmas Eve in Nairobi: 41 gets in, 42 rings after 17:00, 43 on Christmas Day."""
+    played = run(OFFICE_HOURS)
+    closed = 'hears "Thank you for calling. Our support line is open Monday to Friday from 8 to 5, and Saturday ' \
+             'from 9 to 1. Please call again then."'
+    assert "joins support-41" in said(played, "caller-41") and "starts support-41" in said(played, "agent-41")
+    assert said(played, "caller-42") == [closed, "is hung up by the policy"]
+    assert said(played, "caller-43") == [closed, "is hung up by the policy"]
+    assert "joins support-44" in said(played, "caller-44")
+    assert set(played.rooms) == {"support-41", "support-44"}  # closed callers took no room and no seat
+    assert played.report["at"] == "2026-12-24T16:58:00+03:00"
+    assert render_text(played).startswith("(second 0 is 2026-12-24T16:58:00+03:00")
+
+
+@pytest.mark.parametrize("at, problem", [("2026-12-24T16:58:00", "no offset"), ("yesterday", "ISO 8601"),
+                                         ("1900-01-01T00:00Z", "outside the years")])
+def test_a_scenario_clock_must_name_one_instant(tmp_path, at, problem):
+    scenario = tmp_path / "s.yaml"
+    scenario.write_text(f"policy: {ROOMS / 'call-centre.yaml'}\nat: \"{at}\"\ncalls: []\n")
+    with pytest.raises(ScenarioError, match=problem):
+        run(scenario)
