@@ -129,6 +129,16 @@ def _graph_edges(table: dict) -> tuple[list[tuple[str, str, str]], dict[str, str
         scan(src, flow["otherwise"], "otherwise: ")
     for rid, room in sorted(table["rooms"].items()):
         scan(node("room", rid), room["whenFull"], "when full: ")
+    # Open hours: what keeps a schedule points at it; its closed actions lead on like any others.
+    for path, route in sorted(table["routes"].items()):
+        if route.get("hours"):
+            edges.append((node("route", path), node("hours", route["hours"]), "closed"))
+    for kind, section in (("room", "rooms"), ("flow", "flows")):
+        for key, entry in sorted(table[section].items()):
+            if entry.get("hours"):
+                edges.append((node(kind, key), node("hours", entry["hours"]), "closed"))
+    for sid, schedule in sorted((table.get("hours") or {}).items()):
+        scan(node("hours", sid), schedule["closed"], "closed: ")
         keys_routes = {r["actions"][-1].get("conference", {}).get("digitsCallbackUrl", {}).get("$url", {}).get("route")
                        for r in room["roles"] if r["actions"] and isinstance(
                            r["actions"][-1].get("conference", {}).get("digitsCallbackUrl"), dict)}
@@ -146,13 +156,15 @@ def graph(paths: tuple[str, ...], fmt: str) -> None:
     if fmt == "mermaid":
         lines = ["flowchart LR"]
         for key, label in sorted(nodes.items()):
-            shape = ("([", "])") if label.startswith("route") else ("[[", "]]") if label.startswith("flow") else ("[", "]")
+            shape = ("([", "])") if label.startswith("route") else ("[[", "]]") if label.startswith("flow") else \
+                ("{{", "}}") if label.startswith("hours") else ("[", "]")
             lines.append(f'  {key}{shape[0]}"{label}"{shape[1]}')
         lines += [f"  {a} -->|{label}| {b}" for a, b, label in edges]
     else:
         lines = ["digraph roomc {", "  rankdir=LR;"]
         for key, label in sorted(nodes.items()):
-            dot_shape = "oval" if label.startswith("route") else "box3d" if label.startswith("flow") else "box"
+            dot_shape = "oval" if label.startswith("route") else "box3d" if label.startswith("flow") else \
+                "hexagon" if label.startswith("hours") else "box"
             lines.append(f'  {key} [label="{label}", shape={dot_shape}];')
         lines += [f'  {a} -> {b} [label="{label}"];' for a, b, label in edges]
         lines.append("}")

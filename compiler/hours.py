@@ -241,6 +241,7 @@ class Schedule:
             merged.append([first, last, name])
         self.closure_starts = [m[0] for m in merged]
         self.closures = merged
+        self._last: tuple[float, bool] = (float("nan"), False)  # (minute asked about, answer); nan equals nothing
 
     def local(self, instant: float) -> dt.datetime:
         """The instant on this schedule's wall clock."""
@@ -252,14 +253,25 @@ class Schedule:
         return self.closures[where] if where >= 0 and self.closures[where][1] >= day else None
 
     def is_open(self, instant: float) -> bool:
-        """Whether the line is open at a Unix time: no closure that day, and a weekly range holds the wall clock."""
+        """Whether the line is open at a Unix time: no closure that day, and a weekly range holds the wall clock.
+
+        Ranges, closures and zone offsets (every zone's since 1972) change on whole minutes, so the answer
+        for the last minute asked about is kept: requests within one minute cost a division and a comparison.
+        """
+        bucket = instant // 60
+        last = self._last
+        if last[0] == bucket:
+            return last[1]
         local = dt.datetime.fromtimestamp(instant, self.zone)
         if self.closures and self._closure(local) is not None:
-            return False
-        if self.always:
-            return True
-        minute = local.hour * 60 + local.minute
-        return any(start <= minute < end for start, end in self.days[local.weekday()])
+            answer = False
+        elif self.always:
+            answer = True
+        else:
+            minute = local.hour * 60 + local.minute
+            answer = any(start <= minute < end for start, end in self.days[local.weekday()])
+        self._last = (bucket, answer)  # one tuple, replaced whole: safe to share between threads
+        return answer
 
     def explain(self, instant: float) -> tuple[bool, str]:
         """(open, why) at a Unix time, for `roomc explain`."""

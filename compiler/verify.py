@@ -61,6 +61,8 @@ def expand(table: dict, actions: list, visiting: frozenset = frozenset()) -> lis
         wanted = item["$join"].get("role")
         variants: list[list] = [r["actions"] for r in room["roles"] if wanted in (None, r["id"])]
         variants.append(expand(table, room["whenFull"], visiting | {room_id}))
+        if room.get("hours") in (table.get("hours") or {}):  # closed: the schedule's closed actions instead
+            variants.append(expand(table, table["hours"][room["hours"]]["closed"], visiting | {room_id}))
         out.extend(sorted(variants, key=len)[-1])  # the longest thing the join can become
     return out
 

@@ -123,6 +123,7 @@ class Responder:
             self.zone = dt.timezone.utc
         # `now` is built per request only for tables whose templates read it: others pay nothing.
         self.uses_now = _reads_now(table)
+        self._now: tuple[float, dict] = (float("nan"), {})
         self.events_key = events_key  # signs each room's events URL with a token (runtime/calls.py)
         self.public_url = (public_url or table["server"].get("publicUrl") or "").rstrip("/")
         self.secrets = dict(secrets or {})
@@ -252,7 +253,7 @@ class Responder:
         answer = Answer(seats=seats, trace=[] if explain else None, at=self.clock() if at is None else at)
         context = {"query": query, "call": call, "secret": self.secrets}
         if self.uses_now:
-            context["now"] = now_view(dt.datetime.fromtimestamp(answer.at, self.zone))
+            context["now"] = self.now_view(answer.at)
         try:
             closed = self.closed(route["hours"], context, answer, 0) if route.get("hours") else None
             if closed is not None:
@@ -267,6 +268,17 @@ class Responder:
             answer.actions = self.fallback(context)
             answer.failed = True
         return answer
+
+    def now_view(self, instant: float) -> dict:
+        """`now` for an instant; the view of the last second asked about is reused (templates cannot change it:
+        the sandbox is immutable), so a busy line builds it once a second, not once a request."""
+        second = instant // 1
+        last = self._now
+        if last[0] == second:
+            return last[1]
+        view = now_view(dt.datetime.fromtimestamp(second, self.zone))
+        self._now = (second, view)
+        return view
 
     def closed(self, schedule_id: str, context: dict, answer: "Answer", depth: int) -> list | None:
         """The schedule's closed answer when it is closed at the answer's time, else None (open).

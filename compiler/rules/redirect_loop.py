@@ -44,6 +44,12 @@ def _edges(policy: Policy) -> dict[str, list[tuple[str, Action]]]:
         # A redirect arrives without digits, so only a flow's entry `actions` can continue a loop.
         entry = policy.flows[route.target].actions if route.kind == "flow" and route.target in policy.flows else ()
         edges[route.path] = [(a.args["route"], a) for a in _busy_redirects(entry)]
+        # While closed, the route (or its room or flow) answers its schedule's closed actions instead.
+        target = policy.flows.get(route.target or "") if route.kind == "flow" else \
+            policy.rooms.get(route.target or "") if route.kind == "join" else None
+        for schedule_id in (route.hours, getattr(target, "hours", None)):
+            if schedule_id in policy.hours:
+                edges[route.path] += [(a.args["route"], a) for a in _busy_redirects(policy.hours[schedule_id].closed)]
     return edges
 
 

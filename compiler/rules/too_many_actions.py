@@ -39,6 +39,8 @@ def response_length(policy: Policy, actions: tuple[Action, ...], visiting: froze
         inner = visiting | {room.id}
         roles = [r for r in room.roles if r.id == action.args.get("role")] or list(room.roles)
         longest = max([len(r.actions) + 1 for r in roles] + [response_length(policy, room.when_full, inner)])
+        if room.hours in policy.hours:  # a closed room answers its schedule's closed actions instead
+            longest = max(longest, response_length(policy, policy.hours[room.hours].closed, inner))
         total += longest
     return total
 

@@ -144,3 +144,19 @@ def test_explain_shows_the_rooms_default_voice(invoke):
     say = json.loads(result.output)["actions"][0]["say"]
     assert say == {"text": "Thank you for calling. An agent will be with you shortly.", "voice": "woman",
                    "language": "en-KE"}
+
+
+def test_graph_shows_what_keeps_hours_and_where_closed_callers_go(invoke, tmp_path):
+    policy = tmp_path / "p.yaml"
+    policy.write_text(
+        'roomc: 1\nserver: {publicUrl: "https://x.example.com", signatureSecretEnv: S}\n'
+        'hours:\n  office:\n    zone: UTC\n    weekly: {daily: "08:00-17:00"}\n'
+        '    closed: [{say: "Closed."}, {redirect: /voicemail}]\n'
+        'flows:\n  voicemail: {actions: [{record: {maxLength: 60}}]}\n'
+        'rooms:\n  support: {name: "support-{{ query.t }}", hours: office, roles: {caller: {}}}\n'
+        'routes:\n  /support: {join: support}\n  /voicemail: {flow: voicemail}\n  /e: events\n')
+    mermaid = invoke("graph", str(policy)).output
+    assert 'hours_office{{"hours office"}}' in mermaid
+    assert "room_support -->|closed| hours_office" in mermaid
+    assert "hours_office -->|closed: redirect| route__voicemail" in mermaid
+    assert 'hours_office [label="hours office", shape=hexagon];' in invoke("graph", str(policy), "--format", "dot").output

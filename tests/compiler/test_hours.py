@@ -332,3 +332,16 @@ def test_is_open_agrees_with_reading_the_wall_clock(ranges, instant, zone_name):
     expected = any(d == local.weekday() and s <= minute < e for d, s, e in ranges if e > s)
     assert compiled.is_open(instant) is expected
     assert compiled.explain(instant)[0] is expected
+
+
+@settings(max_examples=50, deadline=None)
+@given(st.lists(st.integers(1_790_000_000, 1_800_000_000), min_size=2, max_size=40))
+def test_one_schedule_asked_again_and_again_answers_each_instant_afresh(instants):
+    """The last-minute cache never answers for another minute, in any order of asking."""
+    office = hours.Schedule("office", hours.compiled("Europe/London", {"mon-fri": ["08:00-12:30", "13:30-17:00"]},
+                                                     ["2026-12-25", {"from": "2026-08-01", "to": "2026-08-14"}]))
+    fresh = [hours.Schedule("office", hours.compiled("Europe/London", {"mon-fri": ["08:00-12:30", "13:30-17:00"]},
+                                                     ["2026-12-25", {"from": "2026-08-01", "to": "2026-08-14"}]))
+             .explain(i)[0] for i in instants]
+    assert [office.is_open(i) for i in instants + [i + 59 for i in instants]] == fresh + [
+        office.explain(i + 59)[0] for i in instants]

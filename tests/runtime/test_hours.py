@@ -153,3 +153,14 @@ def test_tables_without_hours_or_now_build_no_clock_view():
 
     table = pipeline.run([str(ROOMS / "meeting.yaml")]).table
     assert table is not None and not Responder(table).uses_now
+
+
+def test_a_template_cannot_change_the_shared_now(table):
+    hostile = copy.deepcopy(table)
+    hostile["rooms"]["support"]["roles"][0]["actions"][0]["say"]["text"] = {"$t": "{{ now.pop('hour') }}{{ now }}"}
+    responder = Responder(hostile)
+    at = _at("2026-12-24T09:00+03:00")
+    first = responder.answer("/support", {"ticket": "7"}, {"id": "c", "digits": ""}, digits_sent=False,
+                             seats=lambda room, role, limit: (True, "admitted"), at=at)
+    assert first.failed  # the sandbox refuses to modify a dict: the caller hears the fallback
+    assert responder.now_view(at)["hour"] == 9
