@@ -22,10 +22,12 @@ import os
 import socket
 import threading
 import time
+import weakref
 from contextlib import contextmanager
-from typing import Any, Callable, Iterator, TypeVar
+from typing import Any, Callable, Iterator, TypeVar, cast
 
 import psycopg
+from psycopg import pq
 from psycopg.rows import dict_row
 from psycopg_pool import ConnectionPool, PoolTimeout
 
@@ -344,6 +346,58 @@ class _Watchdog:
 _WATCHDOG = _Watchdog()
 
 
+class _Statement:
+    """A statement on every join's path, run through libpq directly: prepared once per connection,
+    parameters sent as text, the one row read as text.
+
+    psycopg's `execute` spends about 90 us of Python a call on a cursor, parameter adaptation and
+    its generators (measured: 140 against 45-53 us of CPU for the same reservation), and the
+    worker serves nothing else meanwhile. Errors are psycopg's own exceptions, so `_run` treats
+    them alike; libpq's blocking call releases the GIL, so the watchdog can still cut it.
+    """
+
+    def __init__(self, name: str, sql: str):
+        self.name, self.sql = name.encode(), sql.encode()
+        self._prepared: weakref.WeakKeyDictionary[Any, bool] = weakref.WeakKeyDictionary()
+
+    def row(self, conn: psycopg.Connection, params: list[bytes | None]) -> list[bytes | None]:
+        """The statement's one row, each value as PostgreSQL's text (None for NULL)."""
+        pgconn = conn.pgconn
+        if conn not in self._prepared:
+            self._check(pgconn, pgconn.prepare(self.name, self.sql))
+            self._prepared[conn] = True
+        result = pgconn.exec_prepared(self.name, cast(Any, params))  # None is NULL (psycopg's stub omits it)
+        if result.status != pq.ExecStatus.TUPLES_OK and result.error_field(pq.DiagnosticField.SQLSTATE) == b"26000":
+            # The prepared statement is gone (a pooler's DISCARD ALL, say): prepare it again, once.
+            self._check(pgconn, pgconn.prepare(self.name, self.sql))
+            result = pgconn.exec_prepared(self.name, cast(Any, params))
+        self._check(pgconn, result)
+        return [result.get_value(0, column) for column in range(result.nfields)]
+
+    @staticmethod
+    def _check(pgconn: Any, result: Any) -> None:
+        if result.status in (pq.ExecStatus.TUPLES_OK, pq.ExecStatus.COMMAND_OK):
+            return
+        if pgconn.status == pq.ConnStatus.BAD:  # the connection broke: psycopg says OperationalError too
+            raise psycopg.OperationalError(str(pgconn.get_error_message()).strip())
+        raise psycopg.errors.error_from_result(result)
+
+
+def _text(value: str | None) -> bytes | None:
+    """A text parameter as libpq takes it (NUL cannot go, as everywhere in this store)."""
+    return None if value is None else value.replace("\x00", "\ufffd").encode()
+
+
+_RESERVE = "roomc_reserve($1, $2, $3, $4::smallint, $5::smallint, $6::float8, $7::float8, $8::integer, $9)"
+_RESERVE_ROW = _Statement("roomc_reserve_1", f"SELECT admitted, again, taken FROM {_RESERVE}")
+# A signed join in one round trip and one transaction: the binding, then the seat only if it bound.
+# The reserve is an uncorrelated subquery inside CASE, which PostgreSQL runs (an InitPlan) only when
+# the CASE reaches it, so a replay takes no seat (tests/runtime/test_store.py holds it to that).
+_BIND_RESERVE_ROW = _Statement("roomc_bind_reserve_1", (
+    f"SELECT b.ok, CASE WHEN b.ok THEN (SELECT ARRAY[r.admitted::int, r.again::int, r.taken] FROM {_RESERVE} AS r) END "
+    "FROM roomc_bind_signature($10, $11, $12::float8, $13::float8, $14) AS b(ok)"))
+
+
 class PostgresStore:
     """The store for many instances: one PostgreSQL database, reached through a connection pool.
 
@@ -492,26 +546,18 @@ class PostgresStore:
         from events that name only the caller). With `bind`, the signature is bound first, in the same
         statement (SignatureReused, and no seat, if it belongs to another request)."""
         now = time.time() if now is None else now
-        values = (_clean(room), _clean(call_id), _clean(role), int(counted), int(muted), now, now + ttl, limit,
-                  _clean(caller or None))
-        call = "roomc_reserve(%s, %s, %s, %s::smallint, %s::smallint, %s, %s, %s, %s)"
+        values = [_text(room), _text(call_id), _text(role), b"1" if counted else b"0", b"1" if muted else b"0",
+                  repr(float(now)).encode(), repr(float(now + ttl)).encode(), b"%d" % limit, _text(caller or None)]
         if bind is None:
-            row = self._run(deadline, lambda conn: conn.execute(f"SELECT * FROM {call}", values).fetchone())
-            assert row is not None
-            admitted, again, taken = row
-            return Admission(bool(admitted), taken, limit, again=bool(again))
-        # A signed join in one round trip and one transaction: the binding, then the seat only if it bound.
-        # The reserve is an uncorrelated subquery inside CASE, which PostgreSQL runs (an InitPlan) only when
-        # the CASE reaches it, so a replay takes no seat (tests/runtime/test_store.py holds it to that).
-        both = values + (_clean(bind.signature), _clean(bind.request), bind.expires_at, now, _clean(bind.grant))
-        row = self._run(deadline, lambda conn: conn.execute(
-            f"SELECT b.ok, CASE WHEN b.ok THEN (SELECT ARRAY[r.admitted::int, r.again::int, r.taken] FROM {call} AS r) "
-            "END FROM roomc_bind_signature(%s, %s, %s, %s, %s) AS b(ok)", both).fetchone())
-        assert row is not None
-        if not row[0]:
+            admitted, again, taken = self._run(deadline, lambda conn: _RESERVE_ROW.row(conn, values))
+            return Admission(admitted == b"t", None if taken is None else int(taken), limit, again=again == b"t")
+        values += [_text(bind.signature), _text(bind.request), repr(float(bind.expires_at)).encode(),
+                   repr(float(now)).encode(), _text(bind.grant)]
+        bound, seat = self._run(deadline, lambda conn: _BIND_RESERVE_ROW.row(conn, values))
+        if bound != b"t" or seat is None:
             raise SignatureReused(bind.request)
-        admitted, again, taken = row[1]
-        return Admission(bool(admitted), taken, limit, again=bool(again))
+        seated, kept, count = seat.decode().strip("{}").split(",")
+        return Admission(seated == "1", None if count == "NULL" else int(count), limit, again=kept == "1")
 
     def record(self, event: Event, *, now: float | None = None, deadline: float | None = None) -> str:
         """Store one status event; `stored`, `duplicate` or `unreadable` (kept raw, never dropped).
