@@ -22,9 +22,13 @@ CONFERENCE_KEYS = ("beep", "collectDigits", "digitsCallbackUrl", "endOnExit", "f
                    "numDigits", "record", "startOnEnter", "statusEvents", "statusEventsCallbackUrl", "waitUrl")
 
 
+def _speech(params: dict[str, Any]) -> dict[str, str]:
+    return {k: params[k] for k in ("voice", "language") if isinstance(params.get(k), str)}
+
+
 def spoken(defaults: tuple[dict[str, Any], ...], params: dict[str, Any]) -> list[dict[str, Any]]:
     """Built-in answers with the policy's or room's default voice and language on their `say`s."""
-    speech = {k: params[k] for k in ("voice", "language") if isinstance(params.get(k), str)}
+    speech = _speech(params)
     return [{"say": {**item["say"], **speech}} if "say" in item and speech else item for item in defaults]
 
 
@@ -105,6 +109,8 @@ def _room(policy: Policy, room: Room) -> dict:
         "whenFull": actions(room.when_full) if room.when_full else spoken(FULL_DEFAULT, room.params),
         # Only when written, so tables of rooms without hours stay as they were.
         **({"hours": room.hours} if room.hours else {}),
+        # The runtime's own messages for this room (an invalid name, no role) are spoken with it too.
+        **({"speech": _speech(room.params)} if _speech(room.params) else {}),
     }
 
 
@@ -165,4 +171,5 @@ def codegen(policy: Policy, *, version: str, digest: str, sources: list[str]) ->
         # Open hours and the zone of `now`: only when written, so other policies' tables stay as they were.
         **({"hours": _hours(policy)} if policy.hours else {}),
         **({"zone": policy.defaults["zone"]} if isinstance(policy.defaults.get("zone"), str) else {}),
+        **({"speech": _speech(policy.defaults)} if _speech(policy.defaults) else {}),
     }

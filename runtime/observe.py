@@ -38,7 +38,7 @@ class _Metrics:
         self.when_full = Counter("roomc_when_full_answers", "Callers answered with whenFull, by room definition.",
                                  ["room"])
         self.refusals = Counter("roomc_refusals", "Callers turned away without a seat (no role matched, invalid "
-                                "room name), by room definition and reason.", ["room", "reason"])
+                                "room name, closed), by room definition and reason.", ["room", "reason"])
         self.fallbacks = Counter("roomc_fallback_answers", "Voice requests answered with the fallback actions.",
                                  ["route", "reason"])
         self.events = Counter("roomc_events", "Status events by outcome (stored, duplicate, unreadable, refused, "
@@ -94,7 +94,7 @@ class Observer:
 
     def voice(self, request_id: str, route: str, call_id: str | None, room: str | None, outcome: str,
               started: float, joins: Iterable[tuple[str, str]] = ()) -> None:
-        """One voice request's outcome; `joins` is (room definition, admitted|full|bad_name|no_role) per join.
+        """One voice request's outcome; `joins` is (room definition, admitted|full|bad_name|no_role|closed) per join.
 
         `outcome` is the last join's result, `answered` (a flow), `fallback:<why>` or `signature`."""
         keys = [("requests", route, outcome), *((result, room_id) for room_id, result in joins)]
@@ -164,7 +164,7 @@ class Observer:
                 m.admissions.labels(key[1]).inc(n)
             elif kind == "full":
                 m.when_full.labels(key[1]).inc(n)
-            else:  # bad_name, no_role
+            else:  # bad_name, no_role, closed (open hours)
                 m.refusals.labels(key[1], kind).inc(n)
         for operation, tally in times.items():
             child = m.store_seconds.labels(operation)

@@ -31,6 +31,14 @@ MAX_JOIN_DEPTH = 4
 MAX_INLINE = 3
 BAD_ROOM = [{"say": {"text": "Sorry, that meeting number is not valid."}}, {"hangup": {}}]
 NO_ROLE = [{"say": {"text": "Sorry, you cannot join this meeting."}}, {"hangup": {}}]
+LAST_RESORT = [{"say": {"text": "Sorry, something went wrong. Please call again later."}}, {"hangup": {}}]
+
+
+def _spoken(answer: list, speech: dict | None) -> list:
+    """A built-in answer with the policy's or room's default voice and language on its `say`."""
+    if not speech:
+        return answer
+    return [{"say": {**item["say"], **speech}} if "say" in item else item for item in answer]
 
 
 class RenderError(Exception):
@@ -137,6 +145,7 @@ class Responder:
         self.closed_answers = {sid: self.actions(spec.get("closed") or [])
                                for sid, spec in (table.get("hours") or {}).items()}
         self.fallback_template = self.actions(table["server"]["fallback"])
+        self.last_resort = _spoken(LAST_RESORT, table.get("speech"))
 
     # -- compiling templates -------------------------------------------------
     def node(self, template: Any, field_name: str = "") -> tuple[bool, Any]:
@@ -258,6 +267,8 @@ class Responder:
             closed = self.closed(route["hours"], context, answer, 0) if route.get("hours") else None
             if closed is not None:
                 answer.actions = closed
+                if route["kind"] == "join":  # counted like a closed room (roomc_refusals, reason closed)
+                    answer.joins.append((route["room"], "closed"))
             elif route["kind"] == "join":
                 answer.actions = self.rooms[route["room"]].join(context, answer, route.get("role"), 0)
             else:
@@ -303,7 +314,7 @@ class Responder:
         try:
             return self.fallback_template(context, Answer(), MAX_JOIN_DEPTH)
         except Exception:
-            return [{"say": {"text": "Sorry, something went wrong. Please call again later."}}, {"hangup": {}}]
+            return self.last_resort
 
 
 @dataclass
@@ -317,7 +328,8 @@ class Answer:
     role: str | None = None
     failed: bool = False
     error: str | None = None
-    joins: list[tuple[str, str]] = field(default_factory=list)  # (room definition, admitted|full|bad_name|no_role)
+    # (room definition, admitted|full|bad_name|no_role|closed)
+    joins: list[tuple[str, str]] = field(default_factory=list)
     step: tuple[str, dict] | None = None  # the flow route (and query) an inlined redirect reached
     inlined: int = 0
     at: float = 0.0  # the Unix time the answer is for (open hours, `now`)
@@ -351,6 +363,8 @@ class CompiledRoom:
         self.by_id = {r.id: r for r in self.roles}
         self.when_full = responder.actions(room["whenFull"])
         self.hours = room.get("hours")
+        self.bad_room = _spoken(BAD_ROOM, room.get("speech"))
+        self.no_role = _spoken(NO_ROLE, room.get("speech"))
 
     def join(self, context: dict, answer: Answer, fixed_role: str | None, depth: int) -> list:
         if depth > MAX_JOIN_DEPTH:
@@ -365,22 +379,22 @@ class CompiledRoom:
         if not ROOM_NAME.fullmatch(name):
             answer.note(f"room name {name[:80]!r} is not a valid Sautikit room name (1-64 of A-Z a-z 0-9 . _ -); refused")
             answer.joins.append((self.id, "bad_name"))
-            return list(BAD_ROOM)
+            return list(self.bad_room)
         prefix, suffix, exact = self.responder.frame_of[self.id]
         if not exact and len(name) == len(prefix) + len(suffix):
             answer.note(f"room name {name!r} has nothing from the request in it (an empty value); refused")
-            return list(BAD_ROOM)
+            return list(self.bad_room)
         owner = self.other_owner(name)
         if owner is not None:
             answer.note(f"room name {name!r} could also be a conference of room '{owner}'; refused, "
                         "so no caller lands in another room's conference (RC213)")
-            return list(BAD_ROOM)
+            return list(self.bad_room)
         context = {**context, "room": name}
         role = self.by_id.get(fixed_role) if fixed_role else self._choose(context, answer)
         if role is None:
             answer.note(f"no role of room '{self.id}' matched; refused")
             answer.joins.append((self.id, "no_role"))
-            return list(NO_ROLE)
+            return list(self.no_role)
         context["role"] = role.id
         answer.room, answer.role = name, role.id
         if self.capacity:

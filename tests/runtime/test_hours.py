@@ -164,3 +164,28 @@ def test_a_template_cannot_change_the_shared_now(table):
                              seats=lambda room, role, limit: (True, "admitted"), at=at)
     assert first.failed  # the sandbox refuses to modify a dict: the caller hears the fallback
     assert responder.now_view(at)["hour"] == 9
+
+
+def test_closed_callers_are_counted_as_refusals_in_metrics(table, store, clock):
+    from .test_observe import scrape, value
+
+    app = create_app(table, store=store, settings=Settings(public_url="https://x.example.com", clock=clock,
+                                                            admin_token="admin-token"))
+    client = app.test_client()
+    before = value(scrape(client), "roomc_refusals_total", room="support", reason="closed")
+    clock.now = _at("2026-12-24T17:30+03:00")
+    actions(client, "/support")
+    actions(client, "/support", CallId="c2")
+    assert value(scrape(client), "roomc_refusals_total", room="support", reason="closed") == before + 2
+
+
+def test_built_in_messages_take_the_rooms_voice(tmp_path, store, clock):
+    table = table_for(tmp_path, _policy().replace("maxParticipants: 1", "maxParticipants: 1\n    voice: woman\n"
+                                                   "    language: en-KE"))
+    assert table["rooms"]["support"]["speech"] == {"voice": "woman", "language": "en-KE"}
+    assert table["speech"] == {"voice": "alice"}
+    responder = Responder(table)
+    answer = responder.answer("/support", {"ticket": "a b"}, {"id": "c", "digits": ""}, digits_sent=False,
+                              seats=lambda room, role, limit: (True, "admitted"), at=clock.now)
+    assert answer.actions[0] == {"say": {"text": "Sorry, that meeting number is not valid.", "voice": "woman",
+                                         "language": "en-KE"}}
