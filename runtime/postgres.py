@@ -24,7 +24,7 @@ import threading
 import time
 import weakref
 from contextlib import contextmanager
-from typing import Any, Callable, Iterator, TypeVar, cast
+from typing import Any, Callable, Iterator, Mapping, TypeVar, cast
 
 import psycopg
 from psycopg import pq
@@ -32,9 +32,9 @@ from psycopg.rows import dict_row
 from psycopg_pool import ConnectionPool, PoolTimeout
 
 from .normalise import Event
-from .store import (ACTIVE, KEY_KINDS_SQL, SCHEMA_VERSION, TABLE_COLUMNS, Admission, Binding, ForeignTables,
-                    SchemaMismatch, SignatureReused, StoreTimeout, _iso, _raw_json, foreign_tables, live_room_views,
-                    room_view)
+from .store import (ACTIVE, EXTRA_POOL, KEY_KINDS_SQL, MAIN_POOL, SCHEMA_VERSION, TABLE_COLUMNS, Admission, Binding,
+                    ForeignTables, SchemaMismatch, SignatureReused, StoreTimeout, _iso, _raw_json, foreign_tables,
+                    held_json, live_room_views, pool_of, room_view)
 
 # The classid half of every roomc advisory lock (the other half is the room's hash), so roomc's
 # locks never collide with another application's in a shared database. 'room' as an int4.
@@ -61,6 +61,10 @@ CREATE TABLE IF NOT EXISTS seats (
     PRIMARY KEY (room, call_id)
 );
 ALTER TABLE seats ADD COLUMN IF NOT EXISTS caller TEXT;
+-- Version 2: seats are counted per pool (runtime/store.py MAIN_POOL, EXTRA_POOL); an uncounted seat
+-- of version 1 (`counted = 0`, always with the pool '') belongs to the uncounted roles' pool.
+ALTER TABLE seats ADD COLUMN IF NOT EXISTS pool TEXT NOT NULL DEFAULT '';
+UPDATE seats SET pool = '{EXTRA_POOL}' WHERE counted = 0 AND pool = '';
 -- rooms_of_call and the calls-API sweeper look seats up by call alone.
 CREATE INDEX IF NOT EXISTS seats_by_call ON seats (call_id);
 -- `body` is json, not jsonb: json keeps the text as sent and accepts \\u0000, which jsonb refuses.
@@ -94,13 +98,17 @@ CREATE TABLE IF NOT EXISTS dialled_calls (
 -- the SQLite store's RESERVE: a call holding a live seat under this role keeps it; otherwise it
 -- is seated (or moved from another role's seat) if the pool has room besides itself; refused,
 -- a reservation it held under another role is let go.
+-- Held seats (p_held, JSON {{role: seats}}, NULL when the pool holds none) count as taken for everyone
+-- but their own role's callers, until those fill them: the same sum as the SQLite RESERVE.
 DROP FUNCTION IF EXISTS roomc_reserve(TEXT, TEXT, TEXT, SMALLINT, SMALLINT, DOUBLE PRECISION, DOUBLE PRECISION,
     INTEGER);
+DROP FUNCTION IF EXISTS roomc_reserve(TEXT, TEXT, TEXT, SMALLINT, SMALLINT, DOUBLE PRECISION, DOUBLE PRECISION,
+    INTEGER, TEXT);
 CREATE OR REPLACE FUNCTION roomc_reserve(p_room TEXT, p_call TEXT, p_role TEXT, p_counted SMALLINT,
     p_muted SMALLINT, p_now DOUBLE PRECISION, p_expires DOUBLE PRECISION, p_limit INTEGER, p_caller TEXT,
-    OUT admitted BOOLEAN, OUT again BOOLEAN, OUT taken INTEGER)
+    p_pool TEXT, p_held TEXT, OUT admitted BOOLEAN, OUT again BOOLEAN, OUT taken INTEGER)
 LANGUAGE plpgsql VOLATILE AS $$
-DECLARE mine BOOLEAN; others INTEGER;
+DECLARE mine BOOLEAN; others INTEGER; v_held INTEGER;
 BEGIN
     -- A seat's commit does not wait for its WAL flush (an event's does): a database crash can lose
     -- the last fraction of a second of reservations, holds that expire within a minute anyway,
@@ -109,23 +117,30 @@ BEGIN
     PERFORM pg_advisory_xact_lock({LOCK_CLASS}, hashtext(p_room));
     SELECT {_ACTIVE} AND role IS NOT DISTINCT FROM p_role INTO mine FROM seats WHERE room = p_room AND call_id = p_call;
     IF COALESCE(mine, false) THEN
-        SELECT COUNT(*) INTO taken FROM seats WHERE room = p_room AND counted = p_counted AND {_ACTIVE};
+        SELECT COUNT(*) INTO taken FROM seats WHERE room = p_room AND pool = p_pool AND {_ACTIVE};
         admitted := true; again := true;
         RETURN;
     END IF;
     again := false;
     SELECT COUNT(*) INTO others FROM seats
-     WHERE room = p_room AND counted = p_counted AND call_id <> p_call AND {_ACTIVE};
+     WHERE room = p_room AND pool = p_pool AND call_id <> p_call AND {_ACTIVE};
+    IF p_held IS NOT NULL THEN
+        SELECT COALESCE(SUM(GREATEST(0, h.value::INTEGER
+                 - (SELECT COUNT(*) FROM seats WHERE room = p_room AND pool = p_pool AND call_id <> p_call
+                       AND role = h.key AND {_ACTIVE}))), 0)
+          INTO v_held FROM jsonb_each_text(p_held::JSONB) AS h WHERE h.key IS DISTINCT FROM p_role;
+        others := others + v_held;
+    END IF;
     IF others < p_limit THEN
-        INSERT INTO seats (room, call_id, role, counted, muted0, reserved_at, expires_at, caller)
-        VALUES (p_room, p_call, p_role, p_counted, p_muted, p_now, p_expires, p_caller)
-        ON CONFLICT (room, call_id) DO UPDATE SET role = EXCLUDED.role, counted = EXCLUDED.counted,
+        INSERT INTO seats (room, call_id, role, counted, pool, muted0, reserved_at, expires_at, caller)
+        VALUES (p_room, p_call, p_role, p_counted, p_pool, p_muted, p_now, p_expires, p_caller)
+        ON CONFLICT (room, call_id) DO UPDATE SET role = EXCLUDED.role, counted = EXCLUDED.counted, pool = EXCLUDED.pool,
             muted0 = EXCLUDED.muted0, reserved_at = EXCLUDED.reserved_at, expires_at = EXCLUDED.expires_at,
             caller = COALESCE(EXCLUDED.caller, seats.caller);
         admitted := true; taken := NULL;  -- as the SQLite store: not counted on the hot path
         RETURN;
     END IF;
-    SELECT COUNT(*) INTO taken FROM seats WHERE room = p_room AND counted = p_counted AND {_ACTIVE};
+    SELECT COUNT(*) INTO taken FROM seats WHERE room = p_room AND pool = p_pool AND {_ACTIVE};
     UPDATE seats SET expires_at = CASE WHEN expires_at IS NULL THEN NULL ELSE LEAST(expires_at, p_now) END
      WHERE room = p_room AND call_id = p_call AND joined_at IS NULL;
     admitted := false;
@@ -388,14 +403,16 @@ def _text(value: str | None) -> bytes | None:
     return None if value is None else value.replace("\x00", "\ufffd").encode()
 
 
-_RESERVE = "roomc_reserve($1, $2, $3, $4::smallint, $5::smallint, $6::float8, $7::float8, $8::integer, $9)"
-_RESERVE_ROW = _Statement("roomc_reserve_1", f"SELECT admitted, again, taken FROM {_RESERVE}")
+# $10 the seat's pool, $11 its held seats as JSON (NULL when the pool holds none): runtime/store.py RESERVE.
+_RESERVE = ("roomc_reserve($1, $2, $3, $4::smallint, $5::smallint, $6::float8, $7::float8, $8::integer, $9, $10, "
+            "$11)")
+_RESERVE_ROW = _Statement("roomc_reserve_2", f"SELECT admitted, again, taken FROM {_RESERVE}")
 # A signed join in one round trip and one transaction: the binding, then the seat only if it bound.
 # The reserve is an uncorrelated subquery inside CASE, which PostgreSQL runs (an InitPlan) only when
 # the CASE reaches it, so a replay takes no seat (tests/runtime/test_store.py holds it to that).
-_BIND_RESERVE_ROW = _Statement("roomc_bind_reserve_1", (
+_BIND_RESERVE_ROW = _Statement("roomc_bind_reserve_2", (
     f"SELECT b.ok, CASE WHEN b.ok THEN (SELECT ARRAY[r.admitted::int, r.again::int, r.taken] FROM {_RESERVE} AS r) END "
-    "FROM roomc_bind_signature($10, $11, $12::float8, $13::float8, $14) AS b(ok)"))
+    "FROM roomc_bind_signature($12, $13, $14::float8, $15::float8, $16) AS b(ok)"))
 
 
 class PostgresStore:
@@ -540,14 +557,18 @@ class PostgresStore:
 
     def reserve(self, room: str, call_id: str, role: str, *, counted: bool, limit: int, ttl: float,
                 muted: bool, now: float | None = None, deadline: float | None = None,
-                caller: str | None = None, bind: Binding | None = None) -> Admission:
+                caller: str | None = None, bind: Binding | None = None, pool: str | None = None,
+                held: Mapping[str, int] | None = None) -> Admission:
         """Take a seat for this call if its pool has one free; a call that holds one under this role keeps it,
         one under another role is moved to this role's pool if it has room (`caller` finds the call again
         from events that name only the caller). With `bind`, the signature is bound first, in the same
-        statement (SignatureReused, and no seat, if it belongs to another request)."""
+        statement (SignatureReused, and no seat, if it belongs to another request). `pool` and `held` as for
+        the SQLite store."""
         now = time.time() if now is None else now
-        values = [_text(room), _text(call_id), _text(role), b"1" if counted else b"0", b"1" if muted else b"0",
-                  repr(float(now)).encode(), repr(float(now + ttl)).encode(), b"%d" % limit, _text(caller or None)]
+        pool = pool_of(counted, pool)
+        values = [_text(room), _text(call_id), _text(role), b"1" if pool == MAIN_POOL else b"0", b"1" if muted else b"0",
+                  repr(float(now)).encode(), repr(float(now + ttl)).encode(), b"%d" % limit, _text(caller or None),
+                  _text(pool), _text(held_json(held))]
         if bind is None:
             admitted, again, taken = self._run(deadline, lambda conn: _RESERVE_ROW.row(conn, values))
             return Admission(admitted == b"t", None if taken is None else int(taken), limit, again=again == b"t")

@@ -27,7 +27,7 @@ SCHEMA = """
 CREATE TABLE IF NOT EXISTS seats (
     room TEXT NOT NULL, call_id TEXT NOT NULL, role TEXT, counted INTEGER NOT NULL DEFAULT 1,
     muted0 INTEGER NOT NULL DEFAULT 0, reserved_at REAL, expires_at REAL,
-    joined_at REAL, left_at REAL, muted INTEGER, caller TEXT,
+    joined_at REAL, left_at REAL, muted INTEGER, caller TEXT, pool TEXT NOT NULL DEFAULT '',
     PRIMARY KEY (room, call_id)
 ) WITHOUT ROWID;
 -- Keyed by the idempotency key itself, with one secondary index: every B-tree an event
@@ -121,7 +121,7 @@ END;
 # The schema this roomc reads and writes, for both stores. Bump it with every change to SCHEMA
 # (or to runtime/postgres.py's): `roomc db upgrade` takes a store from any older version to this
 # one, and a store at another version is refused (docs/runtime.md, "Schema versions").
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 VERSION_TABLE = """
 CREATE TABLE IF NOT EXISTS roomc_schema (
     id INTEGER PRIMARY KEY CHECK (id = 1), version INTEGER NOT NULL, upgraded_at REAL NOT NULL
@@ -133,17 +133,46 @@ ACTIVE = ("((left_at IS NULL AND (joined_at IS NOT NULL OR expires_at > :now)) "
           "OR (left_at IS NOT NULL AND reserved_at > left_at AND expires_at > :now "
           "AND (joined_at IS NULL OR joined_at <= left_at)))")
 
+# Seat pools (docs/language.md, "Seats"): a seat row's `pool` is '' for the room's own seats
+# (`maxParticipants`; also every seat a join event creates without a reservation), EXTRA_POOL for
+# the seats of roles with `countsTowardCapacity: false` (the deprecated `extraSeats`), or a named pool.
+MAIN_POOL = ""
+EXTRA_POOL = "~extra"
+# The taken seats of the caller's pool, besides the caller's own.
+_OTHERS = f"room=:room AND pool=:pool AND call_id != :call AND {ACTIVE}"
+
 # The seat is taken if the role's pool has room besides this call, unless the call already holds
 # one under this very role (a retry keeps it). A call holding a seat under another role (a flow's
 # fallback join, then the PIN) is moved to the new role's pool, within that pool's limit.
+# Held seats (`:held`, JSON {role: seats}, NULL when the pool holds none): a role that starts the
+# room has seats kept back from everyone else until its callers fill them. Each held role h other
+# than the caller's adds max(0, held_h - present_h) to the count (the caller's own role is never
+# kept out of its own held seats); all in this one statement, so no other join can slip in between
+# the count and the write.
 RESERVE = f"""
-INSERT INTO seats (room, call_id, role, counted, muted0, reserved_at, expires_at, caller)
-SELECT :room, :call, :role, :counted, :muted, :now, :expires, :caller
-WHERE (SELECT COUNT(*) FROM seats WHERE room=:room AND counted=:counted AND call_id != :call AND {ACTIVE}) < :limit
+INSERT INTO seats (room, call_id, role, counted, pool, muted0, reserved_at, expires_at, caller)
+SELECT :room, :call, :role, :counted, :pool, :muted, :now, :expires, :caller
+WHERE (SELECT COUNT(*) FROM seats WHERE {_OTHERS})
+      + COALESCE((SELECT SUM(MAX(0, h.value - (SELECT COUNT(*) FROM seats WHERE {_OTHERS} AND role = h.key)))
+                    FROM json_each(:held) AS h WHERE h.key != :role), 0) < :limit
   AND NOT EXISTS (SELECT 1 FROM seats WHERE room=:room AND call_id=:call AND role IS :role AND {ACTIVE})
-ON CONFLICT (room, call_id) DO UPDATE SET role=excluded.role, counted=excluded.counted, muted0=excluded.muted0,
-    reserved_at=excluded.reserved_at, expires_at=excluded.expires_at, caller=COALESCE(excluded.caller, seats.caller)
+ON CONFLICT (room, call_id) DO UPDATE SET role=excluded.role, counted=excluded.counted, pool=excluded.pool,
+    muted0=excluded.muted0, reserved_at=excluded.reserved_at, expires_at=excluded.expires_at,
+    caller=COALESCE(excluded.caller, seats.caller)
 """
+
+
+def pool_of(counted: bool, pool: str | None) -> str:
+    """The store's pool key for a seat: the named pool, else the room's own or the uncounted roles'."""
+    if pool is not None:
+        return pool
+    return MAIN_POOL if counted else EXTRA_POOL
+
+
+def held_json(held: Mapping[str, int] | None) -> str | None:
+    """Held seats as the reserve statement's parameter (None when the pool holds none, the common case)."""
+    held = {role: int(n) for role, n in (held or {}).items() if int(n) > 0}
+    return orjson.dumps(held, option=orjson.OPT_SORT_KEYS).decode() if held else None
 # What roomc remembers about a call between its requests (runtime/calls.py), one small
 # key-value table with expiry: `step:<call>` is the flow step awaiting the call's digits,
 # `participant:<room>:<id>` the call a PBX participant id was matched to.
@@ -199,6 +228,13 @@ def _add_missing_columns(db: sqlite3.Connection) -> None:
     for column, declaration in (("timed", "INTEGER NOT NULL DEFAULT 1"), ("clock", "TEXT")):
         if column not in have:
             db.execute(f"ALTER TABLE events ADD COLUMN {column} {declaration}")
+    seats = {row[1] for row in db.execute("PRAGMA table_info(seats)")}
+    if "caller" not in seats:
+        db.execute("ALTER TABLE seats ADD COLUMN caller TEXT")
+    if "pool" not in seats:
+        # Version 2: seats are counted per pool. Before, an uncounted seat was `counted = 0`.
+        db.execute("ALTER TABLE seats ADD COLUMN pool TEXT NOT NULL DEFAULT ''")
+        db.execute(f"UPDATE seats SET pool = '{EXTRA_POOL}' WHERE counted = 0")
 
 
 class SchemaMismatch(Exception):
@@ -231,7 +267,7 @@ class ForeignTables(SchemaMismatch):
 # not these is another application's, and `roomc db upgrade` must not adopt it.
 TABLE_COLUMNS = {
     "seats": {"room", "call_id", "role", "counted", "muted0", "reserved_at", "expires_at", "joined_at", "left_at",
-              "muted", "caller"},
+              "muted", "caller", "pool"},
     "events": {"dedupe", "room", "kind", "call_id", "at", "received_at", "recording", "readable", "body", "timed",
                "clock"},
     "rooms": {"room", "started_at", "ended_at", "recording_url"},
@@ -240,7 +276,7 @@ TABLE_COLUMNS = {
     "dialled_calls": {"call_id", "room", "role", "session_id", "dialled_to", "dialled_at"},
     "roomc_schema": {"id", "version", "upgraded_at"},
 }
-OPTIONAL_COLUMNS = {"seats": {"caller"}, "events": {"timed", "clock"}}
+OPTIONAL_COLUMNS = {"seats": {"caller", "pool"}, "events": {"timed", "clock"}}
 
 
 def foreign_tables(found: Mapping[str, Iterable[str]]) -> list[str]:
@@ -295,7 +331,8 @@ class Store(Protocol):
 
     def reserve(self, room: str, call_id: str, role: str, *, counted: bool, limit: int, ttl: float,
                 muted: bool, now: float | None = None, deadline: float | None = None,
-                caller: str | None = None, bind: Binding | None = None) -> Admission: ...
+                caller: str | None = None, bind: Binding | None = None, pool: str | None = None,
+                held: Mapping[str, int] | None = None) -> Admission: ...
 
     def record(self, event: Event, *, now: float | None = None, deadline: float | None = None) -> str: ...
 
@@ -544,24 +581,29 @@ class SQLiteStore:
 
     def reserve(self, room: str, call_id: str, role: str, *, counted: bool, limit: int, ttl: float,
                 muted: bool, now: float | None = None, deadline: float | None = None,
-                caller: str | None = None, bind: Binding | None = None) -> Admission:
+                caller: str | None = None, bind: Binding | None = None, pool: str | None = None,
+                held: Mapping[str, int] | None = None) -> Admission:
         """Take a seat for this call if its pool has one free; a call that holds one under this role keeps it,
         one under another role is moved to this role's pool if it has room (`caller` finds the call again
         from events that name only the caller). With `bind`, the signature is bound first (SignatureReused,
-        and no seat, if it belongs to another request)."""
+        and no seat, if it belongs to another request). `pool` names the pool (default: the room's own, or
+        the uncounted roles' when not `counted`); `held` the seats kept back in it for roles that start the room."""
         now = time.time() if now is None else now
         if bind is not None and not self.bind_signature(bind.signature, bind.request, expires_at=bind.expires_at,
                                                         now=now, deadline=deadline, grant=bind.grant):
             raise SignatureReused(bind.request)
-        values = {"room": room, "call": call_id, "role": role, "counted": int(counted), "muted": int(muted),
-                  "now": now, "expires": now + ttl, "limit": limit, "caller": caller or None}
+        pool = pool_of(counted, pool)
+        # `counted` marks the room's own seats (what /rooms shows as seatsTaken).
+        values = {"room": room, "call": call_id, "role": role, "counted": int(pool == MAIN_POOL), "muted": int(muted),
+                  "now": now, "expires": now + ttl, "limit": limit, "caller": caller or None,
+                  "pool": pool, "held": held_json(held)}
         with self._write(deadline) as db:
             # One statement: the seat is taken only if the pool has room and the call holds none under this role.
             if db.execute(RESERVE, values).rowcount == 1:
                 return Admission(True, None, limit)
             mine, count = db.execute(
                 f"SELECT (SELECT {ACTIVE} AND role IS :role FROM seats WHERE room=:room AND call_id=:call), "
-                f"(SELECT COUNT(*) FROM seats WHERE room=:room AND counted=:counted AND {ACTIVE})", values).fetchone()
+                f"(SELECT COUNT(*) FROM seats WHERE room=:room AND pool=:pool AND {ACTIVE})", values).fetchone()
             if not mine:
                 # Refused under the new role: a reservation it held under another one (not yet in the
                 # room) is let go, or it would hold a seat for a caller who was just sent elsewhere.

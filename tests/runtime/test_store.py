@@ -658,7 +658,7 @@ def test_claims_page_through_every_seat_and_never_hand_one_call_to_two_workers(l
 # The schema each version means. A change to either store's schema must bump SCHEMA_VERSION
 # (so `roomc db upgrade` reaches existing stores and serve refuses stale ones), be made in
 # both stores (runtime/store.py and runtime/postgres.py), and be recorded here.
-SCHEMA_DIGESTS = {1: ("42937cee2959d3b0", "dbea9be233c78fc1")}
+SCHEMA_DIGESTS = {1: ("42937cee2959d3b0", "dbea9be233c78fc1"), 2: ("a54e1335ba92024f", "1cee7a8d5affb0b0")}
 
 
 def test_a_schema_change_comes_with_a_new_version():
@@ -722,3 +722,145 @@ def test_in_room_keys_converge_whatever_the_delivery_order(store, order):
     room = store.room("r")
     assert [h["callId"] for h in room["handsRaised"]] == ["a"]
     assert [o["callId"] for o in room["operatorRequested"]] == ["b"]
+
+
+# -- seat pools and held seats (issue 13: hosts always get in, seats per role) -------------------
+def seat(store, call, role="member", *, pool=None, limit=3, held=None, room="w", now=NOW, counted=True):
+    return store.reserve(room, call, role, counted=counted, limit=limit, ttl=60, muted=False, now=now,
+                         pool=pool, held=held)
+
+
+def test_a_held_seat_is_kept_for_the_host_until_the_host_fills_it(store):
+    held = {"host": 1}
+    assert seat(store, "p1", held=held).admitted and seat(store, "p2", held=held).admitted
+    assert not seat(store, "p3", held=held).admitted  # the third seat is the host's
+    host = seat(store, "h1", "host", held=held)
+    assert host.admitted and not host.again
+    retry = seat(store, "h1", "host", held=held)  # a retried webhook keeps its one seat
+    assert retry.admitted and retry.again and retry.taken == 3
+    assert not seat(store, "h2", "host", held=held).admitted  # a second host competes like anyone: full
+    # The host leaves: the seat is held again, not given to the next participant.
+    store.record(event({"ConferenceName": "w", "StatusCallbackEvent": "join", "CallId": "h1", "Timestamp": NOW + 1}))
+    store.record(event({"ConferenceName": "w", "StatusCallbackEvent": "leave", "CallId": "h1", "Timestamp": NOW + 2}))
+    assert not seat(store, "p4", held=held, now=NOW + 3).admitted
+    assert seat(store, "h2", "host", held=held, now=NOW + 3).admitted
+
+
+def test_several_held_roles_and_a_held_count_above_one(store):
+    held = {"host": 2, "interpreter": 1}
+    assert seat(store, "p1", limit=5, held=held).admitted and seat(store, "p2", limit=5, held=held).admitted
+    assert not seat(store, "p3", limit=5, held=held).admitted
+    assert seat(store, "i1", "interpreter", limit=5, held=held).admitted
+    assert not seat(store, "i2", "interpreter", limit=5, held=held).admitted  # the rest is the hosts'
+    assert seat(store, "h1", "host", limit=5, held=held).admitted
+    assert seat(store, "h2", "host", limit=5, held=held).admitted
+    assert not seat(store, "h3", "host", limit=5, held=held).admitted
+
+
+def test_a_pool_that_cannot_hold_its_held_seats_refuses_others_and_still_seats_the_host(store):
+    # Lint refuses this (RC230); the store must still never over-admit.
+    assert not seat(store, "p1", limit=1, held={"host": 2}).admitted
+    assert seat(store, "h1", "host", limit=1, held={"host": 2}).admitted
+    assert not seat(store, "h2", "host", limit=1, held={"host": 2}).admitted  # no seat left at all
+
+
+def test_named_pools_are_counted_apart_and_a_moved_call_changes_pool(store):
+    assert seat(store, "s1", "speaker", pool="speakers", limit=1).admitted
+    assert not seat(store, "s2", "speaker", pool="speakers", limit=1).admitted
+    assert seat(store, "l1", "listener", limit=1).admitted  # the room's own pool is another count
+    assert not seat(store, "l2", "listener", limit=1).admitted
+    # s2, refused as a speaker, joins as a listener: refused too (the room's pool is full), and a
+    # listener moved to the speakers' pool frees the room's seat it held.
+    assert seat(store, "s1", "listener", limit=2).admitted  # moved: speakers now has room
+    assert seat(store, "s2", "speaker", pool="speakers", limit=1).admitted
+    assert store.live_rooms(now=NOW)[0]["seatsTaken"] == 2  # the room's own pool: l1 and s1
+
+
+def test_the_uncounted_roles_pool_is_the_extra_pool(store):
+    assert seat(store, "sup1", "supervisor", counted=False, limit=1).admitted
+    assert not seat(store, "sup2", "supervisor", pool="~extra", limit=1).admitted
+    assert seat(store, "p1", limit=1).admitted
+
+
+def test_hostile_limits_never_admit_past_zero(store):
+    assert not seat(store, "a", limit=0).admitted
+    assert not seat(store, "b", limit=-5).admitted
+    assert not seat(store, "h", "host", limit=0, held={"host": 1}).admitted
+    assert seat(store, "c", limit=2**31 - 1, held={"host": 2**31 - 1}).admitted is False
+    assert seat(store, "h", "host", limit=2**31 - 1, held={"host": 5, "x": 0}).admitted
+
+
+@given(st.data())
+@settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+def test_concurrent_joins_across_pools_never_exceed_a_pool_and_the_host_gets_its_seat(location, store, data):
+    """Callers of a host role (1 or 2 seats held), participants, and speakers in a pool of their own,
+    all at once through 4 separate store objects (as separate workers or instances), some retrying:
+    no pool ever holds more than its limit, participants never take a held seat, and every held
+    seat goes to a host when hosts call."""
+    wipe(store)
+    main_limit = data.draw(st.integers(1, 6), label="main")
+    speakers = data.draw(st.integers(0, 3), label="speakers")
+    hosts_held = data.draw(st.integers(1, min(2, main_limit)), label="held")
+    callers = data.draw(st.lists(st.sampled_from(["participant", "host", "speaker"]), min_size=1, max_size=24),
+                        label="callers")
+    held = {"host": hosts_held}
+    jobs = [(f"c{i}", role) for i, role in enumerate(callers)]
+    jobs += [(call, role) for call, role in jobs if data.draw(st.booleans(), label=f"retry {call}")]
+    others = [open_store(location) for _ in range(4)]
+    try:
+        start = threading.Barrier(min(len(jobs), 16))
+
+        def caller(index):
+            call, role = jobs[index]
+            if index < 16:
+                start.wait()
+            target = others[index % len(others)]
+            if role == "speaker":
+                return call, role, seat(target, call, role, pool="speakers", limit=speakers, room="race")
+            return call, role, seat(target, call, role, limit=main_limit, held=held, room="race")
+
+        with ThreadPoolExecutor(max_workers=16) as pool:
+            results = list(pool.map(caller, range(len(jobs))))
+    finally:
+        for other in others:
+            other.close()
+    admitted = {(call, role) for call, role, a in results if a.admitted}
+    by_role = {r: sum(1 for _, role in admitted if role == r) for r in ("participant", "host", "speaker")}
+    assert by_role["speaker"] <= speakers
+    assert by_role["participant"] + by_role["host"] <= main_limit
+    assert by_role["participant"] <= main_limit - hosts_held
+    asked_hosts = len({call for call, role in jobs if role == "host"})
+    assert by_role["host"] >= min(hosts_held, asked_hosts)
+    assert sum(r["seatsTaken"] for r in store.live_rooms(now=NOW)) == by_role["participant"] + by_role["host"]
+
+
+def test_an_old_store_is_upgraded_with_its_uncounted_seats_in_their_pool(location):
+    """A version-1 store (no `pool` column; an uncounted seat was `counted = 0`) upgraded to version 2
+    keeps every seat in the pool it was counted in."""
+    with open_store(location) as old:
+        seat(old, "sup", "supervisor", counted=False, limit=1)
+        seat(old, "p1", limit=1)
+        if isinstance(old, SQLiteStore):
+            db = old._connection()
+            db.execute("ALTER TABLE seats DROP COLUMN pool")
+        else:
+            with old._conn() as conn:
+                conn.execute("ALTER TABLE seats DROP COLUMN pool")
+        _set_version(old, 1)
+    assert upgrade(location) == (1, SCHEMA_VERSION)
+    with open_store(location) as new:
+        assert not seat(new, "sup2", "supervisor", counted=False, limit=1).admitted
+        assert not seat(new, "p2", limit=1).admitted
+        assert seat(new, "sup", "supervisor", counted=False, limit=1).again
+
+
+def test_copy_carries_each_seats_pool(tmp_path, pg_url):
+    source = str(tmp_path / "pools.db")
+    with open_store(source) as old:
+        seat(old, "s1", "speaker", pool="speakers", limit=1)
+        seat(old, "h1", "host", limit=2, held={"host": 1})
+    copy(source, pg_url)
+    with open_store(pg_url) as new:
+        assert not seat(new, "s2", "speaker", pool="speakers", limit=1).admitted
+        assert seat(new, "p1", limit=2, held={"host": 1}).admitted
+        assert not seat(new, "p2", limit=2, held={"host": 1}).admitted
