@@ -376,7 +376,7 @@ def worker(port: int, queue: list[Sent], findings: Findings, position: list[int]
 
 
 class Limits:
-    """Which policy room a conference name belongs to, and its (capacity, extra seats), from the table."""
+    """Which policy room a conference name belongs to, and the seats of each of its pools, from the table."""
 
     def __init__(self, table: dict):
         import re
@@ -386,13 +386,17 @@ class Limits:
             template = room["name"]["$t"] if isinstance(room["name"], dict) else str(room["name"])
             literal = len(re.sub(r"{{.*?}}", "", template))
             pattern = re.compile("^" + ".*".join(re.escape(part) for part in re.split(r"{{.*?}}", template)) + "$")
-            self.patterns.append((literal, pattern, room["capacity"], room["extraSeats"]))
+            if "pools" in room:  # pools and seats held for hosts (issue 13): held seats are inside their pool
+                pools = {key: pool["seats"] for key, pool in room["pools"].items()}
+            else:
+                pools = {"": room["capacity"], "~extra": room["extraSeats"]} if room["capacity"] else {}
+            self.patterns.append((literal, pattern, pools))
         self.patterns.sort(key=lambda item: -item[0])  # the most specific name first
 
-    def __call__(self, conference: str) -> tuple[int, int] | None:
-        for _literal, pattern, capacity, extra in self.patterns:
+    def __call__(self, conference: str) -> dict[str, int] | None:
+        for _literal, pattern, pools in self.patterns:
             if pattern.match(conference):
-                return (capacity, extra) if capacity else None  # capacity 0: seats are not counted
+                return pools or None  # no pools: seats are not counted
         return None
 
 
@@ -430,16 +434,16 @@ def store_checks(db_path: Path, findings: Findings, limit_for: Limits) -> dict:
     over = []
     for conference, calls in findings.admitted.items():
         limit = limit_for(conference)
-        if limit and conference not in event_rooms and len(calls) > sum(limit):
-            over.append(f"{conference}: {len(calls)} calls admitted, limit {sum(limit)}")
+        if limit and conference not in event_rooms and len(calls) > sum(limit.values()):
+            over.append(f"{conference}: {len(calls)} calls admitted, limit {sum(limit.values())}")
     now = time.time()
     active = ("((left_at IS NULL AND (joined_at IS NOT NULL OR expires_at > :now)) OR (left_at IS NOT NULL AND "
               "reserved_at > left_at AND expires_at > :now AND (joined_at IS NULL OR joined_at <= left_at)))")
-    for r in db.execute(f"SELECT room, SUM(counted) AS counted, SUM(1 - counted) AS extra FROM seats "
-                        f"WHERE {active} GROUP BY room", {"now": now}):
+    for r in db.execute(f"SELECT room, pool, COUNT(*) AS taken FROM seats WHERE {active} GROUP BY room, pool",
+                        {"now": now}):
         limit = limit_for(r["room"])
-        if limit and r["room"] not in event_rooms and (r["counted"] > limit[0] or r["extra"] > limit[1]):
-            over.append(f"{r['room']}: {r['counted']} counted + {r['extra']} extra seats in the store, limit {limit}")
+        if limit and r["room"] not in event_rooms and r["taken"] > limit.get(r["pool"], 0):
+            over.append(f"{r['room']}: {r['taken']} seats of pool {r['pool']!r} in the store, limits {limit}")
     seats = db.execute("SELECT COUNT(*) FROM seats").fetchone()[0]
     db.close()
     return {"missing": missing, "over": over, "events": len(rows), "seats": seats}

@@ -51,14 +51,19 @@ def parse_pairs(values: tuple[str, ...], option: str) -> dict[str, str]:
 @click.option("--query", "queries", multiple=True, metavar="KEY=VALUE", help="Query-string value (repeatable).")
 @click.option("--form", "forms", multiple=True, metavar="KEY=VALUE", help="Voice-callback field, e.g. From=+2547...")
 @click.option("--participants", default=0, show_default=True, type=int,
-              help="Seats already taken in the room, to see the answer when it is full.")
+              help="Seats already taken in the room's own pool, to see the answer when it is full.")
+@click.option("--taken", "taken_pools", multiple=True, metavar="POOL=N",
+              help="Seats already taken in a named pool (repeatable).")
+@click.option("--present", "present_roles", multiple=True, metavar="ROLE=N",
+              help="Callers of a role already in the room (default 0: seats held for hosts are still empty).")
 @click.option("--secret", "secrets", multiple=True, metavar="NAME=VALUE", help="Value for a declared secret.")
 @click.option("--at", "at_text", metavar="TIME",
               help="Answer as of this instant, ISO 8601 with an offset (2026-12-25T09:00+03:00); default: now.")
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True,
               help="json prints only the response.")
 def explain(paths: tuple[str, ...], route_path: str, queries: tuple[str, ...], forms: tuple[str, ...],
-            participants: int, secrets: tuple[str, ...], at_text: str | None, fmt: str) -> None:
+            participants: int, taken_pools: tuple[str, ...], present_roles: tuple[str, ...],
+            secrets: tuple[str, ...], at_text: str | None, fmt: str) -> None:
     """Print the exact JSON the server would answer for a request, and (on stderr) why."""
     at = parse_instant(at_text) if at_text is not None else None
     table = load_table(paths)
@@ -82,12 +87,11 @@ def explain(paths: tuple[str, ...], route_path: str, queries: tuple[str, ...], f
 
     responder = Responder(table, secrets=parse_pairs(secrets, "--secret"))
 
+    taken_by_pool = {pool: _count(n, "--taken") for pool, n in parse_pairs(taken_pools, "--taken").items()}
+    present = {role: _count(n, "--present") for role, n in parse_pairs(present_roles, "--present").items()}
+
     def seats(room: str, role: CompiledRole, limit: int) -> tuple[bool, str]:
-        taken = participants if role.counts else 0
-        pool = "seats" if role.counts else "uncounted seats"
-        if taken < limit:
-            return True, f"admitted: {taken + 1} of {limit} {pool} would be taken"
-        return False, f"full: {taken} of {limit} {pool} taken, so the room's whenFull actions answer"
+        return explain_seat(role, limit, participants, taken_by_pool, present)
 
     answer = responder.answer(route_path, parse_pairs(queries, "--query"), call_fields(fields),
                               digits_sent=has_digits(fields), seats=seats, explain=True, at=at)
@@ -95,6 +99,36 @@ def explain(paths: tuple[str, ...], route_path: str, queries: tuple[str, ...], f
     if fmt == "text":
         for line in answer.trace:
             click.echo(f"# {line}", err=True)
+
+
+def _count(text: str, option: str) -> int:
+    if not text.isdigit():
+        raise Failure(f"{option} takes a whole number of seats, not {text!r}")
+    return int(text)
+
+
+def explain_seat(role: CompiledRole, limit: int, participants: int, taken_by_pool: dict[str, int],
+                 present: dict[str, int]) -> tuple[bool, str]:
+    """The seat decision the store would take for `role`, in words: pool, seats taken, seats held for hosts."""
+    from roomc.runtime.seats import admits, kept_back
+    from roomc.runtime.store import EXTRA_POOL, MAIN_POOL
+
+    pool = role.pool or MAIN_POOL
+    name = {MAIN_POOL: "the room's own seats (maxParticipants)",
+            EXTRA_POOL: "the uncounted roles' seats (extraSeats)"}.get(pool, f"pool '{pool}'")
+    held = role.held or {}
+    mine = {r: n for r, n in present.items() if r in held}
+    taken = taken_by_pool.get(pool, participants if pool == MAIN_POOL else 0)
+    taken = max(taken, sum(mine.values()))  # callers present are among those taken
+    kept = kept_back(held, mine, role.id)
+    holds = "; ".join(f"{n} held for '{r}' ({min(mine.get(r, 0), n)} filled)" for r, n in sorted(held.items()))
+    detail = f"{name}: {taken} of {limit} taken" + (f", {holds}" if holds else "")
+    if role.id in held and mine.get(role.id, 0) < held[role.id]:
+        detail += f"; this caller fills a seat held for '{role.id}'"
+    if admits(limit, taken, held, mine, role.id):
+        return True, f"admitted: {detail}"
+    sums = f": {taken} + {kept} held for others = {taken + kept} of {limit}" if kept else ""
+    return False, f"full: {detail}{sums}, so the role's whenFull answers"
 
 
 def _graph_edges(table: dict) -> tuple[list[tuple[str, str, str]], dict[str, str]]:

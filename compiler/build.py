@@ -4,14 +4,14 @@ from __future__ import annotations
 from typing import Any
 
 from .diagnostics import Diagnostic, Severity, Span
-from .ir import DEFAULT_STATUS_EVENTS, Action, Branch, Flow, Policy, Role, Room, Route, Schedule, Server
+from .ir import DEFAULT_STATUS_EVENTS, Action, Branch, Flow, Policy, Pool, Role, Room, Route, Schedule, Server
 from .load import SourceFile
 
 SECTIONS = ("server", "defaults", "hours", "rooms", "flows", "routes")
 # Room keys that are not conference parameters (so not merged into the roles' parameters).
-ROOM_ONLY = ("name", "roles", "whenFull", "extraSeats", "hours")
+ROOM_ONLY = ("name", "roles", "whenFull", "extraSeats", "hours", "pools")
 SPEECH_KEYS = ("voice", "language")
-ROLE_ONLY = ("when", "say", "actions", "countsTowardCapacity")
+ROLE_ONLY = ("when", "say", "actions", "countsTowardCapacity", "pool", "reservedSeats", "whenFull")
 
 
 def _by_entry(spans: dict[tuple, Span]) -> dict[tuple, list[tuple[tuple, Span]]]:
@@ -115,8 +115,11 @@ def _role(role_id: str, raw: dict, room_params: dict, path: tuple, spans: dict, 
     if raw.get("say") is not None:
         actions.append(_action({"say": raw["say"]}, path, spans, speech))
     params = {**room_params, **{k: v for k, v in raw.items() if k not in ROLE_ONLY}}
+    reserved = raw.get("reservedSeats")
     return Role(role_id, raw.get("when"), tuple(actions), bool(raw.get("countsTowardCapacity", True)),
-                params, spans.get(path, Span()), path)
+                params, spans.get(path, Span()), path, raw.get("pool"),
+                int(reserved) if isinstance(reserved, int) else None,
+                _actions(raw.get("whenFull"), path + ("whenFull",), spans, speech))
 
 
 def build(data: dict, spans: dict, key_spans: dict, files: tuple[str, ...]) -> Policy:
@@ -131,10 +134,15 @@ def build(data: dict, spans: dict, key_spans: dict, files: tuple[str, ...]) -> P
         speech = _speech(raw, policy_speech)
         roles = tuple(_role(rid, rraw or {}, params, path + ("roles", rid), spans, speech)
                       for rid, rraw in (raw.get("roles") or {}).items())
-        extra = raw.get("extraSeats", 2 if any(not r.counts for r in roles) else 0)
+        # `extraSeats` (deprecated, RC232) sizes the pool of uncounted roles that name no pool of their own.
+        extra = raw.get("extraSeats", 2 if any(not r.counts and r.pool is None for r in roles) else 0)
+        pools = {pid: Pool(pid, int(praw.get("seats") or 0),
+                           _actions(praw.get("whenFull"), path + ("pools", pid, "whenFull"), spans, speech),
+                           spans.get(path + ("pools", pid), Span()), path + ("pools", pid))
+                 for pid, praw in (raw.get("pools") or {}).items() if isinstance(praw, dict)}
         rooms[room_id] = Room(room_id, raw["name"], params, roles,
                               _actions(raw.get("whenFull"), path + ("whenFull",), spans, speech), int(extra),
-                              spans.get(path, Span()), path, raw.get("hours"))
+                              spans.get(path, Span()), path, raw.get("hours"), pools)
     flows = {}
     for flow_id, raw in (data.get("flows") or {}).items():
         path = ("flows", flow_id)

@@ -88,24 +88,67 @@ def conference(policy: Policy, room: Room, role: Role) -> dict:
     events_route = policy.events_route_for(room)
     if "statusEventsCallbackUrl" not in out and events_route:
         out["statusEventsCallbackUrl"] = {"$url": {"route": events_route, "query": {}}}
-    if room.capacity:
-        # Uncounted roles (supervisors) get their own seats on top, so the platform never stalls them.
-        out["maxParticipants"] = room.capacity + room.extra_seats
+    total = room.seat_total
+    if total:
+        # Every pool's seats (uncounted roles' and named pools' on top of the room's own), so the
+        # platform never stalls a caller roomc admitted.
+        out["maxParticipants"] = total
     return {"conference": dict(sorted(out.items()))}
 
 
+def sends_away(nodes: tuple[Action, ...]) -> bool:
+    """Whether a whenFull could take the caller to another room (a `join`, or a `redirect` that may lead to one)."""
+    return any(n.verb in ("join", "redirect") for n in nodes)
+
+
+def when_full(room: Room, role: Role) -> tuple[tuple[Action, ...], str]:
+    """The whenFull a role's caller hears, and whose it is: the role's own, else its pool's, else the room's.
+
+    A role that starts the room is never sent away from it by the pool's or room's overflow: it hears
+    the built-in "full" message instead (docs/language.md, "Seats").
+    """
+    if role.when_full:
+        return role.when_full, "role"
+    pool = room.pools.get(role.pool) if role.pool else None
+    found, whose = (pool.when_full, "pool") if pool and pool.when_full else (room.when_full, "room")
+    if room.starts(role) and sends_away(found):
+        return (), "host"
+    return found, whose
+
+
+def _seats(room: Room) -> dict:
+    """The pools of a room that uses pools or held seats; nothing for one that does not (the table stays as it was)."""
+    if not room.pools and not room.held_by_pool:
+        return {}
+    keys = sorted({key for key in map(room.pool_key, room.roles) if key is not None} | set(room.pools))
+    return {"pools": {key: {"seats": room.limit(key), "held": dict(sorted(room.held_by_pool.get(key, {}).items()))}
+                      for key in keys}}
+
+
+def _role(policy: Policy, room: Room, role: Role, seats: dict) -> dict:
+    out: dict[str, Any] = {
+        "id": role.id,
+        "when": role.when,
+        "counts": role.counts and role.pool is None,  # takes one of the room's own seats
+        "muted": bool(role.params.get("muted", False)),
+        "actions": actions(role.actions) + [conference(policy, room, role)],
+    }
+    if seats:
+        out["pool"] = room.pool_key(role)
+    full, whose = when_full(room, role)
+    if whose != "room":
+        out["whenFull"] = actions(full) if full else spoken(FULL_DEFAULT, room.params)
+    return out
+
+
 def _room(policy: Policy, room: Room) -> dict:
+    seats = _seats(room)
     return {
         "name": value(room.name),
         "capacity": room.capacity,
         "extraSeats": room.extra_seats,
-        "roles": [{
-            "id": role.id,
-            "when": role.when,
-            "counts": role.counts,
-            "muted": bool(role.params.get("muted", False)),
-            "actions": actions(role.actions) + [conference(policy, room, role)],
-        } for role in room.roles],
+        **seats,
+        "roles": [_role(policy, room, role, seats) for role in room.roles],
         "whenFull": actions(room.when_full) if room.when_full else spoken(FULL_DEFAULT, room.params),
         # Only when written, so tables of rooms without hours stay as they were.
         **({"hours": room.hours} if room.hours else {}),

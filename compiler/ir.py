@@ -35,6 +35,25 @@ class Role:
     params: dict[str, Any]
     span: Span
     path: tuple
+    pool: str | None = None  # a pool of the room's `pools`, as written
+    reserved: int | None = None  # `reservedSeats` as written (None: the default)
+    when_full: tuple[Action, ...] = ()  # the role's own `whenFull`
+
+
+# Store keys of the two unnamed pools (runtime/store.py): the room's own seats and the uncounted roles'.
+MAIN_POOL = ""
+EXTRA_POOL = "~extra"
+
+
+@dataclass(frozen=True)
+class Pool:
+    """Seats of their own for the roles that name the pool."""
+
+    id: str
+    seats: int
+    when_full: tuple[Action, ...]
+    span: Span
+    path: tuple
 
 
 @dataclass(frozen=True)
@@ -50,10 +69,62 @@ class Room:
     span: Span
     path: tuple
     hours: str | None = None  # a schedule under `hours`; outside it the schedule's `closed` answers
+    pools: dict[str, Pool] = field(default_factory=dict)
 
     @property
     def capacity(self) -> int:
         return int(self.params.get("maxParticipants") or 0)
+
+    def pool_key(self, role: "Role") -> str | None:
+        """The pool a role's seats are counted in (its store key), or None when they are not counted."""
+        if role.pool is not None:
+            return role.pool
+        if not self.capacity:
+            return None
+        return MAIN_POOL if role.counts else EXTRA_POOL
+
+    def limit(self, key: str) -> int:
+        """The seats of a pool, by its store key (an undeclared pool has none)."""
+        if key == MAIN_POOL:
+            return self.capacity
+        if key == EXTRA_POOL:
+            return self.extra_seats
+        pool = self.pools.get(key)
+        return pool.seats if pool else 0
+
+    def starts(self, role: "Role") -> bool:
+        """Whether the role starts a room whose other callers wait for it (a host)."""
+        return self.has_host and self.start_on_enter(role)
+
+    def held(self, role: "Role") -> int:
+        """Seats of the role's pool held back for it: `reservedSeats`, else 1 for a host others wait for."""
+        if role.reserved is not None:
+            return role.reserved
+        return 1 if self.starts(role) and self.has_waiters else 0
+
+    @functools.cached_property
+    def has_waiters(self) -> bool:
+        """Whether some role waits for another to start the room."""
+        return any(not self.start_on_enter(other) for other in self.roles)
+
+    @functools.cached_property
+    def held_by_pool(self) -> dict[str, dict[str, int]]:
+        """Seats held per pool (store key), per role; computed once, in one pass over the roles."""
+        out: dict[str, dict[str, int]] = {}
+        for role in self.roles:
+            key, held = self.pool_key(role), self.held(role)
+            if key is not None and held > 0:
+                out.setdefault(key, {})[role.id] = held
+        return out
+
+    @functools.cached_property
+    def seat_total(self) -> int | None:
+        """The `maxParticipants` to emit: every pool's seats, or None when some role is not counted (once per room)."""
+        keys = {self.pool_key(r) for r in self.roles}
+        if None in keys or not keys:
+            return None
+        total = self.capacity + self.extra_seats if self.capacity else 0
+        return total + sum(pool.seats for pool in self.pools.values())
 
     def start_on_enter(self, role: "Role") -> bool:
         """The `startOnEnter` a role joins with; unset is decided here, never left to the PBX.

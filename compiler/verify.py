@@ -59,10 +59,12 @@ def expand(table: dict, actions: list, visiting: frozenset = frozenset()) -> lis
             out.append({"hangup": {}})
             continue
         wanted = item["$join"].get("role")
-        variants: list[list] = [r["actions"] for r in room["roles"] if wanted in (None, r["id"])]
+        roles = [r for r in room["roles"] if wanted in (None, r["id"])]
+        variants: list[list] = [r["actions"] for r in roles]
         variants.append(expand(table, room["whenFull"], visiting | {room_id}))
         if room.get("hours") in (table.get("hours") or {}):  # closed: the schedule's closed actions instead
             variants.append(expand(table, table["hours"][room["hours"]]["closed"], visiting | {room_id}))
+        variants += [expand(table, r["whenFull"], visiting | {room_id}) for r in roles if "whenFull" in r]
         out.extend(sorted(variants, key=len)[-1])  # the longest thing the join can become
     return out
 
@@ -72,6 +74,8 @@ def responses(table: dict) -> Iterator[tuple[tuple, list]]:
     for room_id, room in table["rooms"].items():
         for role in room["roles"]:
             yield ("rooms", room_id, "roles", role["id"]), role["actions"]
+            if "whenFull" in role:  # the role's own, or its pool's (issue 13)
+                yield ("rooms", room_id, "roles", role["id"], "whenFull"), role["whenFull"]
         yield ("rooms", room_id, "whenFull"), room["whenFull"]
     for flow_id, flow in table["flows"].items():
         yield ("flows", flow_id, "actions"), flow["actions"]

@@ -18,6 +18,7 @@ from roomc.compiler.hours import Schedule, now_view, zone as time_zone
 from roomc.compiler.templates import compile_condition, compile_text, name_frame, reads_now
 
 from .calls import TOKEN_PARAM, events_token
+from .store import EXTRA_POOL, MAIN_POOL
 
 ROOM_NAME = re.compile(r"[A-Za-z0-9._-]{1,64}")
 # Fields whose value is a URL: what a template substitutes into them is percent-encoded.
@@ -31,6 +32,7 @@ MAX_JOIN_DEPTH = 4
 MAX_INLINE = 3
 BAD_ROOM = [{"say": {"text": "Sorry, that meeting number is not valid."}}, {"hangup": {}}]
 NO_ROLE = [{"say": {"text": "Sorry, you cannot join this meeting."}}, {"hangup": {}}]
+FULL = [{"say": {"text": "Sorry, this meeting is full. Please try again later."}}, {"hangup": {}}]
 LAST_RESORT = [{"say": {"text": "Sorry, something went wrong. Please call again later."}}, {"hangup": {}}]
 
 
@@ -334,6 +336,7 @@ class Answer:
     inlined: int = 0
     at: float = 0.0  # the Unix time the answer is for (open hours, `now`)
     closed: str | None = None  # the schedule whose closed actions answered, if one did
+    full: set[tuple[str, str]] = field(default_factory=set)  # (room name, pool) found full in this answer
 
     def note(self, line: str) -> None:
         if self.trace is not None:
@@ -341,13 +344,27 @@ class Answer:
 
 
 class CompiledRole:
-    def __init__(self, responder: Responder, role: dict):
+    def __init__(self, responder: Responder, role: dict, room: dict):
         self.id = role["id"]
         self.when_source = role["when"]
         self.when = _condition(role["when"]) if role["when"] else None
         self.counts = role["counts"]
         self.muted = role["muted"]
         self.actions = responder.actions(role["actions"])
+        self.when_full = responder.actions(role["whenFull"]) if "whenFull" in role else None
+        # The pool this role's seats are counted in (None: not counted), its seats, and the seats held
+        # in it for roles that start the room. A table without `pools` (no pools, no held seats, or
+        # compiled by an older roomc) counts as before: the room's seats, or the uncounted roles' pool.
+        pools = room.get("pools")
+        if pools is not None:
+            self.pool: str | None = role.get("pool")
+            spec = pools.get(self.pool, {}) if self.pool is not None else {}
+            self.limit = int(spec.get("seats", 0))
+            self.held: dict[str, int] | None = dict(spec.get("held") or {}) or None
+        else:
+            self.pool = (MAIN_POOL if self.counts else EXTRA_POOL) if room["capacity"] else None
+            self.limit = room["capacity"] if self.counts else room["extraSeats"]
+            self.held = None
 
 
 class CompiledRoom:
@@ -359,12 +376,13 @@ class CompiledRoom:
         self.name = _checked("room name", _compiled(source, "room name"), allow_empty=True)
         self.capacity = room["capacity"]
         self.extra_seats = room["extraSeats"]
-        self.roles = [CompiledRole(responder, r) for r in room["roles"]]
+        self.roles = [CompiledRole(responder, r, room) for r in room["roles"]]
         self.by_id = {r.id: r for r in self.roles}
         self.when_full = responder.actions(room["whenFull"])
         self.hours = room.get("hours")
         self.bad_room = _spoken(BAD_ROOM, room.get("speech"))
         self.no_role = _spoken(NO_ROLE, room.get("speech"))
+        self.full_message = _spoken(FULL, room.get("speech"))
 
     def join(self, context: dict, answer: Answer, fixed_role: str | None, depth: int) -> list:
         if depth > MAX_JOIN_DEPTH:
@@ -397,12 +415,20 @@ class CompiledRoom:
             return list(self.no_role)
         context["role"] = role.id
         answer.room, answer.role = name, role.id
-        if self.capacity:
-            limit = self.capacity if role.counts else self.extra_seats
-            admitted, why = answer.seats(name, role, limit)
+        if role.pool is not None:
+            if (name, role.pool) in answer.full:
+                # An overflow chain came back to a pool already found full: no second store trip, no loop.
+                answer.note(f"room {name!r} was already full for this caller (an overflow loop); the built-in "
+                            "full message answers")
+                answer.joins.append((self.id, "full"))
+                return list(self.full_message)
+            admitted, why = answer.seats(name, role, role.limit)
             answer.note(why)
             answer.joins.append((self.id, "admitted" if admitted else "full"))
             if not admitted:
+                answer.full.add((name, role.pool))
+                if role.when_full is not None:
+                    return role.when_full(context, answer, depth)
                 return self.when_full(context, answer, depth)
         else:
             answer.joins.append((self.id, "admitted"))

@@ -172,7 +172,8 @@ class VoiceRoute(Webhook):
                 before = time.perf_counter()
                 admission = store.reserve(room, call_id, role.id, counted=role.counts, limit=limit, ttl=ttl,
                                           muted=role.muted, deadline=deadline, caller=caller or None,
-                                          bind=pending.pop() if pending else None)
+                                          bind=pending.pop() if pending else None,
+                                          pool=role.pool, held=role.held)
                 observer.store_time("reserve", time.perf_counter() - before)
                 return admission.admitted, ""  # the reason is only read by `roomc explain`
 

@@ -44,8 +44,9 @@ def ref(name: str, title: str, description: str, **extra) -> dict:
 
 CONFERENCE_PARAMS = {
     "maxParticipants": integer(
-        "Capacity", "Most callers admitted to the room at once (roles with `countsTowardCapacity: false` excluded). "
-        "roomc counts seats itself and answers `whenFull` instead of letting the platform stall the caller. "
+        "Capacity", "The room's own seats: most callers of roles without a `pool` (and counting toward capacity) "
+        "admitted at once, seats held for roles that start the room included. roomc counts seats itself and answers "
+        "`whenFull` instead of letting the platform stall the caller, and emits this plus every pool's seats. "
         "0 leaves the cap to the PBX.", examples=[10]),
     "beep": boolean("Entry/exit beep", "Play a tone when this participant joins or leaves.", False),
     "muted": boolean("Muted (listen-only)", "The participant hears the room but cannot be heard, e.g. a supervisor.", False),
@@ -174,8 +175,21 @@ ROLE = {"type": "object", "additionalProperties": False, "properties": {
     "say": ref("say", "Greeting", "Spoken before the caller joins." + TEMPLATE_NOTE),
     "actions": ref("actions", "Actions before joining", "Extra actions run before the greeting and the conference."),
     "countsTowardCapacity": boolean("Counts toward capacity", "Whether this role takes a seat under `maxParticipants`. "
-                                    "Supervisors usually do not.", True),
+                                    "Supervisors usually do not; prefer a `pool` of their own.", True),
+    "pool": p("Seat pool", "A pool of the room's `pools`: this role's callers take its seats instead of the room's "
+              "`maxParticipants`.", {"type": "string", "pattern": "^[A-Za-z][A-Za-z0-9_-]*$"}, examples=["speakers"]),
+    "reservedSeats": integer("Reserved seats", "Seats of this role's pool held back from every other role until this "
+                             "role's callers fill them. Default: 1 for a role that starts the room while others wait "
+                             "for it (`startOnEnter: true`), else 0; 0 opts out.", examples=[1]),
+    "whenFull": ref("actions", "When full", "Answered instead of a conference when this role's pool is full; wins "
+                    "over the pool's and the room's."),
     **{k: v for k, v in CONFERENCE_PARAMS.items() if k not in ("maxParticipants",)},
+}}
+
+POOL = {"type": "object", "additionalProperties": False, "required": ["seats"], "properties": {
+    "seats": integer("Seats", "Most callers of this pool's roles admitted at once.", 1, examples=[2]),
+    "whenFull": ref("actions", "When full", "Answered instead of a conference when this pool is full; wins over the "
+                    "room's."),
 }}
 
 ROOM = {"type": "object", "additionalProperties": False, "required": ["name", "roles"], "properties": {
@@ -187,10 +201,13 @@ ROOM = {"type": "object", "additionalProperties": False, "required": ["name", "r
         "type": "object", "minProperties": 1,
         "propertyNames": {"pattern": "^[A-Za-z][A-Za-z0-9_-]*$"},
         "additionalProperties": {"$ref": "#/$defs/role"}}),
+    "pools": p("Seat pools", "Seats of their own for the roles that name them (`pool:`), counted apart from "
+               "`maxParticipants`; the emitted `maxParticipants` covers every pool.", {
+                   "type": "object", "propertyNames": {"pattern": "^[A-Za-z][A-Za-z0-9_-]*$"},
+                   "additionalProperties": {"$ref": "#/$defs/pool"}}),
     "extraSeats": integer(
-        "Seats for uncounted roles", "Seats beyond `maxParticipants` for roles with `countsTowardCapacity: false` "
-        "(supervisors). roomc admits at most this many of them at once and emits `maxParticipants + extraSeats`, "
-        "so the platform never stalls a caller roomc admitted. Default: 2 when such a role exists, else 0."),
+        "Seats for uncounted roles (deprecated)", "Deprecated (RC232): use a pool. Seats beyond `maxParticipants` for "
+        "roles with `countsTowardCapacity: false` and no `pool`. Default: 2 when such a role exists, else 0."),
     **CONFERENCE_PARAMS,
     "hours": HOURS_REF,
     **SPEECH,
@@ -308,6 +325,7 @@ SCHEMA = {
         "action": ACTION,
         "role": ROLE,
         "room": ROOM,
+        "pool": POOL,
         "branch": BRANCH,
         "flow": FLOW,
         "route": ROUTE,

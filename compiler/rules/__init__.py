@@ -12,6 +12,8 @@ from . import (capacity_events, comparison_type, digits_url_not_keys, end_withou
 # Open hours and speech defaults (issue 13), on their own line so other rule families merge cleanly.
 from . import (hours_always_closed, hours_closure, hours_dst, hours_overlap, hours_range, hours_unused, hours_zone,
                now_without_zone, speech_undocumented)
+# Seat pools and held seats (issue 13).
+from . import extra_seats, held_seats, seat_pools
 
 RULES: tuple[ModuleType, ...] = (
     undefined_reference,
@@ -24,6 +26,9 @@ RULES: tuple[ModuleType, ...] = (
     unreachable,
     status_event_name,
     capacity_events,
+    held_seats,
+    seat_pools,
+    extra_seats,
     shadowed_role,
     status_events_nowhere,
     recording_nowhere,

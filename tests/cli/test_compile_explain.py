@@ -53,7 +53,7 @@ def test_explain_says_why_on_stderr(runner):
     result = runner.invoke(main, ["explain", MEETING, "--route", "/conference/join", "--query", "room=m-1",
                                   "--participants", "10"], catch_exceptions=False)
     assert "role 'participant' chosen: the default (no `when`)" in result.stderr
-    assert "full: 10 of 10 seats taken" in result.stderr
+    assert "full: the room's own seats (maxParticipants): 10 of 10 taken" in result.stderr
     assert json.loads(result.stdout)["actions"][-1] == {"hangup": {}}
 
 

@@ -33,21 +33,26 @@ def test_host_and_participant_answers(client):
     assert guest[1]["conference"]["startOnEnter"] is False
 
 
-def test_room_of_ten_admits_ten_and_answers_when_full(client):
-    answers = [join(client, {"room": "busy"}, CallId=f"call-{i}") for i in range(11)]
-    assert all("conference" in a[-1] for a in answers[:10])
-    assert answers[10] == [{"say": {"text": "Sorry, this meeting is full. Please try again later."}}, {"hangup": {}}]
+def test_room_of_ten_admits_nine_and_keeps_the_tenth_seat_for_the_host(client):
+    # Issue 13: ten waiting participants used to fill the room and lock the host out for good.
+    answers = [join(client, {"room": "busy"}, CallId=f"call-{i}") for i in range(10)]
+    assert all("conference" in a[-1] for a in answers[:9])
+    assert answers[9] == [{"say": {"text": "Sorry, this meeting is full. Please try again later."}}, {"hangup": {}}]
+    host = join(client, {"room": "busy", "host": "1"}, CallId="host")
+    assert host[-1]["conference"]["startOnEnter"] is True and host[-1]["conference"]["maxParticipants"] == 10
+    assert join(client, {"room": "busy", "host": "1"}, CallId="host")[-1]["conference"]  # a retry keeps it
+    assert "hangup" in join(client, {"room": "busy", "host": "1"}, CallId="second-host")[-1]  # no seat left
 
 
 def test_retried_webhook_keeps_its_one_seat(client):
     for _ in range(3):
         assert "conference" in join(client, {"room": "retry"}, CallId="same-call")[-1]
     others = [join(client, {"room": "retry"}, CallId=f"other-{i}") for i in range(10)]
-    assert sum("conference" in a[-1] for a in others) == 9
+    assert sum("conference" in a[-1] for a in others) == 8  # and one seat is the host's
 
 
 def test_leave_frees_a_seat(client):
-    for i in range(10):
+    for i in range(9):
         join(client, {"room": "churn"}, CallId=f"c{i}")
         assert event(client, ConferenceName="meeting-churn", StatusCallbackEvent="join", CallId=f"c{i}") == "stored"
     assert "hangup" in join(client, {"room": "churn"}, CallId="late")[-1]
@@ -56,7 +61,7 @@ def test_leave_frees_a_seat(client):
 
 
 def test_supervisor_does_not_take_a_seat(client):
-    for i in range(5):
+    for i in range(4):  # the fifth seat is held for the trainer
         assert "conference" in join_path(client, "/coaching/join", {"room": "s1"}, CallId=f"t{i}")[-1]
     supervisor = join_path(client, "/coaching/join", {"room": "s1"}, CallId="sup", From="+254700000009")
     assert supervisor[-1]["conference"]["muted"] is True
@@ -224,4 +229,4 @@ def test_get_requests_read_the_call_from_the_query_string(client):
         response = client.get("/conference/join?room=viaget&CallId=g-1&From=%2B254700000001")
         assert "conference" in response.get_json()["actions"][-1]
     others = [client.get(f"/conference/join?room=viaget&CallId=g-{i}").get_json()["actions"] for i in range(2, 12)]
-    assert sum("conference" in a[-1] for a in others) == 9
+    assert sum("conference" in a[-1] for a in others) == 8  # and one seat is the host's

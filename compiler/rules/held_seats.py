@@ -1,0 +1,89 @@
+"""RC230 held-seats: a room whose seats cannot hold what it keeps back for its hosts, or whose host could be turned away.
+
+A role that starts the room (`startOnEnter: true` while others wait for it) has seats of its pool
+held back from every other role until its callers fill them (`reservedSeats`, default 1), so a
+room full of waiting callers never locks its host out. A pool with fewer seats than it holds
+cannot seat its hosts; one with exactly as many never seats anyone else. A host with
+`reservedSeats: 0` can be refused when the room fills, leaving the others on hold until they hang
+up. A host's own `whenFull` may not send it to another room: the room would never start.
+
+Failing::
+
+    maxParticipants: 1
+    roles:
+      host: {when: "query.host == '1'", startOnEnter: true, reservedSeats: 2}
+      participant: {}
+
+Passing::
+
+    maxParticipants: 10            # nine for participants, one held for the host
+    roles:
+      host: {when: "query.host == '1'", startOnEnter: true}
+      participant: {}
+"""
+from __future__ import annotations
+
+from typing import Iterator
+
+from ..codegen import sends_away
+from ..diagnostics import Diagnostic, Severity
+from ..ir import EXTRA_POOL, MAIN_POOL, Policy, Room
+
+CODE = "RC230"
+NAME = "held-seats"
+SEVERITY = Severity.ERROR
+
+
+def _pool_name(room: Room, key: str) -> str:
+    if key == MAIN_POOL:
+        return f"room '{room.id}' (maxParticipants {room.capacity})"
+    if key == EXTRA_POOL:
+        return f"room '{room.id}' uncounted seats (extraSeats {room.extra_seats})"
+    return f"pool '{key}' of room '{room.id}' ({room.limit(key)} seats)"
+
+
+def _pool_path(room: Room, key: str) -> tuple:
+    if key == MAIN_POOL:
+        return room.path + ("maxParticipants",)
+    if key == EXTRA_POOL:
+        return room.path + ("extraSeats",)
+    return room.path + ("pools", key, "seats")
+
+
+def check(policy: Policy) -> Iterator[Diagnostic]:
+    for room in policy.rooms.values():
+        for key, held in room.held_by_pool.items():
+            total, limit = sum(held.values()), room.limit(key)
+            path = _pool_path(room, key)
+            holders = ", ".join(f"{n} for '{r}'" for r, n in held.items())
+            others = [r.id for r in room.roles if room.pool_key(r) == key and r.id not in held]
+            if total > limit:
+                yield Diagnostic(CODE, SEVERITY, f"{_pool_name(room, key)} holds {total} seats back ({holders}), "
+                                 f"more than it has: its hosts cannot all get in", policy.span(path), path,
+                                 help=f"raise the seats to at least {total + (1 if others else 0)}, or lower "
+                                      "`reservedSeats`")
+            elif total == limit and others:
+                yield Diagnostic(CODE, SEVERITY, f"{_pool_name(room, key)} holds all its seats back ({holders}): "
+                                 f"{', '.join(repr(o) for o in others)} can never get in", policy.span(path), path,
+                                 help=f"raise the seats to at least {total + 1}, or lower `reservedSeats`")
+        for role in room.roles:
+            written = role.path + ("reservedSeats",)
+            counted = room.pool_key(role) is not None
+            if role.reserved is not None and role.reserved > 0 and not counted:
+                yield Diagnostic(CODE, Severity.WARNING, f"role '{role.id}' of room '{room.id}' reserves seats, but its "
+                                 "seats are not counted (no maxParticipants, no pool): nothing is held",
+                                 policy.span(written), written)
+            if not room.starts(role):
+                continue
+            if role.reserved == 0 and counted and room.has_waiters:
+                yield Diagnostic(CODE, Severity.WARNING, f"role '{role.id}' starts room '{room.id}' but holds no seat "
+                                 "(reservedSeats: 0): when the room fills it is refused, and the callers waiting "
+                                 "for it stay on hold until they hang up", policy.span(written), written,
+                                 help="drop `reservedSeats: 0` to hold one seat for it")
+            if role.when_full and sends_away(role.when_full):
+                path = role.path + ("whenFull",)
+                yield Diagnostic(CODE, SEVERITY, f"role '{role.id}' starts room '{room.id}', but its whenFull sends it "
+                                 "elsewhere (join or redirect): the room would never start for the callers waiting "
+                                 "in it", policy.span(path), path,
+                                 help="say why and hang up instead; seats held for it (reservedSeats) keep it from "
+                                      "being refused")
