@@ -16,7 +16,8 @@ from roomc.sautikit.simulate import run
 
 from ..conftest import ROOMS
 
-SCENARIOS = {"town-hall": "/townhall/events", "dial-in-bridge": "/bridge/events", "supervised": "/coaching/events"}
+SCENARIOS = {"town-hall": "/townhall/events", "dial-in-bridge": "/bridge/events", "supervised": "/coaching/events",
+             "meeting-host": "/conference/events", "webinar": "/webinar/events"}
 HOSTILE = {"digits_to": "voice-callback-url", "events_signed": False, "event_shape": "thirdparty",
            "start_on_enter_default": False, "redirect_own_server": "refuse", "voice_body": "json",
            "retry_resign": False}
@@ -112,3 +113,29 @@ def test_supervised(reading):
     assert "joins coaching-7 muted (listen-only)" in timeline(result, "supervisor")
     assert timeline(result, "trainee-5") == ['hears "This session is full."', "is hung up by the policy"]
     assert roles(result.rooms["coaching-7"]) == ["supervisor", "trainee", "trainee", "trainee", "trainee", "trainer"]
+
+
+# Seats held for hosts and seat pools (issue 13), under the readings that change how seats are
+# counted and freed (event shapes, signing, call events); the other switches do not touch them.
+SEAT_READINGS = ["first-readings", "events-thirdparty-shape", "all-hostile-thirdparty", "all-hostile-envelope"]
+
+
+@pytest.mark.parametrize("reading", SEAT_READINGS)
+def test_meeting_host_gets_in_past_ten_waiting(reading):
+    result = outcome("meeting-host", reading)
+    check_common(result)
+    # Nine wait, the tenth is turned away: the tenth seat is the host's, and the host gets it.
+    assert timeline(result, "participant-10") == ['hears "Sorry, this meeting is full. Please try again later."',
+                                                  "is hung up by the policy"]
+    assert [e["who"] for e in result.report["timeline"] if e["what"] == "starts meeting-42"] == ["host"]
+    assert roles(result.rooms["meeting-42"]) == ["host"] + ["participant"] * 9
+
+
+@pytest.mark.parametrize("reading", SEAT_READINGS)
+def test_webinar_speakers_pool_overflows_to_listeners_and_the_moderator_starts_it(reading):
+    result = outcome("webinar", reading)
+    check_common(result)
+    assert timeline(result, "speaker-3")[0] == 'hears "Both speaker seats are taken. You will join as a listener."'
+    assert "joins webinar-7 muted (listen-only)" in timeline(result, "speaker-3")
+    assert [e["who"] for e in result.report["timeline"] if e["what"] == "starts webinar-7"] == ["moderator"]
+    assert roles(result.rooms["webinar-7"]) == ["listener"] * 3 + ["moderator"] + ["speaker"] * 2
