@@ -1,10 +1,11 @@
 """RC607 dst-boundary: a range starts or ends at a local time that does not exist, or happens twice, on a DST change.
 
 Hours are read on the zone's wall clock. When clocks jump forward (a gap, e.g. 02:00 to 03:00)
-a range starting at 02:30 opens at 03:00 that day; when they go back (a fold) a range ending at
-01:30 sees 01:30 twice, and the line is open during both. roomc handles both (docs/language.md,
-"Daylight saving"); this finding says the boundary is one of them, found in the zone's changes
-from 2020 to 2040 (fixed years, so lint's answer does not depend on today's date).
+a range starting at 02:30 opens at 03:00 that day; when they go back (a fold) the clock shows
+01:00-02:00 twice, and a range starting or ending in that hour follows the clock both times.
+roomc handles both (docs/language.md, "Daylight saving"); this finding says the boundary is one
+of them, found in the zone's changes from 2020 to 2040 (fixed years, so lint's answer does not
+depend on today's date).
 
 Failing::
 
@@ -57,7 +58,7 @@ def check(policy: Policy) -> Iterator[Diagnostic]:
                                 f"{minutes_text(end)}, so that day the range {label} at {minutes_text(end)}")
                     else:
                         what = (f"happens twice on {date} ({DAYS[day]}): clocks go back from {minutes_text(end)} to "
-                                f"{minutes_text(first)}, and both count")
+                                f"{minutes_text(first)}, and the range follows the clock both times")
                     yield Diagnostic(CODE, SEVERITY, f"hours '{schedule.id}' {found.key} {found.text.strip()} {label} "
                                      f"at {minutes_text(boundary)}, which {what} in {schedule.zone}",
                                      policy.span(where), where)

@@ -345,3 +345,10 @@ def test_one_schedule_asked_again_and_again_answers_each_instant_afresh(instants
              .explain(i)[0] for i in instants]
     assert [office.is_open(i) for i in instants + [i + 59 for i in instants]] == fresh + [
         office.explain(i + 59)[0] for i in instants]
+
+
+def test_a_range_starting_in_a_fold_follows_the_clock_both_times():
+    night = hours.Schedule("night", hours.compiled("Europe/London", {"sun": "01:30-06:00"}, None))
+    assert night.is_open(_at("2026-10-25T00:30:00+00:00"))  # 01:30 BST: opens
+    assert not night.is_open(_at("2026-10-25T01:00:00+00:00"))  # clocks back to 01:00 GMT: before 01:30 again
+    assert night.is_open(_at("2026-10-25T01:30:00+00:00"))  # the second 01:30
