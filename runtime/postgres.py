@@ -46,6 +46,10 @@ UPGRADE_LOCK = 0x75706772  # 'upgr': one `roomc db upgrade` at a time
 STRUGGLING_SECONDS = 5.0
 PROBE_SECONDS = 0.1
 PRUNE_EVERY = 60.0
+# /healthz never waits on the database: each worker's maintenance thread asks it `SELECT 1` once a
+# second when no statement has succeeded for that long, within HEALTH_WAIT, and /healthz reports that.
+HEALTH_EVERY = 1.0
+HEALTH_WAIT = 0.5
 
 T = TypeVar("T")
 log = logging.getLogger("roomc")
@@ -440,6 +444,9 @@ class PostgresStore:
         self._closed = threading.Event()
         self._struggling_until = 0.0
         self._last_trouble: float | None = None
+        self._last_ok: float | None = None  # time.monotonic() of the last statement that succeeded
+        self._last_failed: float | None = None  # ... and of the last that failed for want of the database
+        self._last_error: str | None = None
         try:
             with psycopg.connect(conninfo, autocommit=True, connect_timeout=max(2, int(timeout))) as conn:
                 found = schema_version(conn, redact(conninfo))
@@ -478,15 +485,25 @@ class PostgresStore:
                                 "keepalives_interval": 5, "keepalives_count": 2})
                     pool.open(wait=False)
                     self._pool, self._pool_pid = pool, os.getpid()
-                    threading.Thread(target=self._prune_forever, name="roomc-prune", daemon=True).start()
+                    threading.Thread(target=self._maintain_forever, name="roomc-pg-health", daemon=True).start()
         return self._pool
 
-    def _prune_forever(self) -> None:
-        while not self._closed.wait(PRUNE_EVERY):
-            try:
-                self.forget_expired_signatures()
-            except Exception:
-                pass  # the database is away; the next round catches up
+    def _maintain_forever(self) -> None:
+        """Each second: probe the database if nothing has reached it for that long; each minute: prune."""
+        next_prune = time.monotonic() + PRUNE_EVERY
+        while not self._closed.wait(HEALTH_EVERY):
+            now = time.monotonic()
+            if self._last_ok is None or now - self._last_ok >= HEALTH_EVERY:
+                try:
+                    self._run(now + HEALTH_WAIT, lambda conn: conn.execute("SELECT 1").fetchone())
+                except Exception:
+                    pass  # recorded by _run; /healthz reports it
+            if now >= next_prune:
+                next_prune = now + PRUNE_EVERY
+                try:
+                    self.forget_expired_signatures()
+                except Exception:
+                    pass  # the database is away; the next round catches up
 
     def _run(self, deadline: float | None, work: Callable[[psycopg.Connection], T]) -> T:
         """Run `work` on a pooled connection within the deadline; StoreTimeout when it cannot.
@@ -511,7 +528,9 @@ class PostgresStore:
                     except psycopg.OperationalError:
                         if _WATCHDOG.fired(ticket):
                             self._struggling_until = time.monotonic() + STRUGGLING_SECONDS
+                            self._last_failed = time.monotonic()
                             self._last_trouble = time.time()
+                            self._last_error = "a statement was cut at its deadline"
                             raise StoreTimeout("database did not answer before the deadline; connection cut") \
                                 from None
                         if conn.broken and attempt < self.pool_size and time.monotonic() < give_up:
@@ -520,10 +539,13 @@ class PostgresStore:
                     finally:
                         _WATCHDOG.release(ticket)
                 self._struggling_until = 0.0
+                self._last_ok = time.monotonic()
                 return result
             except (PoolTimeout, psycopg.OperationalError) as exc:
                 self._struggling_until = time.monotonic() + STRUGGLING_SECONDS
+                self._last_failed = time.monotonic()
                 self._last_trouble = time.time()
+                self._last_error = scrub(str(exc).strip(), self.conninfo)[:300]
                 if isinstance(exc, psycopg.errors.QueryCanceled):
                     raise StoreTimeout(f"statement cancelled after {self.statement_timeout_ms} ms: {exc}") from exc
                 raise StoreTimeout(f"database not answering: {str(exc).strip()}") from exc
@@ -550,9 +572,29 @@ class PostgresStore:
         self.close()
 
     def health(self) -> dict:
-        """Whether operations have been failing lately; never waits on the database."""
-        degraded = time.monotonic() < self._struggling_until
-        return {"store": "degraded" if degraded else "ok",
+        """This worker's view of the database (docs/deploy.md, "Health checks"); never waits on it.
+
+        `reachable` is what the latest statement, or the worker's own probe (a `SELECT 1` once a
+        second while nothing else reached the database, at most HEALTH_WAIT), found: None before
+        either has run. `pool` is this worker's connections.
+        """
+        now = time.monotonic()
+        stats: dict[str, int] = {}
+        try:
+            stats = self._connections().get_stats()  # starts the pool and its probe in a fresh worker
+        except Exception:
+            pass  # closed
+        ok, failed = self._last_ok, self._last_failed
+        reachable = None if ok is None and failed is None else failed is None or (ok is not None and ok >= failed)
+        database: dict[str, Any] = {
+            "reachable": reachable, "lastContactSeconds": None if ok is None else round(now - ok, 3),
+            "pool": {"open": stats.get("pool_size", 0), "idle": stats.get("pool_available", 0), "max": self.pool_size,
+                     "waiting": stats.get("requests_waiting", 0)}}
+        if failed is not None and self._last_error:
+            database["lastError"] = self._last_error
+            database["lastErrorSeconds"] = round(now - failed, 3)
+        degraded = now < self._struggling_until or reachable is False
+        return {"store": "degraded" if degraded else "ok", "database": database,
                 **({"lastTimeout": _iso(self._last_trouble)} if self._last_trouble else {})}
 
     def reserve(self, room: str, call_id: str, role: str, *, counted: bool, limit: int, ttl: float,

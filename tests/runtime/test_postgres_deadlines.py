@@ -50,3 +50,48 @@ def test_an_empty_roomc_db_means_the_default_store(invoke, tmp_path, monkeypatch
     monkeypatch.setenv("ROOMC_DB", "")
     result = invoke("db", "status")
     assert "roomc.db" in result.output
+
+
+def test_healthz_tells_a_silent_database_without_ever_waiting_on_it(rooms_table):
+    """A database whose port takes connections and then says nothing (a frozen host, a black-holed
+    network): /healthz answers at once every time, and within seconds says the worker cannot reach it."""
+    import socket
+
+    from roomc.runtime import Settings, create_app
+    from roomc.runtime.postgres import PostgresStore
+
+    silent = socket.socket()
+    silent.bind(("127.0.0.1", 0))
+    silent.listen(64)  # never accepted, never answered
+    url = f"postgresql://roomc@127.0.0.1:{silent.getsockname()[1]}/roomc"
+    store = PostgresStore(url, reachable=False)
+    client = create_app(rooms_table, store=store, settings=Settings(public_url="https://r.example.com")).test_client()
+    try:
+        seen, slowest, started = [], 0.0, time.monotonic()
+        while time.monotonic() - started < 8:
+            before = time.monotonic()
+            body = client.get("/healthz").get_json()
+            slowest = max(slowest, time.monotonic() - before)
+            seen.append(body["database"]["reachable"])
+            if body["database"]["reachable"] is False:
+                break
+            time.sleep(0.05)
+        assert slowest < 0.1, slowest  # never waits on the database
+        assert body["store"] == "degraded" and body["database"]["reachable"] is False, body
+        assert body["database"]["lastError"] and body["database"]["pool"]["max"] == 4
+    finally:
+        store.close()
+        silent.close()
+
+
+def test_healthz_reports_a_reachable_database_and_this_workers_pool(rooms_table, pg_url):
+    from roomc.runtime import Settings, create_app
+
+    with open_store(pg_url) as store:
+        client = create_app(rooms_table, store=store, settings=Settings(public_url="https://r.example.com")).test_client()
+        assert client.post("/conference/join?room=1", data={"CallId": "h1"}).status_code == 200
+        body = client.get("/healthz").get_json()
+        assert body["store"] == "ok" and body["database"]["reachable"] is True, body
+        assert body["database"]["lastContactSeconds"] < 5 and body["database"]["pool"]["open"] >= 1
+        time.sleep(2.5)  # idle: the worker's own probe keeps the answer fresh
+        assert client.get("/healthz").get_json()["database"]["lastContactSeconds"] < 2.0
