@@ -62,9 +62,12 @@ def parse_days(key: object) -> tuple[tuple[int, ...], str | None]:
         first, sep, last = part.partition("-")
         if sep:
             start, end = DAY_WORDS.get(first.strip()), DAY_WORDS.get(last.strip())
-            bad = [w.strip() for w, d in ((first, start), (last, end)) if d is None or len(d) != 1]
-            if bad or start is None or end is None:
-                return (), _day_problem(bad[0] if bad else part)
+            bad = [w.strip() for w, d in ((first, start), (last, end)) if d is None]
+            if bad:
+                return (), _day_problem(bad[0])
+            if start is None or end is None or len(start) != 1 or len(end) != 1:
+                return (), (f"'{part[:40]}' is not a range of days: write one day on each side of '-', "
+                            "e.g. mon-fri or fri-mon")
             span = range(start[0], end[0] + 1) if start[0] <= end[0] else [*range(start[0], 7), *range(0, end[0] + 1)]
             days.extend(span)
         elif part in DAY_WORDS:
@@ -77,6 +80,7 @@ def parse_days(key: object) -> tuple[tuple[int, ...], str | None]:
 def _day_problem(word: str) -> str:
     import difflib
 
+    word = word[:40]
     close = difflib.get_close_matches(word, list(DAY_WORDS), n=1, cutoff=0.6)
     hint = f"; did you mean '{close[0]}'?" if close else ""
     return f"'{word[:40]}' is not a day{hint} (days: mon..sun, monday..sunday, daily, weekdays, weekends, mon-fri)"

@@ -92,6 +92,13 @@ def test_weekday_typos_suggest_the_day(key, near):
     assert days == () and problem is not None and f"did you mean '{near}" in problem
 
 
+@pytest.mark.parametrize("key, problem", [("weekdays-sun", "one day on each side"), ("mon-", "'' is not a day"),
+                                          ("sat,,sun", "'' is not a day"), ("x" * 10_000, "'" + "x" * 40 + "' is not")])
+def test_day_keys_that_name_no_days(key, problem):
+    days, found = hours.parse_days(key)
+    assert days == () and found is not None and problem in found and len(found) < 200
+
+
 def test_day_ranges_lists_and_words():
     assert hours.parse_days("mon-fri") == ((0, 1, 2, 3, 4), None)
     assert hours.parse_days("fri-mon") == ((0, 4, 5, 6), None)  # wraps over the weekend
