@@ -55,6 +55,15 @@ class KeysRoute(EventsRoute):
         return respond(start_response, {"ok": True, "outcome": "ignored", "reason": reason})
 
     def __call__(self, environ: dict, start_response: Callable) -> list[bytes]:
+        try:
+            return self.handle(environ, start_response)
+        except Exception:
+            # A bug, not the post: logged with its traceback, answered JSON; not stored, so the platform retries.
+            log.exception("keys on %s failed; asking the sender to retry", self.path)
+            return respond(start_response, {"error": {"code": "server.error", "message": "retry later"}}, 503)
+
+    def handle(self, environ: dict, start_response: Callable) -> list[bytes]:
+        """Read, check, map and store one post (see the class and docs/runtime.md, "In-room keys")."""
         deadline = time.monotonic() + self.settings.events_deadline
         request_id = f"{os.getpid():x}-{next(_request_numbers):x}"
         started, observer = time.perf_counter(), self.observer

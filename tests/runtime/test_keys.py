@@ -230,3 +230,15 @@ def test_hands_converge_whatever_the_delivery_order(rooms_table, tmp_path_factor
             assert press(client, None, json={"Digits": digits, "CallId": call, "Timestamp": base + at}).status_code \
                 == 200
         assert flags(client) == (["c1"], ["c2"])
+
+
+def test_a_failure_inside_the_route_is_json_and_asks_for_a_retry(client, monkeypatch):
+    from roomc.runtime import keys
+
+    seat(client, "c1")
+
+    def broken(*_args, **_kwargs):
+        raise RuntimeError("a bug")
+    monkeypatch.setattr(keys.normalise, "call_fields", broken)
+    response = press(client, "1", "c1")
+    assert response.status_code == 503 and response.get_json()["error"]["code"] == "server.error"
