@@ -163,6 +163,11 @@ def _graph_edges(table: dict) -> tuple[list[tuple[str, str, str]], dict[str, str
         scan(src, flow["otherwise"], "otherwise: ")
     for rid, room in sorted(table["rooms"].items()):
         scan(node("room", rid), room["whenFull"], "when full: ")
+        keys_routes = {r["actions"][-1].get("conference", {}).get("digitsCallbackUrl", {}).get("$url", {}).get("route")
+                       for r in room["roles"] if r["actions"] and isinstance(
+                           r["actions"][-1].get("conference", {}).get("digitsCallbackUrl"), dict)}
+        for path in sorted(p for p in keys_routes if p):
+            edges.append((node("room", rid), node("route", path), "in-room keys"))
     # Open hours: what keeps a schedule points at it; its closed actions lead on like any others.
     for path, route in sorted(table["routes"].items()):
         if route.get("hours"):
@@ -173,11 +178,6 @@ def _graph_edges(table: dict) -> tuple[list[tuple[str, str, str]], dict[str, str
                 edges.append((node(kind, key), node("hours", entry["hours"]), "closed"))
     for sid, schedule in sorted((table.get("hours") or {}).items()):
         scan(node("hours", sid), schedule["closed"], "closed: ")
-        keys_routes = {r["actions"][-1].get("conference", {}).get("digitsCallbackUrl", {}).get("$url", {}).get("route")
-                       for r in room["roles"] if r["actions"] and isinstance(
-                           r["actions"][-1].get("conference", {}).get("digitsCallbackUrl"), dict)}
-        for path in sorted(p for p in keys_routes if p):
-            edges.append((node("room", rid), node("route", path), "in-room keys"))
     return edges, nodes
 
 

@@ -160,3 +160,17 @@ def test_graph_shows_what_keeps_hours_and_where_closed_callers_go(invoke, tmp_pa
     assert "room_support -->|closed| hours_office" in mermaid
     assert "hours_office -->|closed: redirect| route__voicemail" in mermaid
     assert 'hours_office [label="hours office", shape=hexagon];' in invoke("graph", str(policy), "--format", "dot").output
+
+
+def test_explain_a_key_pressed_in_the_town_hall(runner):
+    from roomc.cli import main
+    town_hall = str(ROOT / "rooms" / "town-hall.yaml")
+    result = runner.invoke(main, ["explain", town_hall, "--route", "/townhall/keys", "--query", "room=townhall-99",
+                                  "--form", "Digits=1", "--form", "CallId=c1"], catch_exceptions=False)
+    assert json.loads(result.stdout) == {"ok": True, "outcome": "stored", "effect": "raiseHand"}
+    assert "digits '1' -> raiseHand" in result.stderr and "adds it to handsRaised" in result.stderr
+    unmapped = runner.invoke(main, ["explain", town_hall, "--route", "/townhall/keys", "--query", "room=townhall-99",
+                                    "--form", "Digits=5"], catch_exceptions=False)
+    assert json.loads(unmapped.stdout)["reason"] == "key not mapped" and "map to nothing" in unmapped.stderr
+    graph = runner.invoke(main, ["graph", town_hall], catch_exceptions=False).stdout
+    assert "room_townhall -->|in-room keys| route__townhall_keys" in graph

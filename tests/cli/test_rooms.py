@@ -1,7 +1,7 @@
 """`roomc rooms` reads the same store, in the same JSON shape, as GET /rooms and GET /rooms/<name>."""
 import json
 
-from roomc.runtime.normalise import event
+from roomc.runtime.normalise import Event, event
 from roomc.runtime.store import SQLiteStore
 
 
@@ -60,3 +60,17 @@ def test_rooms_watch_redraws_when_the_store_changes(invoke, tmp_path):
     assert "on hold" in frames[-1]
     one = invoke("rooms", "w-1", "--watch", "--db", str(db), "--max-refreshes", "1").output
     assert "w-1:" in one and "second" in one
+
+
+def test_rooms_json_lists_raised_hands_and_operator_requests(invoke, tmp_path):
+    db = tmp_path / "roomc.db"
+    with SQLiteStore(str(db)) as store:
+        store.reserve("t-1", "c1", "participant", counted=True, limit=10, ttl=600, muted=False)
+        store.reserve("t-1", "c2", "participant", counted=True, limit=10, ttl=600, muted=False)
+        store.record(Event("raiseHand", "t-1", "c1", None, 1.7e9, None, "e1", {"Digits": "1"}))
+        store.record(Event("callOperator", "t-1", "c2", None, 1.7e9 + 1, None, "e2", {"Digits": "0"}))
+    one = json.loads(invoke("rooms", "t-1", "--db", str(db), "--format", "json").output)
+    assert one["handsRaised"] == [{"callId": "c1", "role": "participant", "at": "2023-11-14T22:13:20.000Z"}]
+    assert [o["callId"] for o in one["operatorRequested"]] == ["c2"]
+    watched = invoke("rooms", "t-1", "--db", str(db), "--watch", "--max-refreshes", "1").output
+    assert "HAND since" in watched and "! operator requested by c2" in watched
