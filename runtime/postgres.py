@@ -92,6 +92,13 @@ CREATE TABLE IF NOT EXISTS signature_uses (
 CREATE TABLE IF NOT EXISTS call_notes (
     key TEXT PRIMARY KEY, value TEXT NOT NULL, expires_at DOUBLE PRECISION NOT NULL
 );
+-- Digit entries per call at a flow with `tries` (runtime/store.py DIGIT_TRIES says why).
+CREATE TABLE IF NOT EXISTS digit_tries (
+    call_id TEXT NOT NULL, flow TEXT NOT NULL, tries INTEGER NOT NULL, last_digits TEXT NOT NULL,
+    last_at DOUBLE PRECISION NOT NULL, expires_at DOUBLE PRECISION NOT NULL,
+    PRIMARY KEY (call_id, flow)
+);
+CREATE INDEX IF NOT EXISTS digit_tries_expiry ON digit_tries (expires_at);
 -- Calls `roomc dial` placed (the calls API cannot find calls by room).
 CREATE TABLE IF NOT EXISTS dialled_calls (
     call_id TEXT PRIMARY KEY, room TEXT NOT NULL, role TEXT, session_id TEXT, dialled_to TEXT,
@@ -311,6 +318,25 @@ def scrub(text: str, conninfo: str) -> str:
 # on the worker's event loop, so a wait holds every other request of that worker.
 STATEMENT_WAIT = 0.75
 
+
+
+# runtime/store.py's COUNT_TRY in PostgreSQL's placeholders, with a few expired rows of other calls purged
+# in the same round trip (SKIP LOCKED: concurrent purges never wait on, or deadlock with, each other).
+_SAME_ENTRY = ("digit_tries.expires_at > %(now)s AND digit_tries.last_digits = excluded.last_digits "
+               "AND excluded.last_at - digit_tries.last_at < %(window)s")
+COUNT_TRY = f"""
+WITH purged AS (DELETE FROM digit_tries WHERE (call_id, flow) IN (
+    SELECT call_id, flow FROM digit_tries WHERE expires_at <= %(now)s AND NOT (call_id = %(call)s AND flow = %(flow)s)
+    LIMIT 20 FOR UPDATE SKIP LOCKED))
+INSERT INTO digit_tries (call_id, flow, tries, last_digits, last_at, expires_at)
+VALUES (%(call)s, %(flow)s, 1, %(tag)s, %(now)s, %(expires)s)
+ON CONFLICT (call_id, flow) DO UPDATE SET
+    tries = CASE WHEN digit_tries.expires_at <= %(now)s THEN 1 WHEN {_SAME_ENTRY} THEN digit_tries.tries
+                 ELSE digit_tries.tries + 1 END,
+    last_at = CASE WHEN {_SAME_ENTRY} THEN digit_tries.last_at ELSE excluded.last_at END,
+    last_digits = excluded.last_digits, expires_at = excluded.expires_at
+RETURNING tries
+"""
 
 class _Watchdog:
     """Cuts the socket of a statement still running past its deadline (one thread per process).
@@ -766,6 +792,17 @@ class PostgresStore:
         now = time.time() if now is None else now
         self._run(None, lambda conn: conn.execute(
             "DELETE FROM call_notes WHERE key = %s OR expires_at <= %s", (_clean(key), now)))
+
+    def count_try(self, call_id: str, flow: str, tag: str, *, window: float, ttl: float, now: float | None = None,
+                  deadline: float | None = None) -> int:
+        """Count one digit entry of this call at `flow`; the count so far (runtime/store.py says how). One round
+        trip: expired rows of other calls go in the same statement."""
+        now = time.time() if now is None else now
+        params = {"call": _clean(call_id), "flow": _clean(flow), "tag": _clean(tag), "now": now,
+                  "expires": now + ttl, "window": window}
+        row = self._run(deadline, lambda conn: conn.execute(COUNT_TRY, params).fetchone())
+        assert row is not None  # an upsert with RETURNING always returns its row
+        return int(row[0])
 
     def call_by_caller(self, room: str, caller: str, kind: str, now: float | None = None) -> str | None:
         """The call a participant event names only by its caller's number: for a `join`, the newest

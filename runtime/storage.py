@@ -16,7 +16,8 @@ from .store import SCHEMA_VERSION, ForeignTables, SchemaMismatch, SQLiteStore, s
 # Copied in this order: events first, since inserting them re-derives seats and rooms, which
 # are then overwritten with the source's rows (reservations live only in seats). Each with its key.
 COPIED_TABLES = {"events": ("dedupe",), "seats": ("room", "call_id"), "rooms": ("room",),
-                 "signature_uses": ("signature", "request"), "call_notes": ("key",), "dialled_calls": ("call_id",)}
+                 "signature_uses": ("signature", "request"), "call_notes": ("key",), "dialled_calls": ("call_id",),
+                 "digit_tries": ("call_id", "flow")}
 
 __all__ = ["COPIED_TABLES", "CopyRefused", "SchemaMismatch", "copy", "describe", "is_url", "open_store", "status", "upgrade"]
 

@@ -118,10 +118,38 @@ BEGIN
         recording_url = excluded.recording_url;
 END;
 """
+# How many digit entries a call has made at a flow with `tries` (runtime/calls.py, docs/runtime.md
+# "PIN tries"): kept in the store so that no URL a caller can edit resets it. `last_digits` is a
+# hash of the last counted entry (never the digits), so the same digits delivered again within
+# the repeat window are not counted twice.
+DIGIT_TRIES = """
+CREATE TABLE IF NOT EXISTS digit_tries (
+    call_id TEXT NOT NULL, flow TEXT NOT NULL, tries INTEGER NOT NULL, last_digits TEXT NOT NULL,
+    last_at REAL NOT NULL, expires_at REAL NOT NULL,
+    PRIMARY KEY (call_id, flow)
+);
+CREATE INDEX IF NOT EXISTS digit_tries_expiry ON digit_tries (expires_at);
+"""
+SCHEMA += DIGIT_TRIES
+# One statement: a counted try, or the same entry again within the window (a platform retry),
+# which keeps the count; an expired row starts afresh. Every SET reads the row as it was.
+_SAME_ENTRY = ("digit_tries.expires_at > :now AND digit_tries.last_digits = excluded.last_digits "
+               "AND excluded.last_at - digit_tries.last_at < :window")
+COUNT_TRY = f"""
+INSERT INTO digit_tries (call_id, flow, tries, last_digits, last_at, expires_at)
+VALUES (:call, :flow, 1, :tag, :now, :expires)
+ON CONFLICT (call_id, flow) DO UPDATE SET
+    tries = CASE WHEN digit_tries.expires_at <= :now THEN 1 WHEN {_SAME_ENTRY} THEN digit_tries.tries
+                 ELSE digit_tries.tries + 1 END,
+    last_at = CASE WHEN {_SAME_ENTRY} THEN digit_tries.last_at ELSE excluded.last_at END,
+    last_digits = excluded.last_digits, expires_at = excluded.expires_at
+RETURNING tries
+"""
+
 # The schema this roomc reads and writes, for both stores. Bump it with every change to SCHEMA
 # (or to runtime/postgres.py's): `roomc db upgrade` takes a store from any older version to this
 # one, and a store at another version is refused (docs/runtime.md, "Schema versions").
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 VERSION_TABLE = """
 CREATE TABLE IF NOT EXISTS roomc_schema (
     id INTEGER PRIMARY KEY CHECK (id = 1), version INTEGER NOT NULL, upgraded_at REAL NOT NULL
@@ -362,6 +390,9 @@ class Store(Protocol):
     def forget(self, key: str, now: float | None = None) -> None: ...
 
     def call_by_caller(self, room: str, caller: str, kind: str, now: float | None = None) -> str | None: ...
+
+    def count_try(self, call_id: str, flow: str, tag: str, *, window: float, ttl: float, now: float | None = None,
+                  deadline: float | None = None) -> int: ...
 
     def rooms_of_call(self, call_id: str) -> list[str]: ...
 
@@ -742,6 +773,18 @@ class SQLiteStore:
         now = time.time() if now is None else now
         with self._write() as db:
             db.execute("DELETE FROM call_notes WHERE key = ? OR expires_at <= ?", (key, now))
+
+    def count_try(self, call_id: str, flow: str, tag: str, *, window: float, ttl: float, now: float | None = None,
+                  deadline: float | None = None) -> int:
+        """Count one digit entry of this call at `flow` and return the count so far: atomic, so concurrent
+        posts each get their own number; an entry with the same `tag` within `window` seconds of the last
+        counted one is the same entry delivered again and is not counted. Expires `ttl` after the last."""
+        now = time.time() if now is None else now
+        with self._write(deadline) as db:
+            row = db.execute(COUNT_TRY, {"call": call_id, "flow": flow, "tag": tag, "now": now,
+                                         "expires": now + ttl, "window": window}).fetchone()
+            db.execute("DELETE FROM digit_tries WHERE expires_at <= ?", (now,))
+        return int(row[0])
 
     def call_by_caller(self, room: str, caller: str, kind: str, now: float | None = None) -> str | None:
         """The call a participant event names only by its caller's number: for a `join`, the newest

@@ -505,6 +505,23 @@ def test_a_store_at_another_schema_version_is_refused_with_the_fix(location, ver
             assert reserve(upgraded, "c").admitted and not reserve(upgraded, "d").admitted
 
 
+def test_a_version_1_store_gets_the_tries_table_on_upgrade_and_keeps_its_seats(location):
+    with open_store(location) as first:
+        reserve(first, "a")
+        _set_version(first, 1)
+        if isinstance(first, SQLiteStore):
+            first._connection().execute("DROP TABLE digit_tries")
+        else:
+            with first._conn() as conn:
+                conn.execute("DROP TABLE digit_tries")
+    with pytest.raises(SchemaMismatch, match="roomc db upgrade"):
+        open_store(location)
+    assert upgrade(location) == (1, SCHEMA_VERSION)
+    with open_store(location) as upgraded:
+        assert reserve(upgraded, "a").again
+        assert upgraded.count_try("a", "pin", "t", window=30, ttl=60, now=NOW) == 1
+
+
 def test_an_empty_store_is_created_at_the_current_version_and_upgrade_is_idempotent(location):
     assert status(location)["state"] == "empty"
     assert upgrade(location) == (None, SCHEMA_VERSION)
@@ -526,16 +543,19 @@ def test_copy_moves_everything_and_refuses_a_store_with_data(tmp_path, pg_url):
         old.bind_signature("t=1,v1=aa", "POST /join?room=r", expires_at=NOW + 300, now=NOW)
         old.note("step:a", "/pin", ttl=60, now=NOW)
         old.record_dialled_call("r", "a", role="host", at=NOW)
+        for tag in ("t1", "t2"):  # two PIN tries: a copy must not give the caller a fresh count
+            old.count_try("a", "pin", tag, window=30, ttl=3600, now=NOW)
         expected = (old.room("r"), old.room("solo"), old.live_rooms(now=NOW + 5), old.count_events(),
                     old.dialled_calls("r"), old.noted("step:a", now=NOW + 1))
     assert expected[0]["handsRaised"][0]["callId"] == "a"
     assert copy(source, pg_url) == {"events": 5, "seats": 3, "rooms": 1, "signature_uses": 1, "call_notes": 1,
-                                    "dialled_calls": 1}
+                                    "dialled_calls": 1, "digit_tries": 1}
     with open_store(pg_url) as new:
         assert (new.room("r"), new.room("solo"), new.live_rooms(now=NOW + 5), new.count_events(),
                 new.dialled_calls("r"), new.noted("step:a", now=NOW + 1)) == expected
         assert not new.bind_signature("t=1,v1=aa", "POST /join?room=other", expires_at=NOW + 300, now=NOW + 1)
         assert not reserve(new, "c", now=NOW + 5).admitted and reserve(new, "a", now=NOW + 5).again
+        assert new.count_try("a", "pin", "t2", window=30, ttl=3600, now=NOW + 1) == 2  # the same entry again
     with pytest.raises(ValueError, match="empty store"):
         copy(source, pg_url)
     back = str(tmp_path / "back.db")  # and back again, PostgreSQL into SQLite
@@ -543,6 +563,7 @@ def test_copy_moves_everything_and_refuses_a_store_with_data(tmp_path, pg_url):
     with open_store(back) as again:
         assert (again.room("r"), again.room("solo"), again.live_rooms(now=NOW + 5), again.count_events(),
                 again.dialled_calls("r"), again.noted("step:a", now=NOW + 1)) == expected
+        assert again.count_try("a", "pin", "t3", window=30, ttl=3600, now=NOW + 2) == 3
 
 
 def test_hostile_text_is_stored_not_refused(store):
@@ -658,7 +679,8 @@ def test_claims_page_through_every_seat_and_never_hand_one_call_to_two_workers(l
 # The schema each version means. A change to either store's schema must bump SCHEMA_VERSION
 # (so `roomc db upgrade` reaches existing stores and serve refuses stale ones), be made in
 # both stores (runtime/store.py and runtime/postgres.py), and be recorded here.
-SCHEMA_DIGESTS = {1: ("42937cee2959d3b0", "dbea9be233c78fc1"), 2: ("a54e1335ba92024f", "1cee7a8d5affb0b0")}
+SCHEMA_DIGESTS = {1: ("42937cee2959d3b0", "dbea9be233c78fc1"), 2: ("a54e1335ba92024f", "1cee7a8d5affb0b0"),
+                  3: ("240dc0697159476f", "6ac43f1c27b8b4b2")}  # digit_tries (PIN tries, issue 13)
 
 
 def test_a_schema_change_comes_with_a_new_version():
