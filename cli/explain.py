@@ -59,11 +59,13 @@ def parse_pairs(values: tuple[str, ...], option: str) -> dict[str, str]:
 @click.option("--secret", "secrets", multiple=True, metavar="NAME=VALUE", help="Value for a declared secret.")
 @click.option("--at", "at_text", metavar="TIME",
               help="Answer as of this instant, ISO 8601 with an offset (2026-12-25T09:00+03:00); default: now.")
+@click.option("--try", "try_number", default=1, show_default=True, type=click.IntRange(1, 1000),
+              help="Which digit entry at its flow this is, for a flow with `tries` (3 of 3 shows the last try).")
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True,
               help="json prints only the response.")
 def explain(paths: tuple[str, ...], route_path: str, queries: tuple[str, ...], forms: tuple[str, ...],
             participants: int, taken_pools: tuple[str, ...], present_roles: tuple[str, ...],
-            secrets: tuple[str, ...], at_text: str | None, fmt: str) -> None:
+            secrets: tuple[str, ...], at_text: str | None, try_number: int, fmt: str) -> None:
     """Print the exact JSON the server would answer for a request, and (on stderr) why."""
     at = parse_instant(at_text) if at_text is not None else None
     table = load_table(paths)
@@ -82,10 +84,15 @@ def explain(paths: tuple[str, ...], route_path: str, queries: tuple[str, ...], f
                 click.echo(f"# {line}", err=True)
         return
     # Imported here: the runtime pulls in Flask, which `roomc lint` should not pay for at start-up.
+    from roomc.runtime.directory import DirectoryError, load
     from roomc.runtime.normalise import call_fields, has_digits
     from roomc.runtime.render import Responder
 
-    responder = Responder(table, secrets=parse_pairs(secrets, "--secret"))
+    try:
+        directory = load(table)  # read as `roomc serve` reads it: the file, or the one its fileEnv names
+    except DirectoryError as exc:
+        raise Failure(str(exc)) from None
+    responder = Responder(table, secrets=parse_pairs(secrets, "--secret"), directory=directory)
 
     taken_by_pool = {pool: _count(n, "--taken") for pool, n in parse_pairs(taken_pools, "--taken").items()}
     present = {role: _count(n, "--present") for role, n in parse_pairs(present_roles, "--present").items()}
@@ -94,7 +101,8 @@ def explain(paths: tuple[str, ...], route_path: str, queries: tuple[str, ...], f
         return explain_seat(role, limit, participants, taken_by_pool, present)
 
     answer = responder.answer(route_path, parse_pairs(queries, "--query"), call_fields(fields),
-                              digits_sent=has_digits(fields), seats=seats, explain=True, at=at)
+                              digits_sent=has_digits(fields), seats=seats, explain=True, at=at,
+                              tries=lambda flow, digits: try_number)
     click.echo(json.dumps({"actions": answer.actions}, indent=2, ensure_ascii=False))
     if fmt == "text":
         for line in answer.trace:

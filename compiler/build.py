@@ -1,13 +1,14 @@
 """Passes 3 and 4: merge the files of one policy, then build the typed IR from the data."""
 from __future__ import annotations
 
+import os
 from typing import Any
 
 from .diagnostics import Diagnostic, Severity, Span
-from .ir import DEFAULT_STATUS_EVENTS, Action, Branch, Flow, Policy, Pool, Role, Room, Route, Schedule, Server
+from .ir import DEFAULT_STATUS_EVENTS, Action, Branch, Directory, Flow, Policy, Pool, Role, Room, Route, Schedule, Server
 from .load import SourceFile
 
-SECTIONS = ("server", "defaults", "hours", "rooms", "flows", "routes")
+SECTIONS = ("server", "defaults", "hours", "directory", "rooms", "flows", "routes")
 # Room keys that are not conference parameters (so not merged into the roles' parameters).
 ROOM_ONLY = ("name", "roles", "whenFull", "extraSeats", "hours", "pools")
 SPEECH_KEYS = ("voice", "language")
@@ -150,11 +151,13 @@ def build(data: dict, spans: dict, key_spans: dict, files: tuple[str, ...]) -> P
         branches = tuple(
             Branch(None if b.get("digits") is None else str(b["digits"]), b.get("match"), b.get("when"),
                    _actions(b.get("actions"), path + ("onDigits", i, "actions"), spans, speech),
-                   spans.get(path + ("onDigits", i), Span()), path + ("onDigits", i))
+                   spans.get(path + ("onDigits", i), Span()), path + ("onDigits", i),
+                   b.get("directory"), b.get("meeting"))
             for i, b in enumerate(raw.get("onDigits") or []))
         flows[flow_id] = Flow(flow_id, _actions(raw.get("actions"), path + ("actions",), spans, speech), branches,
                               _actions(raw.get("otherwise"), path + ("otherwise",), spans, speech),
-                              spans.get(path, Span()), path, raw.get("hours"), speech)
+                              spans.get(path, Span()), path, raw.get("hours"), speech, raw.get("tries"),
+                              _actions(raw.get("afterLastTry"), path + ("afterLastTry",), spans, speech))
     hours = {}
     for schedule_id, raw in (data.get("hours") or {}).items():
         path = ("hours", schedule_id)
@@ -181,5 +184,14 @@ def build(data: dict, spans: dict, key_spans: dict, files: tuple[str, ...]) -> P
                     int(server_raw.get("reservationTtl", 60)),
                     _actions(server_raw.get("fallback"), ("server", "fallback"), spans, policy_speech),
                     server_raw.get("eventsSignature"))
+    directory = None
+    if isinstance(data.get("directory"), dict):
+        raw_dir, span = data["directory"], spans.get(("directory",), Span())
+        file = raw_dir.get("file")
+        if file is not None:
+            # Relative to the policy file that names it, written as the sources are (relative to the caller's cwd).
+            named_in = spans.get(("directory", "file"), span).file or files[0]
+            file = os.path.normpath(os.path.join(os.path.dirname(named_in), file))
+        directory = Directory(file, raw_dir.get("fileEnv"), span)
     return Policy(int(data.get("roomc", 1)), server, tuple(data.get("secrets") or ()), rooms, flows, routes,
-                  files, dict(data.get("defaults") or {}), hours, spans, key_spans)
+                  files, dict(data.get("defaults") or {}), hours, directory, spans, key_spans)

@@ -17,6 +17,8 @@ from .templates import is_template
 FULL_DEFAULT: tuple[dict[str, Any], ...] = ({"say": {"text": "Sorry, this meeting is full. Please try again later."}}, {"hangup": {}})
 FALLBACK_DEFAULT: tuple[dict[str, Any], ...] = ({"say": {"text": "Sorry, we could not connect your call. Please try again later."}},
                     {"hangup": {}})
+LAST_TRY_DEFAULT: tuple[dict[str, Any], ...] = ({"say": {"text": "Sorry, that was the last try. Goodbye."}}, {"hangup": {}})
+DEFAULT_MEETING = "{{ query.meeting }}"  # where a PIN branch finds its meeting number unless it says
 # The order conference keys are written in; JSON order does not matter to Sautikit, sorting keeps output stable.
 CONFERENCE_KEYS = ("beep", "collectDigits", "digitsCallbackUrl", "endOnExit", "finishOnKey", "flags", "muted",
                    "numDigits", "record", "startOnEnter", "statusEvents", "statusEventsCallbackUrl", "waitUrl")
@@ -157,15 +159,29 @@ def _room(policy: Policy, room: Room) -> dict:
     }
 
 
+def _branch(branch) -> dict:
+    out: dict[str, Any] = {"digits": branch.digits, "match": branch.match, "when": branch.when}
+    if branch.directory:
+        out["directory"] = branch.directory
+        if branch.directory != "meeting":
+            out["meeting"] = value(branch.meeting or DEFAULT_MEETING)
+    out["actions"] = actions(branch.actions)
+    return out
+
+
 def _flow(flow) -> dict:
-    return {
+    out = {
         "actions": actions(flow.actions),
-        "branches": [{"digits": b.digits, "match": b.match, "when": b.when, "actions": actions(b.actions)}
-                     for b in flow.branches],
+        "branches": [_branch(b) for b in flow.branches],
         # No `otherwise`: ask again, which is what a caller who mistyped expects.
         "otherwise": actions(flow.otherwise) if flow.otherwise else actions(flow.actions),
         **({"hours": flow.hours} if flow.hours else {}),
     }
+    if flow.tries:
+        # Only when written, so tables of flows without a limit stay as they were.
+        out["tries"] = flow.tries
+        out["afterLastTry"] = actions(flow.after_last_try) if flow.after_last_try else list(LAST_TRY_DEFAULT)
+    return out
 
 
 def _route(route) -> dict:
@@ -208,6 +224,9 @@ def codegen(policy: Policy, *, version: str, digest: str, sources: list[str]) ->
             **({"eventsSignature": policy.server.events_signature} if policy.server.events_signature else {}),
         },
         "secrets": sorted(policy.secrets),
+        # Where the directory is read at start-up; its PINs never enter the table.
+        **({"directory": {"file": policy.directory.file, "fileEnv": policy.directory.file_env}}
+           if policy.directory else {}),
         "routes": {path: _route(r) for path, r in sorted(policy.routes.items())},
         "rooms": {rid: _room(policy, r) for rid, r in sorted(policy.rooms.items())},
         "flows": {fid: _flow(f) for fid, f in sorted(policy.flows.items())},

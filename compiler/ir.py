@@ -161,6 +161,8 @@ class Branch:
     actions: tuple[Action, ...]
     span: Span
     path: tuple
+    directory: str | None = None  # meeting | hostPin | participantPin: checked against the meeting directory
+    meeting: str | None = None  # the meeting number whose PIN a hostPin/participantPin branch checks
 
 
 @dataclass(frozen=True)
@@ -175,6 +177,17 @@ class Flow:
     path: tuple
     hours: str | None = None
     speech: dict[str, Any] = field(default_factory=dict)  # the voice and language its says default to
+    tries: int | None = None  # digit entries a call may make here, counted in the store
+    after_last_try: tuple[Action, ...] = ()
+
+
+@dataclass(frozen=True)
+class Directory:
+    """Where the meeting directory is read at start-up: a file next to the policy and/or an env var."""
+
+    file: str | None
+    file_env: str | None
+    span: Span
 
 
 @dataclass(frozen=True)
@@ -226,6 +239,7 @@ class Policy:
     files: tuple[str, ...]
     defaults: dict[str, Any] = field(default_factory=dict)
     hours: dict[str, Schedule] = field(default_factory=dict)
+    directory: Directory | None = None
     spans: dict[tuple, Span] = field(default_factory=dict, repr=False)
     key_spans: dict[tuple, Span] = field(default_factory=dict, repr=False)
 

@@ -82,6 +82,8 @@ def responses(table: dict) -> Iterator[tuple[tuple, list]]:
         for index, branch in enumerate(flow["branches"]):
             yield ("flows", flow_id, "onDigits", index), branch["actions"]
         yield ("flows", flow_id, "otherwise"), flow["otherwise"]
+        if "afterLastTry" in flow:
+            yield ("flows", flow_id, "afterLastTry"), flow["afterLastTry"]
     yield ("server", "fallback"), table["server"]["fallback"]
     for schedule_id, schedule in (table.get("hours") or {}).items():
         yield ("hours", schedule_id, "closed"), schedule["closed"]

@@ -17,8 +17,9 @@ import orjson
 from flask import Flask, Response, request
 from werkzeug.exceptions import HTTPException
 
-from . import calls
+from . import calls, directory
 from . import ui
+from .directory import MeetingDirectory
 from .observe import Observer, exposition
 from .render import Responder
 from .keys import KeysRoute
@@ -66,6 +67,8 @@ class Settings:
     ui_stream_seconds: float = 30.0
     # Unix time for open hours and `now`; `roomc simulate` passes the scenario's clock.
     clock: Callable[[], float] = time.time
+    # The meeting directory (runtime/directory.py): read and hashed at start-up, never in the table.
+    directory: MeetingDirectory | None = field(default=None, repr=False)
 
     @classmethod
     def from_env(cls, table: dict, environ: dict | None = None) -> "Settings":
@@ -91,6 +94,8 @@ class Settings:
             metrics_token=env.get("ROOMC_METRICS_TOKEN") or None,
             ui_streams=int(env.get("ROOMC_UI_STREAMS") or 16),
             ui_stream_seconds=float(env.get("ROOMC_UI_STREAM_SECONDS") or 30),
+            # A broken directory refuses to start (DirectoryError is a ValueError: `roomc serve` prints it).
+            directory=directory.load(table, env),
         )
 
 
@@ -182,9 +187,11 @@ def create_app(route_table: dict, store: Store | None = None, settings: Settings
         from .storage import open_store
 
         store = open_store((os.environ.get("ROOMC_DB") or "roomc.db"))
+    if settings.directory is None and route_table.get("directory"):
+        settings.directory = directory.load(route_table)  # given Settings (tests, simulate): read it here
     responder = Responder(route_table, public_url=settings.public_url, secrets=settings.secrets,
                           events_key=settings.signing_secret if settings.events_signature == "optional" else None,
-                          clock=settings.clock)
+                          clock=settings.clock, directory=settings.directory)
     # No app-wide /static: the live page serves its files under /ui/static (runtime/ui.py).
     app = Flask(__name__, root_path=os.path.dirname(os.path.abspath(__file__)), static_folder=None)
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes

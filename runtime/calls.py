@@ -47,6 +47,9 @@ EVENTS_SIGNATURE = ("required", "optional", "off")
 DEFAULT_EVENTS_SIGNATURE = "optional"
 TOKEN_PARAM = "k"
 ANSWERED_TTL = 30.0  # how long a repeated delivery of the same digits gets the same answer
+# How long a call's count of digit entries at a flow with `tries` is kept after its last entry: longer
+# than any call spends keying PINs, so only a new call starts afresh (docs/runtime.md, "PIN tries").
+TRIES_TTL = 3600.0
 
 
 # -- the flow step awaiting digits ------------------------------------------------------
@@ -98,18 +101,34 @@ def remember_step(store: Store, call_id: str, path: str, query: Mapping[str, str
     store.note(step_key(call_id), orjson.dumps([path, dict(query), room]).decode(), ttl=seconds)
 
 
+def digits_tag(call_id: str, digits: str) -> str:
+    """What the store keeps of an entry's digits (they may be a PIN): a hash that tells the same entry
+    delivered again from another, never the digits themselves."""
+    return hashlib.sha256(f"roomc-digits|{call_id}|{digits}".encode()).hexdigest()[:32]
+
+
 def remember_answered(store: Store, call_id: str, path: str, query: Mapping[str, str], digits: str) -> None:
     """Remember, briefly, which step answered these digits: the platform may deliver them twice, and
     a repeat must get the same answer, not be read afresh (a PIN read as a meeting number)."""
-    store.note(answered_key(call_id), orjson.dumps([path, dict(query), None, digits]).decode(), ttl=ANSWERED_TTL)
+    store.note(answered_key(call_id), orjson.dumps([path, dict(query), None, digits_tag(call_id, digits)]).decode(),
+               ttl=ANSWERED_TTL)
 
 
 def answered_step(store: Store, call_id: str, digits: str) -> tuple[str, dict[str, str]] | None:
     """The step that answered exactly these digits for this call a moment ago, if one did."""
     found = _step(store, answered_key(call_id))
-    if found is None or found[3] != digits:
+    if found is None or found[3] != digits_tag(call_id, digits):
         return None
     return found[0], found[1]
+
+
+def count_try(store: Store, call_id: str, flow: str, digits: str, deadline: float | None = None) -> int:
+    """Count this digit entry of the call at `flow` (a flow with `tries`): the entry's number. The same
+    digits again within ANSWERED_TTL of the last counted entry are the platform delivering it again
+    (at least once, fact sheet §5.5) and keep the count; a caller re-keying the same wrong PIN that
+    quickly learns nothing new, so nothing is given away."""
+    return store.count_try(call_id, flow, digits_tag(call_id, digits), window=ANSWERED_TTL, ttl=TRIES_TTL,
+                           deadline=deadline)
 
 
 # -- events that name no call, and calls that end --------------------------------------

@@ -116,8 +116,10 @@ class Responder:
     """A compiled route table: give it a route and a request context, get the actions."""
 
     def __init__(self, table: dict, *, public_url: str | None = None, secrets: dict[str, str] | None = None,
-                 events_key: bytes | None = None, clock: Callable[[], float] = time.time):
+                 events_key: bytes | None = None, clock: Callable[[], float] = time.time,
+                 directory: Any = None):
         self.table = table
+        self.directory = directory  # the meeting directory (runtime/directory.py), loaded at start-up
         # Unix time of a request: the wall clock, or a scenario's (roomc simulate) or --at's (roomc explain).
         self.clock = clock
         self.hours: dict[str, Schedule | str] = {}
@@ -143,7 +145,7 @@ class Responder:
         self.frames = [(rid, name_frame(room["name"]["$t"] if isinstance(room["name"], dict) else room["name"]))
                        for rid, room in table["rooms"].items()]
         self.frame_of = dict(self.frames)
-        self.flows = {fid: CompiledFlow(self, flow) for fid, flow in table["flows"].items()}
+        self.flows = {fid: CompiledFlow(self, fid, flow) for fid, flow in table["flows"].items()}
         self.closed_answers = {sid: self.actions(spec.get("closed") or [])
                                for sid, spec in (table.get("hours") or {}).items()}
         self.fallback_template = self.actions(table["server"]["fallback"])
@@ -257,11 +259,16 @@ class Responder:
 
     # -- answering -----------------------------------------------------------
     def answer(self, path: str, query: dict, call: dict, *, digits_sent: bool, seats: Seats,
-               explain: bool = False, at: float | None = None) -> "Answer":
+               explain: bool = False, at: float | None = None,
+               tries: Callable[[str, str], int] | None = None) -> "Answer":
         """The actions for one voice request on one route, as of `at` (default: the clock); with `explain`,
-        also a trace of why."""
+        also a trace of why.
+
+        `tries(flow, digits)` counts a digit entry at a flow with `tries` and says which entry it is
+        (the store's count, runtime/calls.py); only such flows call it."""
         route = self.routes[path]
-        answer = Answer(seats=seats, trace=[] if explain else None, at=self.clock() if at is None else at)
+        answer = Answer(seats=seats, trace=[] if explain else None, at=self.clock() if at is None else at,
+                        tries=tries)
         context = {"query": query, "call": call, "secret": self.secrets}
         if self.uses_now:
             context["now"] = self.now_view(answer.at)
@@ -337,6 +344,8 @@ class Answer:
     at: float = 0.0  # the Unix time the answer is for (open hours, `now`)
     closed: str | None = None  # the schedule whose closed actions answered, if one did
     full: set[tuple[str, str]] = field(default_factory=set)  # (room name, pool) found full in this answer
+    tries: Any = None  # counts a digit entry at a flow with `tries` (Responder.answer)
+    pin: tuple[str, str, str | None] | None = None  # (meeting, digits, which PIN): hashed once per request
 
     def note(self, line: str) -> None:
         if self.trace is not None:
@@ -496,14 +505,21 @@ def _digits_match(pattern: re.Pattern) -> Callable[[dict], bool]:
 
 
 class CompiledFlow:
-    def __init__(self, responder: Responder, flow: dict):
+    def __init__(self, responder: Responder, flow_id: str, flow: dict):
+        self.id = flow_id
         self.responder = responder
         self.hours = flow.get("hours")
         self.actions = responder.actions(flow["actions"])
         self.otherwise = responder.actions(flow["otherwise"])
-        self.branches = []
+        self.tries: int | None = flow.get("tries")
+        self.after_last_try = responder.actions(flow.get("afterLastTry") or [])
+        self.branches: list[tuple[Callable[[dict, Answer], bool], str, Callable]] = []
         for branch in flow["branches"]:
             matcher: Callable[[dict], bool]
+            if branch.get("directory"):
+                checks, label = _in_directory(responder, branch)
+                self.branches.append((checks, label, responder.actions(branch["actions"])))
+                continue
             if branch["digits"] is not None:
                 matcher = _digits_equal(branch["digits"])
                 label = f"digits == {branch['digits']!r}"
@@ -513,7 +529,7 @@ class CompiledFlow:
             else:
                 matcher = _condition(branch["when"])
                 label = f"`{branch['when']}` holds"
-            self.branches.append((matcher, label, responder.actions(branch["actions"])))
+            self.branches.append((_with_answer(matcher), label, responder.actions(branch["actions"])))
 
     def run(self, context: dict, answer: Answer, digits_sent: bool) -> list:
         if self.hours:
@@ -524,9 +540,51 @@ class CompiledFlow:
         if not digits_sent:
             answer.note("no digits in the request: the flow's actions")
             return self.actions(context, answer, 0)
+        last = False
+        if self.tries:
+            # Counted before any branch is tried: past the last try nothing is compared, so keying on
+            # (or posting straight to roomc) cannot go on guessing once the tries are used up.
+            entry = answer.tries(self.id, context["call"]["digits"]) if answer.tries else 1
+            if entry > self.tries:
+                answer.note(f"try {entry} of {self.tries}: past the last try, no branch is tried: afterLastTry")
+                return self.after_last_try(context, answer, 0)
+            answer.note(f"try {entry} of {self.tries}")
+            last = entry == self.tries
         for matcher, label, actions in self.branches:
-            if matcher(context):
+            if matcher(context, answer):
                 answer.note(f"branch taken: {label}")
                 return actions(context, answer, 0)
+        if last:
+            answer.note("no branch matched the digits on the last try: afterLastTry")
+            return self.after_last_try(context, answer, 0)
         answer.note("no branch matched the digits: otherwise")
         return self.otherwise(context, answer, 0)
+
+
+def _with_answer(matcher: Callable[[dict], bool]) -> Callable[[dict, "Answer"], bool]:
+    return lambda context, answer: matcher(context)
+
+
+def _in_directory(responder: Responder, branch: dict) -> tuple[Callable[[dict, Answer], bool], str]:
+    """A `directory:` branch's matcher and label. The digits are never part of a label or a note."""
+    kind = branch["directory"]
+    if kind == "meeting":
+        def known(context: dict, answer: Answer) -> bool:
+            found = responder.directory is not None and responder.directory.has(context["call"]["digits"])
+            answer.note(f"digits are {'' if found else 'not '}a meeting number in the directory")
+            return found
+        return known, "directory: meeting"
+    constant, meeting_node = responder.node(branch.get("meeting") or "{{ query.meeting }}", "meeting")
+
+    def pin(context: dict, answer: Answer) -> bool:
+        try:
+            meeting = meeting_node if constant else meeting_node(context)
+        except RenderError as exc:  # no meeting number in the request: no PIN can match
+            answer.note(f"no meeting number to check the PIN against ({exc})")
+            return False
+        digits = context["call"]["digits"]
+        if answer.pin is None or answer.pin[:2] != (meeting, digits):
+            role = responder.directory.pin_role(meeting, digits) if responder.directory is not None else None
+            answer.pin = (meeting, digits, role)
+        return answer.pin[2] == kind
+    return pin, f"directory: digits are the {'host' if kind == 'hostPin' else 'participant'} PIN of the meeting"

@@ -177,6 +177,19 @@ class VoiceRoute(Webhook):
                 observer.store_time("reserve", time.perf_counter() - before)
                 return admission.admitted, ""  # the reason is only read by `roomc explain`
 
+            def tries(flow: str, digits: str) -> int:
+                if not call_id:  # a count no one can be held to: refused like a seat (issue 13)
+                    raise NoCallId(f"flow {flow}")
+                if pending:  # bound before the count is written: a replay counts nothing against the caller
+                    binding = pending.pop()
+                    if not store.bind_signature(binding.signature, binding.request, expires_at=binding.expires_at,
+                                                deadline=deadline, grant=binding.grant):
+                        raise SignatureReused(binding.request)
+                before = time.perf_counter()
+                entry = calls.count_try(store, call_id, flow, digits, deadline=deadline)
+                observer.store_time("count_try", time.perf_counter() - before)
+                return entry
+
             digits_sent = normalise.has_digits(fields)
             path, step = self.path, None
             reserved_before = None
@@ -191,7 +204,8 @@ class VoiceRoute(Webhook):
                              call["id"], target[0])
                     path, query = target
             try:
-                answer = self.responder.answer(path, query, call, digits_sent=digits_sent, seats=seats)
+                answer = self.responder.answer(path, query, call, digits_sent=digits_sent, seats=seats,
+                                               tries=tries)
             except SignatureReused:
                 return refused(REPLAY)
             if pending:

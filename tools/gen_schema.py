@@ -217,6 +217,12 @@ BRANCH = {"type": "object", "additionalProperties": False, "required": ["actions
     "digits": p("Digits", "Matches when the collected digits equal this exactly.", {"type": ["string", "integer"]}),
     "match": string("Pattern", "Matches when the digits fully match this regular expression.", examples=["^[0-9]{6}$"]),
     "when": string("Condition", "A Jinja expression over the template context.", examples=["call.digits == secret.HOST_PIN"]),
+    "directory": p("Directory", "Matches against the policy's meeting directory: `meeting` when the digits are a "
+                   "meeting number in it, `hostPin` / `participantPin` when they are that meeting's host or participant "
+                   "PIN (the meeting number comes from `meeting`). PINs are compared as salted hashes.",
+                   {"enum": ["meeting", "hostPin", "participantPin"]}),
+    "meeting": string("Meeting number", "For `directory: hostPin` / `participantPin`: the meeting whose PIN is "
+                      "checked. Default `{{ query.meeting }}`." + TEMPLATE_NOTE, examples=["{{ query.meeting }}"]),
     "actions": ref("actions", "Actions", "What happens when this branch matches."),
 }}
 
@@ -225,6 +231,11 @@ FLOW = {"type": "object", "additionalProperties": False, "required": ["actions"]
     "onDigits": p("On digits", "Tried in order when Sautikit posts back `Digits`; the first matching branch answers.",
                   {"type": "array", "items": {"$ref": "#/$defs/branch"}}),
     "otherwise": ref("actions", "Otherwise", "Answered when digits arrive and no branch matches."),
+    "tries": integer("Tries", "How many times a call may key digits at this flow. Counted per call in the store "
+                     "(whichever URL the digits reach); past the last, `afterLastTry` answers and no branch is tried.",
+                     1, maximum=20, examples=[3]),
+    "afterLastTry": ref("actions", "After the last try", "Answered when the last try matches no branch, and to any "
+                        "digits after it. Default: a spoken goodbye and hangup."),
     "hours": HOURS_REF,
     **SPEECH,
 }}
@@ -296,6 +307,14 @@ SCHEMA = {
                                      default="optional"),
                 "fallback": ref("actions", "Fallback actions", "Answered when anything fails while answering a voice "
                                 "route; default: a short apology and hangup."),
+            }}),
+        "directory": p("Meeting directory", "Meeting numbers with their own host and participant PINs, from a CSV or "
+                       "YAML file (docs/language.md#meeting-directory); loaded at start-up, never in the route table.", {
+            "type": "object", "additionalProperties": False, "minProperties": 1, "properties": {
+                "file": string("File", "Path of the directory file, relative to this policy file.",
+                               examples=["meetings.csv"]),
+                "fileEnv": p("File variable", "Env var naming the directory file at run time; when set it wins "
+                             "over `file`.", ENV_NAME, examples=["ROOMC_MEETINGS"]),
             }}),
         "secrets": p("Secrets", "Env vars templates may read as `secret.NAME`; never spoken, never emitted.",
                      {"type": "array", "items": ENV_NAME, "uniqueItems": True}, examples=[["HOST_PIN"]]),

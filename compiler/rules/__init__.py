@@ -14,6 +14,9 @@ from . import (hours_always_closed, hours_closure, hours_dst, hours_overlap, hou
                now_without_zone, speech_undocumented)
 # Seat pools and held seats (issue 13).
 from . import extra_seats, held_seats, seat_pools
+# The meeting directory and PIN tries (issue 13).
+from . import (directory_row, directory_undeclared, directory_unreadable, duplicate_meeting, pin_without_tries,
+               same_pin, tries_misplaced)
 
 RULES: tuple[ModuleType, ...] = (
     undefined_reference,
@@ -57,4 +60,12 @@ RULES: tuple[ModuleType, ...] = (
     hours_dst,
     speech_undocumented,
     now_without_zone,
+    # The meeting directory and PIN tries (docs/language.md, "Meeting directory", "PIN tries").
+    directory_unreadable,
+    directory_row,
+    duplicate_meeting,
+    same_pin,
+    directory_undeclared,
+    tries_misplaced,
+    pin_without_tries,
 )

@@ -34,6 +34,8 @@ def action_lists(policy: Policy) -> Iterator[tuple[str, tuple[Action, ...], froz
         for branch in flow.branches:
             yield f"flow '{flow.id}' branch", branch.actions, no_room
         yield f"flow '{flow.id}' otherwise", flow.otherwise, no_room
+        if flow.after_last_try:
+            yield f"flow '{flow.id}' afterLastTry", flow.after_last_try, no_room
     yield "server.fallback", policy.server.fallback, frozenset({"room", "role", "secret"})
     for schedule in policy.hours.values():
         yield f"hours '{schedule.id}' closed", schedule.closed, no_room
@@ -75,6 +77,8 @@ def _walk_sites(policy: Policy) -> Iterator[Site]:
         for branch in flow.branches:
             if branch.when:
                 yield Site(branch.path + ("when",), branch.when, True, frozenset({"room", "role"}))
+            if branch.meeting:
+                yield Site(branch.path + ("meeting",), branch.meeting, False, frozenset({"room", "role"}))
     for _, actions, unavailable in action_lists(policy):
         for action in walk_actions(actions):
             for key, value in action.args.items():

@@ -57,16 +57,28 @@ def test_explain_says_why_on_stderr(runner):
     assert json.loads(result.stdout)["actions"][-1] == {"hangup": {}}
 
 
-def test_explain_flow_with_digits_and_secret(invoke):
+def test_explain_flow_with_digits_and_the_meeting_directory(invoke):
     bridge = str(ROOT / "rooms" / "dial-in-bridge.yaml")
     result = invoke("explain", bridge, "--route", "/pin", "--query", "meeting=123456", "--form", "Digits=4321",
-                    "--secret", "HOST_PIN=4321", "--format", "json")
+                    "--format", "json")
     actions = json.loads(result.output)["actions"]
     assert actions[-1]["conference"]["name"] == "bridge-123456"
     assert actions[-1]["conference"]["startOnEnter"] is True
-    wrong = invoke("explain", bridge, "--route", "/pin", "--query", "meeting=123456", "--form", "Digits=1111",
-                   "--secret", "HOST_PIN=4321", "--format", "json")
+    wrong = invoke("explain", bridge, "--route", "/pin", "--query", "meeting=123456", "--form", "Digits=0000",
+                   "--format", "json")
     assert json.loads(wrong.output)["actions"][0]["say"]["text"].startswith("That PIN is not valid")
+
+
+def test_explain_a_pin_step_at_a_given_try(invoke):
+    bridge = str(ROOT / "rooms" / "dial-in-bridge.yaml")
+    last = invoke("explain", bridge, "--route", "/pin", "--query", "meeting=123456", "--form", "Digits=0000",
+                  "--try", "3")
+    assert "try 3 of 3" in last.stderr and "on the last try: afterLastTry" in last.stderr
+    assert json.loads(last.stdout)["actions"] == [{"say": {"text": "That PIN is not valid. Goodbye."}}, {"hangup": {}}]
+    past = invoke("explain", bridge, "--route", "/pin", "--query", "meeting=123456", "--form", "Digits=4321",
+                  "--try", "4")
+    assert "past the last try, no branch is tried" in past.stderr and "conference" not in past.stdout
+    assert "4321" not in past.stderr  # the trace never repeats the digits
 
 
 def test_explain_unknown_route(invoke):

@@ -98,15 +98,15 @@ def test_flow_branches_on_digits(client):
     onward = client.post("/lobby", data={"CallId": "c", "Digits": "123456"}).get_json()["actions"]
     # The redirect to /pin is answered inline: the PIN prompt, with no round trip for the PBX to refuse.
     assert "getDigits" in onward[0] and "PIN" in onward[0]["getDigits"]["nested"][0]["say"]["text"]
-    assert onward[-1]["conference"]["name"] == "bridge-123456"
+    assert onward[-1]["redirect"]["url"] == "https://rooms.example.com/pin?meeting=123456"  # no PIN: asked again
     host = client.post("/pin?meeting=123456", data={"CallId": "c", "Digits": "4321"}).get_json()["actions"]
     assert host[-1]["conference"]["name"] == "bridge-123456" and host[-1]["conference"]["startOnEnter"] is True
 
 
 def test_full_bridge_moves_callers_to_the_overflow_room(client):
     for i in range(25):
-        client.post("/pin?meeting=555555", data={"CallId": f"p{i}", "Digits": ""})
-    actions = client.post("/pin?meeting=555555", data={"CallId": "late", "Digits": ""}).get_json()["actions"]
+        client.post("/pin?meeting=555555", data={"CallId": f"p{i}", "Digits": "5555"})  # the participant PIN
+    actions = client.post("/pin?meeting=555555", data={"CallId": "late", "Digits": "5555"}).get_json()["actions"]
     assert actions[0]["say"]["text"].startswith("This meeting is full")
     assert actions[-1]["conference"]["name"] == "overflow-555555"
     assert actions[-1]["conference"]["muted"] is True

@@ -124,6 +124,7 @@ def test_a_silent_room_is_explained(tmp_path):
     # The shipped bridge now has an events route (RC211); without one, the runtime never hears the room.
     policy = (ROOMS / "dial-in-bridge.yaml").read_text().replace("  /bridge/events: events\n", "")
     (tmp_path / "bridge.yaml").write_text(policy)
+    (tmp_path / "dial-in-meetings.csv").write_text((ROOMS / "dial-in-meetings.csv").read_text())  # next to it
     scenario = (ROOMS / "scenarios" / "dial-in-bridge.yaml").read_text().replace("../dial-in-bridge.yaml", "bridge.yaml")
     (tmp_path / "scenario.yaml").write_text(scenario)
     text = render_text(run(tmp_path / "scenario.yaml"))
