@@ -169,6 +169,7 @@ def _graph_edges(table: dict) -> tuple[list[tuple[str, str, str]], dict[str, str
         for branch in flow["branches"]:
             scan(src, branch["actions"], "digits: ")
         scan(src, flow["otherwise"], "otherwise: ")
+        scan(src, flow.get("afterLastTry") or [], "after the last try: ")
     for rid, room in sorted(table["rooms"].items()):
         scan(node("room", rid), room["whenFull"], "when full: ")
         keys_routes = {r["actions"][-1].get("conference", {}).get("digitsCallbackUrl", {}).get("$url", {}).get("route")

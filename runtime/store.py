@@ -302,6 +302,7 @@ TABLE_COLUMNS = {
     "signature_uses": {"signature", "request", "expires_at"},
     "call_notes": {"key", "value", "expires_at"},
     "dialled_calls": {"call_id", "room", "role", "session_id", "dialled_to", "dialled_at"},
+    "digit_tries": {"call_id", "flow", "tries", "last_digits", "last_at", "expires_at"},
     "roomc_schema": {"id", "version", "upgraded_at"},
 }
 OPTIONAL_COLUMNS = {"seats": {"caller", "pool"}, "events": {"timed", "clock"}}

@@ -136,3 +136,29 @@ def test_localhost_is_handed_to_granian_as_an_address_over_http1_only(invoke, gr
     argv = granian_argv[0]
     flag = {argv[i]: argv[i + 1] for i in range(len(argv) - 1) if argv[i].startswith("--")}
     assert flag["--host"] == "127.0.0.1" and flag["--http"] == "1"
+
+
+def test_serve_refuses_a_broken_meeting_directory_without_quoting_a_pin(invoke, granian_argv, monkeypatch, tmp_path):
+    import shutil
+
+    for name in ("dial-in-bridge.yaml", "dial-in-meetings.csv"):
+        shutil.copy(ROOMS / name, tmp_path / name)
+    monkeypatch.delenv("MEETINGS_FILE", raising=False)
+    table = tmp_path / "routes.json"
+    assert invoke("compile", str(tmp_path / "dial-in-bridge.yaml"), "-o", str(table)).exit_code == 0
+    directory = tmp_path / "dial-in-meetings.csv"
+    # Compiled from a policy folder, the file broken afterwards: lint refused it then, serve does now.
+    directory.write_text("meeting,hostPin,participantPin\n123456,4321,4321\n")
+    assert invoke("serve", str(tmp_path / "dial-in-bridge.yaml"), "--port", str(free_port()),
+                  "--allow-unsigned").exit_code != 0
+    refused = invoke("serve", str(table), "--port", str(free_port()), "--allow-unsigned")
+    assert refused.exit_code == 2 and granian_argv == []
+    assert "dial-in-meetings.csv:2: [RC233]" in refused.output and "4321" not in refused.output
+    directory.unlink()
+    missing = invoke("serve", str(table), "--port", str(free_port()), "--allow-unsigned")
+    assert missing.exit_code == 2 and "cannot read the meeting directory" in missing.output
+    good = tmp_path / "elsewhere.csv"
+    good.write_text("meeting,hostPin,participantPin\n123456,4321,1111\n")
+    monkeypatch.setenv("MEETINGS_FILE", str(good))  # the policy's fileEnv: the operator's own file wins
+    assert invoke("serve", str(table), "--port", str(free_port()), "--allow-unsigned").exit_code == 0
+    assert len(granian_argv) == 1

@@ -215,3 +215,16 @@ def test_keys_map_only_known_effects_and_key_shapes(tmp_path):
         """)
         assert compilation.table is None
         assert any(d.code in ("RC101", "RC103", "RC104") for d in compilation.diagnostics), keys
+
+
+def test_no_pin_of_the_meeting_directory_is_in_the_compiled_table(monkeypatch):
+    """The table names where the directory is read, never what is in it (issue 13)."""
+    import csv
+
+    monkeypatch.chdir(ROOT)
+    text = _compiled(["rooms/dial-in-bridge.yaml"])
+    table = json.loads(text)
+    assert table["directory"] == {"file": "rooms/dial-in-meetings.csv", "fileEnv": "MEETINGS_FILE"}
+    with open(ROOT / "rooms" / "dial-in-meetings.csv", newline="") as handle:
+        pins = {row[key] for row in csv.DictReader(handle) for key in ("hostPin", "participantPin")}
+    assert pins and not [pin for pin in pins if pin in text]

@@ -194,8 +194,15 @@ def test_the_store_never_holds_the_digits(bridge, any_store):
 
 
 def _rows(store) -> dict:
-    from roomc.runtime.storage import COPIED_TABLES, _rows as rows
-    return {table: rows(store, table) for table in COPIED_TABLES}
+    """Every row of every table roomc copies, whichever store."""
+    from roomc.runtime.storage import COPIED_TABLES
+    from roomc.runtime.store import SQLiteStore
+    if isinstance(store, SQLiteStore):
+        db = store._connection()
+        return {table: db.execute(f"SELECT * FROM {table}").fetchall() for table in COPIED_TABLES
+                if db.execute("SELECT 1 FROM sqlite_master WHERE name = ?", (table,)).fetchone()}
+    with store._conn() as conn:
+        return {table: conn.execute(f"SELECT * FROM {table}").fetchall() for table in COPIED_TABLES}
 
 
 def test_no_pin_reaches_the_table_or_the_log(bridge_table, any_store, caplog):
@@ -258,3 +265,26 @@ def test_comparing_a_pin_costs_the_same_for_unknown_meetings_and_wrong_pins():
         return time.perf_counter() - started
     known, unknown = min(cost("5") for _ in range(3)), min(cost("no-such") for _ in range(3))
     assert 0.2 < known / unknown < 5
+
+
+def test_a_replayed_signature_counts_no_try_against_the_caller(bridge_table, any_store):
+    from roomc.runtime.signatures import sign
+    secret = b"whsec_tries"
+    client = create_app(bridge_table, store=any_store, settings=Settings(
+        public_url="https://r.example.com", signing_secret=secret)).test_client()
+
+    def post(path, body):
+        return client.post(path, data=body, content_type="application/x-www-form-urlencoded",
+                           headers={"X-Sautikit-Signature": sign(secret, body)})
+    post("/lobby", b"CallId=s1")
+    post("/lobby", b"CallId=s1&Digits=123456")
+    body = b"CallId=s1&Digits=0000"
+    header = {"X-Sautikit-Signature": sign(secret, body)}
+    first = client.post("/pin?meeting=123456", data=body, content_type="application/x-www-form-urlencoded",
+                        headers=header)
+    assert said(first) == ["Wrong PIN.", "PIN?"]
+    for query in ("meeting=222333", "meeting=123456&x=1"):  # the same signature on another URL: a replay
+        replay = client.post(f"/pin?{query}", data=body, content_type="application/x-www-form-urlencoded",
+                             headers=header)
+        assert replay.status_code == 403
+    assert any_store.count_try("s1", "pin", "probe", window=30, ttl=60) == 2  # only the first entry counted
