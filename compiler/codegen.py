@@ -180,7 +180,8 @@ def _flow(flow) -> dict:
     if flow.tries:
         # Only when written, so tables of flows without a limit stay as they were.
         out["tries"] = flow.tries
-        out["afterLastTry"] = actions(flow.after_last_try) if flow.after_last_try else list(LAST_TRY_DEFAULT)
+        out["afterLastTry"] = actions(flow.after_last_try) if flow.after_last_try else spoken(LAST_TRY_DEFAULT,
+                                                                                             flow.speech)
     return out
 
 
