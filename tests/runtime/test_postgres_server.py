@@ -117,6 +117,27 @@ def test_events_delivered_to_either_instance_at_random_are_stored_once_each(inst
     assert sorted(e for (e,) in stored) == sorted(f"evt-{i}" for i in events)
 
 
+def test_in_room_keys_reach_either_instance_and_count_once(instances, pg_url):
+    # Callers seated through instance a, their keys (each press delivered 1-3 times) to either instance.
+    for i in range(6):
+        status, answer = signed_post(instances[0], "/townhall/join?room=pgk", f"CallId=k{i}".encode())
+        assert status == 200 and "conference" in answer["actions"][-1]
+    chooser = random.Random(3)
+    started = time.time() - 60
+    presses = [json.dumps({"Digits": digits, "CallId": f"k{i}", "Timestamp": started + n}).encode()
+               for n, (i, digits) in enumerate([(0, "1"), (1, "1"), (2, "0"), (1, "2"), (3, "9"), (4, "1")])]
+    deliveries = [p for p in presses for _ in range(chooser.choice((1, 2, 3)))]  # a retry is the same bytes
+    chooser.shuffle(deliveries)
+    for body in deliveries:
+        status, answer = chooser.choice(instances).request("POST", "/townhall/keys?room=townhall-pgk", body, {
+            "X-Sautikit-Signature": sign(SECRET.encode(), body), "Content-Type": "application/json"})
+        assert status == 200 and answer["ok"], answer
+    assert rows(pg_url, "SELECT COUNT(*) FROM events WHERE room = 'townhall-pgk'") == [(5,)]  # the 9 maps to nothing
+    status, room = instances[1].get("/rooms/townhall-pgk", ADMIN)
+    assert [h["callId"] for h in room["handsRaised"]] == ["k0", "k4"]
+    assert [o["callId"] for o in room["operatorRequested"]] == ["k2"]
+
+
 def test_kill_9_of_one_instance_mid_burst_loses_nothing_acknowledged(table_file, pg_url, tmp_path):
     a, b = start(table_file, pg_url, tmp_path, "a"), start(table_file, pg_url, tmp_path, "b")
     acknowledged: list[str] = []
