@@ -15,19 +15,10 @@ SPEECH_KEYS = ("voice", "language")
 ROLE_ONLY = ("when", "say", "actions", "countsTowardCapacity", "pool", "reservedSeats", "whenFull")
 
 
-def _by_entry(spans: dict[tuple, Span]) -> dict[tuple, list[tuple[tuple, Span]]]:
-    """Spans grouped by the (section, id) they belong to, so merging an entry never rescans the whole file."""
-    grouped: dict[tuple, list[tuple[tuple, Span]]] = {}
-    for path, span in spans.items():
-        if len(path) >= 2 and path[0] in SECTIONS:
-            grouped.setdefault(path[:2], []).append((path, span))
-    return grouped
-
-
 def merge(sources: list[SourceFile]) -> tuple[dict, dict, dict, list[Diagnostic]]:
     """Merge files into one document; an id or key defined twice is an error naming both places.
 
-    Linear in the size of the input: each file's spans are grouped by entry once.
+    Linear in the size of the input: each file's spans are copied once.
     """
     merged: dict[str, Any] = {"roomc": 1, "secrets": []}
     spans: dict[tuple, Span] = {}
@@ -47,7 +38,6 @@ def merge(sources: list[SourceFile]) -> tuple[dict, dict, dict, list[Diagnostic]
                 spans[("secrets", len(merged["secrets"]))] = source.span(("secrets", index))
                 merged["secrets"].append(name)
                 known_secrets.add(name)
-        value_groups = key_groups = None
         for section in SECTIONS:
             entries = data.get(section)
             if not isinstance(entries, dict):
@@ -66,11 +56,9 @@ def merge(sources: list[SourceFile]) -> tuple[dict, dict, dict, list[Diagnostic]
                         here, (section, key)))
                     continue
                 target[key] = value
-                if value_groups is None or key_groups is None:
-                    value_groups, key_groups = _by_entry(source.value_spans), _by_entry(source.key_spans)
+                # The entry's inner spans came in with the setdefault above: a path under a new entry
+                # can only have been set by an earlier file that defined the entry too, and that is RC010.
                 spans[(section, key)] = source.span((section, key))
-                spans.update(value_groups.get((section, key), ()))
-                key_spans.update(key_groups.get((section, key), ()))
     return merged, spans, key_spans, found
 
 

@@ -100,9 +100,15 @@ class _Compiler:
         keywords = {k for k in schema if k in KEYWORDS or k == "$id"} - _IGNORED_HERE
         if keywords - _IMPLEMENTED:
             return self.delegate(schema)
+        if "properties" in keywords and "additionalProperties" in keywords and "patternProperties" not in keywords:
+            keywords -= {"properties", "additionalProperties"}
+            fused = [self.object_members(schema["properties"], schema["additionalProperties"])]
+        else:
+            fused = []
         checks: list[Check] = []
         for keyword in sorted(keywords, key=_ORDER.__getitem__):
             checks.append(getattr(self, "k_" + keyword.lstrip("$"))(schema[keyword], schema))
+        checks += fused
         if not checks:
             return _always
         if len(checks) == 1:
@@ -110,7 +116,27 @@ class _Compiler:
         if len(checks) == 2:
             first, second = checks
             return lambda value: first(value) and second(value)
-        return lambda value: all(check(value) for check in checks)
+
+        def every(value: Any) -> bool:
+            for check in checks:
+                if not check(value):
+                    return False
+            return True
+        return every
+
+    def object_members(self, properties: dict, extra: Any) -> Check:
+        """`properties` with `additionalProperties` (no `patternProperties`): one pass over the members."""
+        known = {key: self.compile(sub) for key, sub in properties.items()}
+        other = self.compile(extra)
+
+        def check(value: Any) -> bool:
+            if not isinstance(value, dict):
+                return True
+            for key, item in value.items():
+                if not known.get(key, other)(item):
+                    return False
+            return True
+        return check
 
     # Each k_* builds the check for one keyword, as jsonschema's _keywords module defines it.
     def k_ref(self, target: Any, _: dict) -> Check:

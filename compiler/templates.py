@@ -310,10 +310,27 @@ def _column_of(source: str, line: int, pattern: str) -> int:
     return found.start() + 1 if found else 0
 
 
+@functools.lru_cache(maxsize=1 << 16)
+def _preorder(tree: nodes.Template) -> tuple[nodes.Node, ...]:
+    """Every node of a parsed template in Jinja's find_all order, walked once (the checks each used to walk it)."""
+    found: list[nodes.Node] = []
+    stack = list(tree.iter_child_nodes())[::-1]
+    while stack:
+        node = stack.pop()
+        found.append(node)
+        stack.extend(list(node.iter_child_nodes())[::-1])
+    return tuple(found)
+
+
+def _find(tree: nodes.Template, kinds: Any) -> list[Any]:
+    """`tree.find_all(kinds)`, from the cached walk."""
+    return [node for node in _preorder(tree) if isinstance(node, kinds)]
+
+
 def _names(tree: nodes.Template) -> Iterator[tuple[str, int]]:
     """Names read from the context (not set or looped over inside the template), with their lines."""
-    assigned = {n.name for n in tree.find_all(nodes.Name) if n.ctx in ("store", "param")}
-    for node in tree.find_all(nodes.Name):
+    assigned = {n.name for n in _find(tree, nodes.Name) if n.ctx in ("store", "param")}
+    for node in _find(tree, nodes.Name):
         if node.ctx == "load" and node.name not in assigned:
             yield node.name, node.lineno
 
@@ -329,7 +346,7 @@ def check(source: str, *, expression: bool = False, secrets: frozenset[str] = fr
         return (problem,)
     assert tree is not None
     found = []
-    for used in tree.find_all((nodes.Filter, nodes.Test)):
+    for used in _find(tree, (nodes.Filter, nodes.Test)):
         known = TEXT_ENV.filters if isinstance(used, nodes.Filter) else TEXT_ENV.tests
         if used.name not in known:
             kind = "filter" if isinstance(used, nodes.Filter) else "test"
@@ -345,7 +362,7 @@ def check(source: str, *, expression: bool = False, secrets: frozenset[str] = fr
             found.append(TemplateProblem("RC302", line, f"undefined template variable '{name}'{where}; "
                                          f"available: {', '.join(sorted(allowed))}",
                                          _column_of(source, line, rf"(?<![.\w]){re.escape(name)}\b")))
-    for node in tree.find_all(nodes.Getattr):
+    for node in _find(tree, nodes.Getattr):
         if not isinstance(node.node, nodes.Name):
             continue
         column = _column_of(source, node.lineno, rf"\b{re.escape(node.node.name)}\s*\.\s*{re.escape(node.attr)}\b")
@@ -396,7 +413,7 @@ def mismatched_comparisons(source: str, expression: bool) -> tuple[TemplateProbl
     if tree is None:
         return ()
     found = []
-    for compare in tree.find_all(nodes.Compare):
+    for compare in _find(tree, nodes.Compare):
         left = compare.expr
         for operand in compare.ops:
             right = operand.expr
@@ -419,8 +436,8 @@ def secret_names(source: str) -> set[str]:
     tree, _ = _syntax(source, False)
     if tree is None:
         return set()
-    names = {n.attr for n in tree.find_all(nodes.Getattr) if isinstance(n.node, nodes.Name) and n.node.name == "secret"}
-    if any(n.name == "secret" for n in tree.find_all(nodes.Name)) and not names:
+    names = {n.attr for n in _find(tree, nodes.Getattr) if isinstance(n.node, nodes.Name) and n.node.name == "secret"}
+    if any(n.name == "secret" for n in _find(tree, nodes.Name)) and not names:
         names.add("*")
     return names
 
@@ -595,22 +612,22 @@ def failing(source: str, expression: bool) -> tuple[TemplateProblem, ...]:
         found.append(TemplateProblem("RC306", node.lineno, message, _column_of(source, node.lineno, pattern)))
 
     for loader, keyword in _LOADERS:
-        for statement in tree.find_all(loader):
+        for statement in _find(tree, loader):
             shown = "{% from ... import %}" if keyword == "from" else f"{{% {keyword} %}}"
             add(statement, f"`{shown}` loads another template, and a policy has none to load: it fails on every "
                 "render; write the text out", rf"\{{%-?\s*{keyword}\b")
-    for attribute in tree.find_all(nodes.Getattr):
+    for attribute in _find(tree, nodes.Getattr):
         if attribute.attr.startswith("_"):
             add(attribute, f"attribute '{attribute.attr}' starts with `_`: the sandbox refuses it on every render",
                 rf"(?<![\w]){re.escape(attribute.attr)}\b")
-    for item in tree.find_all(nodes.Getitem):
+    for item in _find(tree, nodes.Getitem):
         if isinstance(item.arg, nodes.Const) and isinstance(item.arg.value, str) and item.arg.value.startswith("_"):
             add(item, f"item '{item.arg.value}' starts with `_`: the sandbox refuses it on every render",
                 rf"\[\s*['\"]{re.escape(item.arg.value)}")
     divisions: tuple[tuple[str, type[nodes.BinExpr], str], ...] = (
         ("/", nodes.Div, r"(?<!/)/(?!/)\s*0"), ("//", nodes.FloorDiv, r"//\s*0"), ("%", nodes.Mod, r"%\s*0"))
     for operator, division, pattern in divisions:
-        for node in tree.find_all(division):
+        for node in _find(tree, division):
             formats = isinstance(node.left, nodes.Const) and isinstance(node.left.value, str)
             if _zero(node.right) and not (division is nodes.Mod and formats):  # '%d' % 0 formats, it does not divide
                 add(node, f"`{operator} 0` divides by zero: it fails on every render", pattern)
@@ -631,22 +648,22 @@ def costly(source: str, expression: bool) -> tuple[TemplateProblem, ...]:
     def add(node: nodes.Node, message: str, pattern: str) -> None:
         found.append(TemplateProblem("RC305", node.lineno, message, _column_of(source, node.lineno, pattern)))
 
-    for power in tree.find_all(nodes.Pow):
+    for power in _find(tree, nodes.Pow):
         add(power, "`**` in a template: a power can build numbers of millions of digits; compute it elsewhere",
             r"\*\*")
-    for const in tree.find_all(nodes.Const):
+    for const in _find(tree, nodes.Const):
         if isinstance(const.value, int) and not isinstance(const.value, bool) and abs(const.value) > MAX_ARGUMENT:
             add(const, f"number {const.value} is larger than {MAX_ARGUMENT:,}; templates are bounded at run time",
                 re.escape(str(const.value)))
         if isinstance(const.value, str) and re.search(r"%[-#0 +]*\d{5,}|\{[^}]*\d{5,}", const.value):
             add(const, "a format width of 10,000 or more would build a huge string", r"\d{5,}")
-    for product in tree.find_all(nodes.Mul):
+    for product in _find(tree, nodes.Mul):
         sides = (product.left, product.right)
         if any(isinstance(side, (nodes.List, nodes.Tuple)) or (isinstance(side, nodes.Const)
                and isinstance(side.value, str)) for side in sides) and not any(
                 isinstance(side, nodes.Const) and isinstance(side.value, int) and side.value <= 100 for side in sides):
             add(product, "repeating text or a list by a computed count; write the text out", r"\*")
-    for loop in tree.find_all(nodes.For):
+    for loop in _find(tree, nodes.For):
         inner = next(iter(loop.find_all(nodes.For)), None)
         if inner is not None:
             add(inner, "a loop inside a loop: its cost multiplies; templates are bounded at "

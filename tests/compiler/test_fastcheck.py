@@ -91,6 +91,8 @@ EDGE_SCHEMAS = [
     {"contains": {"const": 1}, "minContains": 2, "maxContains": 3}, {"contains": {"type": "null"}},
     {"properties": {"a": False}, "patternProperties": {"^b": {"type": "string"}}, "additionalProperties": False},
     {"propertyNames": {"maxLength": 1}, "minProperties": 1, "maxProperties": 2}, {"required": ["a", "b"]},
+    {"properties": {"a": {"type": "integer"}, "b": False}, "additionalProperties": {"type": "string"}},
+    {"type": "object", "properties": {"say": {"const": 1}}, "additionalProperties": False, "required": ["say"]},
     {"oneOf": [{"type": "integer"}, {"minimum": 0}]}, {"anyOf": [{"const": 1}, {"type": "string"}]},
     {"allOf": [{"minimum": 0}, {"maximum": 3}]}, {"if": {"type": "string"}, "then": {"minLength": 2}},
     {"$defs": {"n": {"type": "integer"}}, "items": {"$ref": "#/$defs/n"}},

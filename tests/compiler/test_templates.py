@@ -83,3 +83,20 @@ def test_condition_fast_path_equals_jinja(condition, host, caller, digits, pin, 
     context = {"query": query, "call": {"from": caller, "digits": digits},
                "secret": {} if pin is None else {"HOST_PIN": pin}, "room": "r"}
     assert compile_condition(condition, fast=True)(context) == compile_condition(condition, fast=False)(context)
+
+
+@pytest.mark.parametrize("source", [
+    "Hi {{ query.room }}", "{% for i in range(3) %}{% if i %}{{ i | upper }}{% endif %}{% endfor %}",
+    "{% set a = [1, (2, 3)] %}{{ a[0] ~ call.digits if call.digits == '1' else secret.pin }}\n{{ x.y.z(1, k=2) }}",
+    "{% macro m(a) %}{{ a }}{% endmacro %}{{ m('x') }}{# c #}{% raw %}{{ %}{% endraw %}",
+])
+def test_the_cached_node_walk_is_jinjas_find_all(source):
+    """The static checks read one cached walk instead of walking the tree per check: same nodes, same order."""
+    from jinja2 import nodes
+
+    from roomc.compiler.templates import _find, _syntax
+
+    tree, problem = _syntax(source, False)
+    assert problem is None and tree is not None
+    for kinds in (nodes.Node, nodes.Name, (nodes.Filter, nodes.Test), nodes.Getattr, nodes.Const, nodes.For):
+        assert [id(n) for n in _find(tree, kinds)] == [id(n) for n in tree.find_all(kinds)]
