@@ -186,3 +186,25 @@ def test_explain_a_key_pressed_in_the_town_hall(runner):
     assert json.loads(unmapped.stdout)["reason"] == "key not mapped" and "map to nothing" in unmapped.stderr
     graph = runner.invoke(main, ["graph", town_hall], catch_exceptions=False).stdout
     assert "room_townhall -->|in-room keys| route__townhall_keys" in graph
+
+
+def test_explain_shows_the_seat_held_for_the_host_and_the_pools(runner):
+    from roomc.cli import main
+    base = ["explain", MEETING, "--route", "/conference/join", "--query", "room=m-1", "--participants", "9"]
+    participant = runner.invoke(main, base, catch_exceptions=False)
+    assert ("full: the room's own seats (maxParticipants): 9 of 10 taken, 1 held for 'host' (0 filled): "
+            "9 + 1 held for others = 10 of 10") in participant.stderr
+    host = runner.invoke(main, base + ["--query", "host=1"], catch_exceptions=False)
+    assert "admitted: the room's own seats (maxParticipants): 9 of 10 taken" in host.stderr
+    assert "this caller fills a seat held for 'host'" in host.stderr
+    joined = runner.invoke(main, base + ["--present", "host=1"], catch_exceptions=False)
+    # The host is one of the nine: its seat is filled, so the tenth is anyone's.
+    assert "admitted: the room's own seats (maxParticipants): 9 of 10 taken, 1 held for 'host' (1 filled)" in joined.stderr
+    webinar = str(ROOT / "rooms" / "webinar.yaml")
+    speaker = runner.invoke(main, ["explain", webinar, "--route", "/webinar/join", "--query", "id=7", "--query",
+                                   "speaker=1", "--query", "key=k", "--secret", "WEBINAR_SPEAKER_KEY=k",
+                                   "--taken", "speakers=2"], catch_exceptions=False)
+    assert "full: pool 'speakers': 2 of 2 taken" in speaker.stderr
+    assert '"muted": true' in speaker.stdout  # sent to the listeners by the pool's whenFull
+    bad = runner.invoke(main, base + ["--taken", "speakers=-1"])
+    assert bad.exit_code != 0 and "--taken takes a whole number of seats" in bad.output + bad.stderr
