@@ -255,6 +255,41 @@ def _located_error(source: str, exc: TemplateSyntaxError, where: _LocatedTokens,
     return TemplateProblem("RC301", line, f"template syntax error: {message}", column)
 
 
+# Text and `{{ name.attr... }}` substitutions on one line: the shape most policy strings have.
+_SIMPLE_PART = re.compile(r"\{\{[ \t]*([A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*)[ \t]*\}\}|([^{}\r\n]+)")
+# Names Jinja's parser reads as something other than a variable in first position.
+_NOT_VARIABLES = frozenset({"true", "false", "True", "False", "none", "None", "not", "and", "or", "in", "is", "if",
+                            "else"})
+
+
+def _simple_tree(source: str) -> nodes.Template | None:
+    """The tree Jinja's parser builds for a template of text and `{{ a.b }}` parts, built directly; else None.
+
+    Parsing is most of what lint spends on templates, and most templates have only this shape;
+    a test holds the two trees equal, line numbers included.
+    """
+    parts: list[nodes.Expr] = []
+    position = 0
+    for match in _SIMPLE_PART.finditer(source):
+        if match.start() != position:
+            return None
+        position = match.end()
+        if match.group(2) is not None:
+            parts.append(nodes.TemplateData(match.group(2), lineno=1))
+            continue
+        first, *attributes = match.group(1).split(".")
+        if first in _NOT_VARIABLES:
+            return None
+        expr: nodes.Expr = nodes.Name(first, "load", lineno=1)
+        for attribute in attributes:
+            expr = nodes.Getattr(expr, attribute, "load", lineno=1)
+        parts.append(expr)
+    if position != len(source) or not parts:
+        return None
+    # No set_environment: these trees are only read by the static checks, never compiled or evaluated.
+    return nodes.Template([nodes.Output(parts, lineno=1)], lineno=1)
+
+
 @functools.lru_cache(maxsize=1 << 16)
 def _syntax(source: str, expression: bool) -> tuple[nodes.Template | None, TemplateProblem | None]:
     """Parse (never compile: compiling would fold constants) a template or a condition."""
@@ -262,6 +297,9 @@ def _syntax(source: str, expression: bool) -> tuple[nodes.Template | None, Templ
         # Refused unparsed: Jinja's parser is not linear in every construct, and no field needs this much.
         return None, TemplateProblem("RC307", 1, f"template of {len(source):,} characters (at most "
                                      f"{MAX_TEMPLATE:,}); split the text, or move it out of the template")
+    simple = None if expression else _simple_tree(source)
+    if simple is not None:
+        return simple, None
     try:
         return _parse(source, expression, None), None
     except TemplateSyntaxError:

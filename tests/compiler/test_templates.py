@@ -100,3 +100,37 @@ def test_the_cached_node_walk_is_jinjas_find_all(source):
     assert problem is None and tree is not None
     for kinds in (nodes.Node, nodes.Name, (nodes.Filter, nodes.Test), nodes.Getattr, nodes.Const, nodes.For):
         assert [id(n) for n in _find(tree, kinds)] == [id(n) for n in tree.find_all(kinds)]
+
+
+SIMPLE_PIECES = st.sampled_from(["r1-", "Welcome to ", " ", "-", "a.b", "x_y", "%", "é", "{{ query.room }}",
+                                 "{{room}}", "{{ call.digits }}", "{{\tq.a.b }}", "{{ true }}", "{{ none }}",
+                                 "{{ not }}", "{{ query.if }}", "{{ a.b.c.d }}", "{{ _x }}", "{{ a .b }}",
+                                 "{{- a }}", "{", "}", "}}", "\n", "{{ 1 }}", "{{ a|upper }}", "{{ in }}"])
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(SIMPLE_PIECES, min_size=1, max_size=6).map("".join))
+def test_simple_templates_get_jinjas_own_tree(source):
+    """The direct tree for text and `{{ a.b }}` parts equals Jinja's parse, fields and line numbers alike."""
+    from jinja2 import TemplateSyntaxError, nodes
+
+    from roomc.compiler.templates import _simple_tree
+
+    simple = _simple_tree(source)
+    if simple is None:
+        return
+    try:
+        parsed = TEXT_ENV.parse(source)
+    except TemplateSyntaxError:
+        raise AssertionError(f"built a tree for {source!r}, which Jinja refuses") from None
+    assert simple == parsed
+    assert [n.lineno for n in simple.find_all(nodes.Node)] == [n.lineno for n in parsed.find_all(nodes.Node)]
+
+
+def test_the_common_shapes_take_the_direct_path():
+    from roomc.compiler.templates import _simple_tree
+
+    for source in ("r1-{{ query.room }}", "{{ a }}{{ b.c }}x", "Room {{ room }} is full."):
+        assert _simple_tree(source) is not None
+    for source in ("{{ a | upper }}", "{% if a %}x{% endif %}", "{{ true }}", "a\n{{ b }}", "{{- a }}"):
+        assert _simple_tree(source) is None
