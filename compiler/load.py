@@ -5,9 +5,9 @@ boolean, `010` is 8, merge keys, alias bombs); this loader walks the composed no
 graph itself so each trap becomes a Diagnostic at the right line instead.
 
 Policies come from untrusted pull requests, so every stage is bounded before it
-costs anything: bytes read per file, files per policy, nodes while composing (the
-count stops a huge document before its graph exists), and nodes and characters
-once aliases are expanded.
+costs anything: bytes read per file, files per policy, documents per file, nodes and
+depth counted on LibYAML's event stream before anything is composed (the count stops a
+huge document before its graph exists), and nodes and characters once aliases are expanded.
 """
 from __future__ import annotations
 
@@ -20,7 +20,6 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from yaml.composer import Composer
 from yaml.constructor import SafeConstructor
 
 from .diagnostics import Diagnostic, Severity, Span, nearest_span
@@ -74,35 +73,6 @@ class SourceFile:
 
 class _TooLarge(Exception):
     pass
-
-
-class _BoundedLoader(Composer, _BASE_LOADER):  # type: ignore[misc, valid-type]
-    """LibYAML's parser with PyYAML's composer, counting nodes and depth as they are built.
-
-    LibYAML's own composer builds the whole graph before anyone can count it; this one
-    stops at the first node past the limit, so a 50 MB mapping costs no more than a small one.
-    """
-
-    def __init__(self, stream: str):
-        _BASE_LOADER.__init__(self, stream)
-        Composer.__init__(self)
-        self.node_count = 0
-        self.depth = 0
-
-    def compose_node(self, parent: Any, index: Any) -> Any:
-        self.node_count += 1
-        self.depth += 1
-        if self.node_count > MAX_NODES or self.depth > MAX_DEPTH:
-            raise _TooLarge()
-        try:
-            return super().compose_node(parent, index)
-        finally:
-            self.depth -= 1
-
-    def compose_document(self) -> Any:
-        # Each document gets its own budget; anchors do not cross documents.
-        self.node_count = 0
-        return super().compose_document()
 
 
 _new_object = object.__new__
@@ -376,11 +346,43 @@ def load_text(text: str | bytes, path: str = "<string>") -> SourceFile:
     return source
 
 
+def _check_size(text: str) -> None:
+    """Raise _TooLarge if the first MAX_DOCUMENTS documents pass the node or depth limit, counted on
+    LibYAML's event stream: nothing is built, so a huge document costs no more than its first nodes."""
+    parser = _BASE_LOADER(text)
+    try:
+        documents = count = depth = 0
+        while parser.check_event():
+            event = parser.get_event()
+            kind = type(event)
+            if kind is yaml.ScalarEvent or kind is yaml.AliasEvent:
+                count += 1
+                if count > MAX_NODES or depth + 1 > MAX_DEPTH:
+                    raise _TooLarge()
+            elif kind is yaml.MappingStartEvent or kind is yaml.SequenceStartEvent:
+                count += 1
+                depth += 1
+                if count > MAX_NODES or depth > MAX_DEPTH:
+                    raise _TooLarge()
+            elif kind is yaml.MappingEndEvent or kind is yaml.SequenceEndEvent:
+                depth -= 1
+            elif kind is yaml.DocumentStartEvent:
+                documents += 1
+                count = 0  # each document has its own budget, as the composer counts it
+                if documents > MAX_DOCUMENTS:
+                    return
+    finally:
+        parser.dispose()
+
+
 def _compose_all(text: str) -> list[yaml.Node | None]:
     """The file's first MAX_DOCUMENTS documents: only the first is read, a second is reported (RC004)."""
-    # Every node takes at least a character, so a text this short cannot pass the node limit:
-    # LibYAML's own composer is safe there, and faster than counting in Python.
-    loader = _BASE_LOADER(text) if len(text) <= MAX_NODES else _BoundedLoader(text)
+    # Every node takes at least a character, so a text this short cannot pass the node limit.
+    # A longer one is counted first on the event stream; then LibYAML's own composer is safe (and
+    # faster than PyYAML's composer, which counted as it built).
+    if len(text) > MAX_NODES:
+        _check_size(text)
+    loader = _BASE_LOADER(text)
     try:
         documents: list[yaml.Node | None] = []
         # Stopping at the second: 200,000 empty `---` documents cost one finding, not 200,000.
