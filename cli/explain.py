@@ -105,6 +105,8 @@ def explain(paths: tuple[str, ...], route_path: str, queries: tuple[str, ...], f
                               tries=lambda flow, digits: try_number)
     click.echo(json.dumps({"actions": answer.actions}, indent=2, ensure_ascii=False))
     if fmt == "text":
+        if at_text is not None:
+            click.echo(f"# as of {at_text.strip()} (--at)", err=True)
         for line in answer.trace:
             click.echo(f"# {line}", err=True)
 

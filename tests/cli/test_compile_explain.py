@@ -134,7 +134,7 @@ def test_explain_at_an_instant(runner, at, opened, reason):
     assert result.exit_code == 0, result.output
     actions = json.loads(result.stdout)["actions"]
     assert ("conference" in actions[-1]) is opened
-    assert reason in result.stderr
+    assert reason in result.stderr and result.stderr.startswith(f"# as of {at} (--at)")
 
 
 @pytest.mark.parametrize("at, problem", [
