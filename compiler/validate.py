@@ -10,6 +10,7 @@ import difflib
 from typing import TYPE_CHECKING, Iterator
 
 from .diagnostics import Diagnostic, Severity
+from .hours import MAX_CLOSURES
 from .load import SourceFile
 from .schemas import POLICY, fast_check, validator
 
@@ -108,6 +109,12 @@ def _convert(error: ValidationError, source: SourceFile) -> Iterator[Diagnostic]
         yield Diagnostic("RC104", Severity.ERROR, f"'{key}' is not a valid id here: {error.message}",
                          source.key_spans.get(path + (key,), source.span(path)), path + (key,))
         return
+    if kind in ("maxItems", "maxLength", "maxProperties"):
+        # jsonschema's message is the whole value; a 100,000-item list or a megabyte string is no message.
+        unit = {"maxItems": "items", "maxLength": "characters", "maxProperties": "keys"}[kind]
+        yield Diagnostic("RC104", Severity.ERROR, f"{_where(path)} has more than {error.validator_value:,} {unit} "
+                         f"(at most {error.validator_value:,})", source.span(path), path)
+        return
     if kind == "enum":
         choices = ", ".join(repr(c) for c in error.validator_value)
         message = f"{_where(path)} is {_describe(error.instance)}; expected one of {choices}"
@@ -120,14 +127,29 @@ def _convert(error: ValidationError, source: SourceFile) -> Iterator[Diagnostic]
     yield Diagnostic("RC104", Severity.ERROR, message, source.span(path), path)
 
 
+def _bounded(data: object) -> object:
+    """The document with over-long closure lists cut to one past their bound: the schema's maxItems still
+    reports them, and a 100,000-entry list (aliases make it a small file) is not checked item by item."""
+    schedules = data.get("hours") if isinstance(data, dict) else None
+    if not isinstance(schedules, dict) or not any(
+            isinstance(s, dict) and isinstance(s.get("closures"), list) and len(s["closures"]) > MAX_CLOSURES
+            for s in schedules.values()):
+        return data
+    cut = {key: ({**s, "closures": s["closures"][:MAX_CLOSURES + 1]}
+                 if isinstance(s, dict) and isinstance(s.get("closures"), list) else s)
+           for key, s in schedules.items()}
+    return {**data, "hours": cut}
+
+
 def validate(source: SourceFile) -> list[Diagnostic]:
     """Check one loaded file against the room-language schema."""
     if source.data is None:
         return []
-    if fast_check(POLICY)(source.data):  # the common case: a yes without jsonschema's walk
+    data = _bounded(source.data)
+    if fast_check(POLICY)(data):  # the common case: a yes without jsonschema's walk
         return []
     found: list[Diagnostic] = []
-    for error in validator(POLICY).iter_errors(source.data):
+    for error in validator(POLICY).iter_errors(data):
         found.extend(_convert(error, source))
     if source.refused:
         # A number refused at load (RC011/RC012) is already reported where it is; its stand-in is no second finding.
