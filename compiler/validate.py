@@ -7,7 +7,7 @@ that names the key, says what was expected, and suggests a near spelling.
 from __future__ import annotations
 
 import difflib
-from typing import TYPE_CHECKING, Iterator
+from typing import TYPE_CHECKING, Any, Iterator
 
 from .diagnostics import Diagnostic, Severity
 from .hours import MAX_CLOSURES
@@ -127,10 +127,12 @@ def _convert(error: ValidationError, source: SourceFile) -> Iterator[Diagnostic]
     yield Diagnostic("RC104", Severity.ERROR, message, source.span(path), path)
 
 
-def _bounded(data: object) -> object:
+def _bounded(data: Any) -> Any:
     """The document with over-long closure lists cut to one past their bound: the schema's maxItems still
     reports them, and a 100,000-entry list (aliases make it a small file) is not checked item by item."""
-    schedules = data.get("hours") if isinstance(data, dict) else None
+    if not isinstance(data, dict):
+        return data
+    schedules = data.get("hours")
     if not isinstance(schedules, dict) or not any(
             isinstance(s, dict) and isinstance(s.get("closures"), list) and len(s["closures"]) > MAX_CLOSURES
             for s in schedules.values()):
