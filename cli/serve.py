@@ -266,6 +266,9 @@ def rooms(name: str | None, db: str, fmt: str, watch: bool, interval: float, max
             click.echo(f"  {p['callId']:<24} {p['role'] or '-':<12} {'muted' if p['muted'] else '':<6} "
                        f"joined {p['joinedAt'] or '-'}  left {p['leftAt'] or '-'}")
         click.echo(f"  recording: {data['recordingUrl'] or '-'}")
+        for key, label in (("handsRaised", "hand raised"), ("operatorRequested", "operator requested")):
+            for flag in data.get(key, []):
+                click.echo(f"  {label}: {flag['callId']} ({flag['role'] or '-'}, since {flag['at']})")
         return
     if not data["rooms"]:
         click.echo("no live rooms")

@@ -74,3 +74,6 @@ def test_rooms_json_lists_raised_hands_and_operator_requests(invoke, tmp_path):
     assert [o["callId"] for o in one["operatorRequested"]] == ["c2"]
     watched = invoke("rooms", "t-1", "--db", str(db), "--watch", "--max-refreshes", "1").output
     assert "HAND since" in watched and "! operator requested by c2" in watched
+    plain = invoke("rooms", "t-1", "--db", str(db)).output
+    assert "hand raised: c1 (participant, since 2023-11-14T22:13:20.000Z)" in plain
+    assert "operator requested: c2 (participant, since 2023-11-14T22:13:21.000Z)" in plain
