@@ -107,3 +107,24 @@ def test_yaml_directories(tmp_path):
 def test_every_finding_is_an_error_but_none_is_fatal_to_the_reader(tmp_path):
     found = read(tmp_path, "m.csv", "meeting,hostPin,participantPin\n\x00,\x00,\x00\n" + "9," * 10_000 + "\n")
     assert found.findings and all(d.severity is Severity.ERROR for d in found.findings)
+
+
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+CELL = st.one_of(st.text(max_size=12), st.from_regex(r"[0-9]{1,8}", fullmatch=True), st.sampled_from(["=cmd", "", "#"]))
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.one_of(st.binary(max_size=600), st.lists(st.lists(CELL, min_size=1, max_size=5), max_size=12).map(
+    lambda rows: "meeting,hostPin,participantPin\n" + "\n".join(",".join(r) for r in rows))))
+def test_any_file_is_read_without_raising_and_every_entry_is_usable(tmp_path, content):
+    found = read(tmp_path, "p.csv", content)
+    meetings = [e.meeting for e in found.entries]
+    assert len(meetings) == len(set(meetings))
+    for entry in found.entries:
+        for value in (entry.meeting, entry.host_pin, entry.participant_pin):
+            assert directory.DIGITS.fullmatch(value)
+        assert entry.host_pin != entry.participant_pin
+    # Findings are bounded and name a line of the file, whatever the file holds.
+    assert all(len(d.message) < 300 and d.span.line >= 1 for d in found.findings)

@@ -136,7 +136,7 @@ def test_copy_into_sqlite_is_refused_when_it_holds_rows_and_replaces_when_told(t
     with pytest.raises(CopyRefused, match="already holds 1 seats"):
         copy(pg_url, target)
     assert copy(pg_url, target, replace=True) == {"events": 1, "seats": 1, "rooms": 0, "signature_uses": 0,
-                                                 "call_notes": 0, "dialled_calls": 0}
+                                                 "call_notes": 0, "dialled_calls": 0, "digit_tries": 0}
     with open_store(target) as home:
         assert [p["callId"] for p in home.room("r")["participants"]] == ["from-pg"]
         assert reserve(home, "from-pg").again
