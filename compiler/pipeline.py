@@ -40,10 +40,21 @@ class Compilation:
 def _load(c: Compilation) -> Compilation:
     files, problems = discover_files(c.paths)
     c.diagnostics.extend(problems)
-    c.sources = [load_file(p) for p in files]
+    c.sources = [_unless_directory(load_file(p)) for p in files]
     for source in c.sources:
         c.diagnostics.extend(source.diagnostics)
     return c
+
+
+def _unless_directory(source: SourceFile) -> SourceFile:
+    """A YAML meeting directory found among the policy files is one finding, and none of its text: every
+    other finding would show a line of it, and its lines hold PINs (docs/language.md, "Meeting directory")."""
+    data = source.data
+    if isinstance(data, dict) and "meetings" in data and "roomc" not in data:
+        return SourceFile(source.path, diagnostics=[Diagnostic(
+            "RC230", Severity.ERROR, "this is a meeting directory (`meetings:`), not a policy: keep it outside the "
+            "policy folder, where it is not read as a policy (or write it as CSV)", Span(source.path, 1, 1))])
+    return source
 
 
 def _validate(c: Compilation) -> Compilation:

@@ -128,3 +128,15 @@ def test_any_file_is_read_without_raising_and_every_entry_is_usable(tmp_path, co
         assert entry.host_pin != entry.participant_pin
     # Findings are bounded and name a line of the file, whatever the file holds.
     assert all(len(d.message) < 300 and d.span.line >= 1 for d in found.findings)
+
+
+def test_a_yaml_directory_in_the_policy_folder_is_one_finding_that_shows_none_of_its_lines(invoke, tmp_path):
+    from ..conftest import ROOMS
+    for name in ("dial-in-bridge.yaml", "dial-in-meetings.csv"):
+        (tmp_path / name).write_text((ROOMS / name).read_text())
+    # Unquoted 0042 alone would be RC011 with the line (and its PIN) shown under it.
+    (tmp_path / "meetings.yaml").write_text('meetings:\n  - {meeting: "1", hostPin: 0042, participantPin: "98765"}\n')
+    for fmt in ("text", "json", "sarif", "github"):
+        result = invoke("lint", str(tmp_path), "--format", fmt)
+        assert result.exit_code == 1 and "RC230" in result.output, fmt
+        assert "0042" not in result.output and "98765" not in result.output, fmt
