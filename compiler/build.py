@@ -123,7 +123,7 @@ def build(data: dict, spans: dict, key_spans: dict, files: tuple[str, ...]) -> P
         speech = _speech(raw, policy_speech)
         roles = tuple(_role(rid, rraw or {}, params, path + ("roles", rid), spans, speech)
                       for rid, rraw in (raw.get("roles") or {}).items())
-        # `extraSeats` (deprecated, RC232) sizes the pool of uncounted roles that name no pool of their own.
+        # `extraSeats` (deprecated, RC242) sizes the pool of uncounted roles that name no pool of their own.
         extra = raw.get("extraSeats", 2 if any(not r.counts and r.pool is None for r in roles) else 0)
         pools = {pid: Pool(pid, int(praw.get("seats") or 0),
                            _actions(praw.get("whenFull"), path + ("pools", pid, "whenFull"), spans, speech),

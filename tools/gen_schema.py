@@ -206,7 +206,7 @@ ROOM = {"type": "object", "additionalProperties": False, "required": ["name", "r
                    "type": "object", "propertyNames": {"pattern": "^[A-Za-z][A-Za-z0-9_-]*$"},
                    "additionalProperties": {"$ref": "#/$defs/pool"}}),
     "extraSeats": integer(
-        "Seats for uncounted roles (deprecated)", "Deprecated (RC232): use a pool. Seats beyond `maxParticipants` for "
+        "Seats for uncounted roles (deprecated)", "Deprecated (RC242): use a pool. Seats beyond `maxParticipants` for "
         "roles with `countsTowardCapacity: false` and no `pool`. Default: 2 when such a role exists, else 0."),
     **CONFERENCE_PARAMS,
     "hours": HOURS_REF,

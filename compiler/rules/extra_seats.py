@@ -1,4 +1,4 @@
-"""RC232 extra-seats-deprecated: `extraSeats` is a pool without a name; declare the pool instead.
+"""RC242 extra-seats-deprecated: `extraSeats` is a pool without a name; declare the pool instead.
 
 `extraSeats` sized one room-wide pool for every role with `countsTowardCapacity: false`. Pools
 say which roles share which seats, and each can have its own `whenFull`. Old files keep compiling
@@ -23,7 +23,7 @@ from typing import Iterator
 from ..diagnostics import Diagnostic, Severity
 from ..ir import Policy
 
-CODE = "RC232"
+CODE = "RC242"
 NAME = "extra-seats-deprecated"
 SEVERITY = Severity.WARNING
 

@@ -1,4 +1,4 @@
-"""RC230 held-seats: a room whose seats cannot hold what it keeps back for its hosts, or whose host could be turned away.
+"""RC240 held-seats: a room whose seats cannot hold what it keeps back for its hosts, or whose host could be turned away.
 
 A role that starts the room (`startOnEnter: true` while others wait for it) has seats of its pool
 held back from every other role until its callers fill them (`reservedSeats`, default 1), so a
@@ -29,7 +29,7 @@ from ..codegen import sends_away
 from ..diagnostics import Diagnostic, Severity
 from ..ir import EXTRA_POOL, MAIN_POOL, Policy, Room
 
-CODE = "RC230"
+CODE = "RC240"
 NAME = "held-seats"
 SEVERITY = Severity.ERROR
 

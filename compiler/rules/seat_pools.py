@@ -1,4 +1,4 @@
-"""RC231 seat-pools: a seat pool that is named but not declared, declared but unused, or an overflow that comes back to a full pool.
+"""RC241 seat-pools: a seat pool that is named but not declared, declared but unused, or an overflow that comes back to a full pool.
 
 A role's `pool` takes its seats from the room's `pools`; a typo would leave the role
 without a limit, and the emitted `maxParticipants` would not cover it. A pool no role names is
@@ -28,7 +28,7 @@ from typing import Iterator
 from ..diagnostics import Diagnostic, Severity
 from ..ir import Action, Policy, Room
 
-CODE = "RC231"
+CODE = "RC241"
 NAME = "seat-pools"
 SEVERITY = Severity.ERROR
 MAX_PARTICIPANTS = 2_147_483_647

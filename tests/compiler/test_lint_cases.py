@@ -26,3 +26,13 @@ def test_lint_output_matches_golden(case, monkeypatch):
         expected.write_text(output, encoding="utf-8")
     assert output == expected.read_text(encoding="utf-8")
     assert compilation.diagnostics, "every case exists to produce findings"
+
+
+def test_every_rule_has_a_code_of_its_own():
+    """Two helpers once gave their rules the same codes (RC230-RC232): the docs showed one, silencing hid both."""
+    from roomc.compiler.codes import CODES
+    from roomc.compiler.rules import RULES
+
+    codes = [rule.CODE for rule in RULES]
+    assert sorted(c for c in set(codes) if codes.count(c) > 1) == []
+    assert not set(codes) & set(CODES)

@@ -45,7 +45,7 @@ def policies(draw):
         room = {"name": room_id + draw(st.sampled_from(["-{{ query.room }}", "-{{ query.room | default('x') }}",
                                                         "-m-{{ call.id }}"])), "roles": roles}
         if capacity:
-            # A seat held for each host and one more for the callers who wait for them (RC230).
+            # A seat held for each host and one more for the callers who wait for them (RC240).
             room["maxParticipants"] = max(capacity, len(roles) + 1)
         if draw(st.booleans()):
             room["whenFull"] = [{"say": draw(WORDS)}, {"hangup": {}}]

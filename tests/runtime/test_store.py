@@ -780,7 +780,7 @@ def test_several_held_roles_and_a_held_count_above_one(store):
 
 
 def test_a_pool_that_cannot_hold_its_held_seats_refuses_others_and_still_seats_the_host(store):
-    # Lint refuses this (RC230); the store must still never over-admit.
+    # Lint refuses this (RC240); the store must still never over-admit.
     assert not seat(store, "p1", limit=1, held={"host": 2}).admitted
     assert seat(store, "h1", "host", limit=1, held={"host": 2}).admitted
     assert not seat(store, "h2", "host", limit=1, held={"host": 2}).admitted  # no seat left at all
