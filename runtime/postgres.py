@@ -32,7 +32,7 @@ from psycopg.rows import dict_row
 from psycopg_pool import ConnectionPool, PoolTimeout
 
 from .normalise import Event
-from .store import (ACTIVE, EXTRA_POOL, KEY_KINDS_SQL, MAIN_POOL, SCHEMA_VERSION, TABLE_COLUMNS, Admission, Binding,
+from .store import (ACTIVE, EXTRA_POOL, KEYS_QUERY, MAIN_POOL, SCHEMA_VERSION, TABLE_COLUMNS, Admission, Binding,
                     ForeignTables, SchemaMismatch, SignatureReused, StoreTimeout, _iso, _raw_json, foreign_tables,
                     held_json, live_room_views, pool_of, room_view)
 
@@ -717,9 +717,7 @@ class PostgresStore:
             seats = cursor.execute(
                 "SELECT * FROM seats WHERE room = %s ORDER BY reserved_at IS NULL, reserved_at, "
                 "joined_at NULLS FIRST, call_id COLLATE \"C\"", (_clean(name),)).fetchall()
-            keys = cursor.execute(
-                f"SELECT kind, call_id, at, received_at FROM events WHERE room = %s AND readable = 1 "
-                f"AND kind IN {KEY_KINDS_SQL}", (_clean(name),)).fetchall() if seats else []
+            keys = cursor.execute(KEYS_QUERY, (_clean(name),)).fetchall() if seats else []
         return room_view(name, session, seats, keys)
 
     def recent_events(self, room: str, limit: int = 10) -> list[dict]:

@@ -715,8 +715,7 @@ class SQLiteStore:
         session = db.execute("SELECT * FROM rooms WHERE room=?", (name,)).fetchone()
         seats = db.execute("SELECT * FROM seats WHERE room=? ORDER BY reserved_at IS NULL, reserved_at, joined_at, call_id",
                            (name,)).fetchall()
-        keys = db.execute(f"SELECT kind, call_id, at, received_at FROM events WHERE room=? AND readable=1 "
-                          f"AND kind IN {KEY_KINDS_SQL}", (name,)).fetchall() if seats else ()
+        keys = db.execute(KEYS_QUERY.replace("%s", "?"), (name,)).fetchall() if seats else ()
         return room_view(name, session, seats, keys)
 
     def recent_events(self, room: str, limit: int = 10) -> list[dict]:
@@ -898,6 +897,12 @@ def live_room_views(counts: Iterable[Mapping], sessions: Mapping[str, Mapping]) 
 # never carry them (an unknown event name is unreadable), so only the keys route writes them.
 KEY_EFFECTS = ("raiseHand", "lowerHand", "callOperator", "cancelOperator")
 KEY_KINDS_SQL = "('" + "', '".join(KEY_EFFECTS) + "')"
+# What the room view reads of them: the latest of each effect per call, and of each leave and room end
+# (which lower hands raised before them). Only columns of events_by_room, so a caller who pressed
+# keys 100,000 times costs an index scan, not 100,000 row reads. Key kinds are only ever stored
+# readable (an unreadable event has no kind), so `readable` need not be read.
+KEYS_QUERY = ("SELECT call_id, kind, MAX(at) AS at FROM events WHERE room = %s "
+              "AND kind IN " + KEY_KINDS_SQL[:-1] + ", 'leave', 'end') GROUP BY call_id, kind")
 
 
 def _present(seat: Mapping, now: float) -> bool:
@@ -912,24 +917,31 @@ def key_flags(seats: list[Mapping], keys: Iterable[Mapping], now: float | None =
 
     Per call, the latest of raise/lower (and of call/cancel) by the sender's time decides; at equal
     times the raise (the request) wins, so a question is never lost to a tie. Only callers still in
-    the room are listed: leaving lowers a hand and withdraws a request. Oldest first (who asked first).
+    the room are listed, and leaving (or the room's end) lowers a hand and withdraws a request: one
+    raised before it stays down when the same call comes back. Oldest first (who asked first).
+    `keys` may hold every key, leave and end event or only the latest of each per call (KEYS_QUERY).
     """
     now = time.time() if now is None else now
     present = {s["call_id"]: s for s in seats if _present(s, now)}
-    latest: dict[tuple[str, str], tuple[float, bool, float]] = {}
+    latest: dict[tuple[str, str], tuple[float, bool]] = {}
+    gone: dict[str | None, float] = {}  # each call's latest leave; None: the room's latest end
     for row in keys:
-        call = row["call_id"]
+        call, kind, at = row["call_id"], row["kind"], float(row["at"])
+        if kind in ("leave", "end"):
+            who = None if kind == "end" else call
+            gone[who] = max(at, gone.get(who, at))
+            continue
         if call not in present:
             continue
-        flag = "hand" if row["kind"] in ("raiseHand", "lowerHand") else "operator"
-        up = row["kind"] in ("raiseHand", "callOperator")
-        candidate = (float(row["at"]), up, float(row["received_at"]))
+        flag = "hand" if kind in ("raiseHand", "lowerHand") else "operator"
+        candidate = (at, kind in ("raiseHand", "callOperator"))
         current = latest.get((flag, call))
-        if current is None or candidate[:2] > current[:2]:
+        if current is None or candidate > current:
             latest[(flag, call)] = candidate
     out: dict[str, list] = {"handsRaised": [], "operatorRequested": []}
-    for (flag, call), (at, up, _) in sorted(latest.items(), key=lambda item: (item[1][0], item[0][1])):
-        if up:
+    for (flag, call), (at, up) in sorted(latest.items(), key=lambda item: (item[1][0], item[0][1])):
+        # A leave at the very time of a press wins: the caller left, whichever came first within the tick.
+        if up and at > max(gone.get(call, -math.inf), gone.get(None, -math.inf)):
             out["handsRaised" if flag == "hand" else "operatorRequested"].append(
                 {"callId": call, "role": present[call]["role"], "at": _iso(at)})
     return out

@@ -746,6 +746,25 @@ def test_in_room_keys_converge_whatever_the_delivery_order(store, order):
     assert [o["callId"] for o in room["operatorRequested"]] == ["b"]
 
 
+def test_a_hand_raised_before_leaving_stays_down_when_the_call_comes_back(store):
+    reserve(store, "a", limit=5)
+    store.record(event({"ConferenceName": "r", "StatusCallbackEvent": "join", "CallId": "a", "Timestamp": NOW}))
+    store.record(key("raiseHand", "a", NOW + 5))
+    store.record(key("callOperator", "a", NOW + 6))
+    store.record(event({"ConferenceName": "r", "StatusCallbackEvent": "leave", "CallId": "a", "Timestamp": NOW + 10}))
+    # The same call is sent back into the room (a redirect): leaving lowered its hand and withdrew its request.
+    store.record(event({"ConferenceName": "r", "StatusCallbackEvent": "join", "CallId": "a", "Timestamp": NOW + 20}))
+    room = store.room("r")
+    assert room["participants"][0]["leftAt"] is None
+    assert room["handsRaised"] == [] and room["operatorRequested"] == []
+    store.record(key("raiseHand", "a", NOW + 25))  # a press after coming back counts
+    assert [h["callId"] for h in store.room("r")["handsRaised"]] == ["a"]
+    # A room end lowers every hand raised before it, as each caller's leave would.
+    store.record(event({"ConferenceName": "r", "StatusCallbackEvent": "end", "Timestamp": NOW + 30}))
+    store.record(event({"ConferenceName": "r", "StatusCallbackEvent": "join", "CallId": "a", "Timestamp": NOW + 40}))
+    assert store.room("r")["handsRaised"] == []
+
+
 # -- seat pools and held seats (issue 13: hosts always get in, seats per role) -------------------
 def seat(store, call, role="member", *, pool=None, limit=3, held=None, room="w", now=NOW, counted=True):
     return store.reserve(room, call, role, counted=counted, limit=limit, ttl=60, muted=False, now=now,
