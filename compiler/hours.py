@@ -34,10 +34,14 @@ DST_YEARS = (2020, 2040)
 
 @functools.lru_cache(maxsize=1)
 def zone_names() -> frozenset[str]:
-    """Every IANA zone this machine knows (tzdata is a dependency, so the list is the same everywhere)."""
-    import zoneinfo
+    """Every IANA zone the tzdata package ships: the same list on every machine.
 
-    return frozenset(zoneinfo.available_timezones())
+    Not zoneinfo.available_timezones(): that adds the OS's zone files, among them `localtime`, a link to
+    the machine's own zone, which would give a policy a different clock on every server.
+    """
+    import importlib.resources
+
+    return frozenset(importlib.resources.files("tzdata").joinpath("zones").read_text(encoding="utf-8").split())
 
 
 def known_zone(name: object) -> bool:
@@ -45,13 +49,20 @@ def known_zone(name: object) -> bool:
     return isinstance(name, str) and len(name) <= 64 and bool(ZONE_NAME.fullmatch(name)) and name in zone_names()
 
 
+@functools.lru_cache(maxsize=256)
 def zone(name: str) -> Any:
-    """The ZoneInfo for a known zone name (ValueError for any other)."""
+    """The ZoneInfo for a known zone name (ValueError for any other), read from the tzdata package.
+
+    zoneinfo.ZoneInfo(name) would prefer the OS's copy in /usr/share/zoneinfo, older or newer than tzdata's,
+    so a zone whose rules changed would open and close at different times on different machines.
+    """
+    import importlib.resources
     import zoneinfo
 
     if not known_zone(name):
         raise ValueError(f"unknown time zone {name!r}")
-    return zoneinfo.ZoneInfo(name)
+    with importlib.resources.files("tzdata.zoneinfo").joinpath(*name.split("/")).open("rb") as data:
+        return zoneinfo.ZoneInfo.from_file(data, key=name)
 
 
 def parse_days(key: object) -> tuple[tuple[int, ...], str | None]:

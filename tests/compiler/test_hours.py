@@ -57,6 +57,35 @@ def test_a_zone_that_is_no_iana_name_is_unknown_and_never_opened(tmp_path, name,
     assert not [f for f in opened if "passwd" in f or "localtime" in f]
 
 
+def test_zones_come_from_the_tzdata_package_only_never_the_machine(tmp_path):
+    # `localtime` is a link the OS puts in /usr/share/zoneinfo to the machine's own zone: a policy naming it
+    # would mean a different clock on every server. And a zone's rules are the shipped tzdata's, not the
+    # OS's (older or newer) copy, so lint, explain and every server answer alike.
+    import importlib.resources
+    import zoneinfo
+
+    shipped = set(importlib.resources.files("tzdata").joinpath("zones").read_text().split())
+    assert hours.zone_names() == frozenset(shipped)
+    assert not hours.known_zone("localtime") and "RC601" in codes(tmp_path, schedule(
+        'zone: localtime\nweekly: {mon-fri: "08:00-17:00"}'))
+    # A machine whose zone files disagree with tzdata (here: "Nairobi" holding Tokyo's rules) changes nothing.
+    system = tmp_path / "zoneinfo"
+    (system / "Africa").mkdir(parents=True)
+    tokyo = importlib.resources.files("tzdata.zoneinfo").joinpath("Asia", "Tokyo").read_bytes()
+    (system / "Africa" / "Nairobi").write_bytes(tokyo)
+    zoneinfo.reset_tzpath([str(system)])
+    try:
+        trap = zoneinfo.ZoneInfo.no_cache("Africa/Nairobi")
+        assert dt.datetime(2026, 1, 1, tzinfo=trap).utcoffset() == dt.timedelta(hours=9)  # the trap is set
+        hours.zone.cache_clear()
+        nairobi = hours.zone("Africa/Nairobi")
+        assert str(nairobi) == "Africa/Nairobi"
+        assert dt.datetime(2026, 12, 24, 14, tzinfo=dt.timezone.utc).astimezone(nairobi).hour == 17
+    finally:
+        zoneinfo.reset_tzpath()
+        hours.zone.cache_clear()
+
+
 def test_unknown_zone_is_rc601_with_a_suggestion(tmp_path):
     compilation = compile_text(tmp_path, schedule('zone: Africa/Nairob\nweekly: {mon-fri: "08:00-17:00"}'))
     found = [d for d in compilation.diagnostics if d.code == "RC601"]
