@@ -81,6 +81,11 @@ class Settings:
         allow_unsigned = env.get("ROOMC_ALLOW_UNSIGNED") == "1"
         if secret_env and not secret and not allow_unsigned:
             raise MissingSecret(secret_env)
+        pins = directory.pin_flows(table)
+        if pins and not secret_env and not allow_unsigned:
+            raise ValueError(f"flow '{pins[0]}' counts PIN tries or checks PINs, but the policy names no "
+                             "server.signatureSecretEnv: unsigned, every guess could name a new call and start a new "
+                             "count (RC237); set it, or pass --allow-unsigned to serve on loopback for testing")
         return cls(
             public_url=_public_url(env.get("ROOMC_PUBLIC_URL") or server.get("publicUrl")),
             signing_secret=secret.encode() if secret else None,

@@ -83,6 +83,14 @@ class MeetingDirectory:
         return "hostPin" if host else "participantPin" if participant else None
 
 
+def pin_flows(table: dict) -> list[str]:
+    """The flows that count tries or compare directory PINs: an unsigned request names its own call, so
+    served unsigned each guess could come with a fresh count (lint's RC237)."""
+    return [fid for fid, flow in (table.get("flows") or {}).items()
+            if flow.get("tries") or any(b.get("directory") in ("hostPin", "participantPin")
+                                        for b in flow.get("branches") or [])]
+
+
 def location(table: dict, environ: Mapping[str, str]) -> str | None:
     """The directory file to load: the one `fileEnv` names when that is set, else the table's `file`."""
     spec = table.get("directory")

@@ -15,8 +15,8 @@ from . import (hours_always_closed, hours_closure, hours_dst, hours_overlap, hou
 # Seat pools and held seats (issue 13).
 from . import extra_seats, held_seats, seat_pools
 # The meeting directory and PIN tries (issue 13).
-from . import (directory_row, directory_undeclared, directory_unreadable, duplicate_meeting, pin_without_tries,
-               same_pin, tries_misplaced)
+from . import (directory_row, directory_undeclared, directory_unreadable, duplicate_meeting, pin_unsigned,
+               pin_without_tries, same_pin, tries_misplaced)
 
 RULES: tuple[ModuleType, ...] = (
     undefined_reference,
@@ -68,4 +68,5 @@ RULES: tuple[ModuleType, ...] = (
     directory_undeclared,
     tries_misplaced,
     pin_without_tries,
+    pin_unsigned,
 )

@@ -1,4 +1,5 @@
 """`roomc serve`: the granian command it hands over to, and the default worker count."""
+import json
 import os
 import socket
 
@@ -162,3 +163,39 @@ def test_serve_refuses_a_broken_meeting_directory_without_quoting_a_pin(invoke, 
     monkeypatch.setenv("MEETINGS_FILE", str(good))  # the policy's fileEnv: the operator's own file wins
     assert invoke("serve", str(table), "--port", str(free_port()), "--allow-unsigned").exit_code == 0
     assert len(granian_argv) == 1
+
+
+def test_serve_refuses_pin_tries_without_signatures(invoke, granian_argv, monkeypatch, tmp_path):
+    """Unsigned, a request names its own call id: one local server gave up meeting 123456's host PIN to
+    322 posts in 1.4 s, three per made-up call. So a policy that counts tries or checks PINs is served
+    only signed, or unsigned on loopback when asked for (--allow-unsigned)."""
+    import shutil
+
+    for name in ("dial-in-bridge.yaml", "dial-in-meetings.csv"):
+        shutil.copy(ROOMS / name, tmp_path / name)
+    policy = tmp_path / "dial-in-bridge.yaml"
+    table = tmp_path / "routes.json"
+    monkeypatch.delenv("MEETINGS_FILE", raising=False)
+    monkeypatch.delenv("ROOMC_ALLOW_UNSIGNED", raising=False)
+    assert invoke("compile", str(policy), "-o", str(table)).exit_code == 0
+    # A table from before RC237 (or written by hand) that names no secret.
+    compiled = json.loads(table.read_text())
+    compiled["server"]["signatureSecretEnv"] = None
+    table.write_text(json.dumps(compiled))
+    policy.write_text(policy.read_text().replace("  signatureSecretEnv: SAUTIKIT_VOICE_SECRET\n", ""))
+    assert "signatureSecretEnv" not in policy.read_text()
+    linted = invoke("serve", str(policy), "--port", str(free_port()))
+    assert linted.exit_code == 1 and "RC237" in linted.output and granian_argv == []
+    for host in ("0.0.0.0", "127.0.0.1"):
+        refused = invoke("serve", str(table), "--port", str(free_port()), "--host", host)
+        assert refused.exit_code == 2 and granian_argv == []
+        assert "flow 'lobby'" in refused.output and "signatureSecretEnv" in refused.output, refused.output
+    allowed = invoke("serve", str(table), "--port", str(free_port()), "--allow-unsigned")
+    assert allowed.exit_code == 0 and "SIGNATURES OFF" in allowed.output
+
+
+def test_the_shipped_dial_in_bridge_is_served_signed_only(invoke, granian_argv, monkeypatch):
+    monkeypatch.delenv("SAUTIKIT_VOICE_SECRET", raising=False)
+    monkeypatch.delenv("MEETINGS_FILE", raising=False)
+    refused = invoke("serve", str(ROOMS / "dial-in-bridge.yaml"), "--port", str(free_port()), "--host", "0.0.0.0")
+    assert refused.exit_code == 2 and "SAUTIKIT_VOICE_SECRET is unset or empty" in refused.output

@@ -17,7 +17,7 @@ from ..conftest import table_for
 
 BRIDGE = """
 roomc: 1
-server: {{publicUrl: "https://r.example.com"}}
+server: {{publicUrl: "https://r.example.com", signatureSecretEnv: SAUTIKIT_VOICE_SECRET}}
 directory: {{file: {file}}}
 rooms:
   bridge:
@@ -222,13 +222,13 @@ def test_a_broken_directory_refuses_to_start_without_quoting_a_pin(tmp_path, bri
     path = tmp_path / "meetings.csv"
     path.write_text("meeting,hostPin,participantPin\n123456,4321,4321\n654321,12a4,5678\n")
     with pytest.raises(DirectoryError) as refused:
-        Settings.from_env(bridge_table, {})
+        Settings.from_env(bridge_table, {"SAUTIKIT_VOICE_SECRET": "s3cret"})
     message = str(refused.value)
     assert "meetings.csv:2" in message and "RC233" in message and "meetings.csv:3" in message
     assert "4321" not in message and "12a4" not in message and "5678" not in message
     path.unlink()
     with pytest.raises(DirectoryError, match="cannot read"):
-        Settings.from_env(bridge_table, {})
+        Settings.from_env(bridge_table, {"SAUTIKIT_VOICE_SECRET": "s3cret"})
 
 
 def test_the_environment_names_the_directory_file(tmp_path):
