@@ -134,7 +134,7 @@ def _csv_rows(directory: Directory, text: str) -> list[Row]:
         for index, name in enumerate(names):
             column = known.get(name.lower())
             if column is None:
-                _finding(directory, BAD_ROW, f"unknown column {name[:40]!r} in the header (column {index + 1}); "
+                _finding(directory, BAD_ROW, f"unknown column {_quotable(name)} in the header (column {index + 1}); "
                          f"expected {', '.join(COLUMNS)}")
                 return []
             if column in columns:
@@ -162,6 +162,14 @@ def _csv_rows(directory: Directory, text: str) -> list[Row]:
     return rows
 
 
+def _quotable(name: str) -> str:
+    """A header cell or key as a finding may show it: not at all when it holds a digit, since then it is
+    likely data (a file saved without its header, PINs first) or another file the path points at."""
+    if any(c.isdigit() for c in name):
+        return "(not shown: it holds digits; is the header row `meeting,hostPin,participantPin` missing?)"
+    return repr(name[:40])
+
+
 def _yaml_rows(directory: Directory, text: str) -> list[Row]:
     from .load import load_text  # the policy loader: bounded (alias bombs, depth, huge numbers)
 
@@ -185,9 +193,9 @@ def _yaml_rows(directory: Directory, text: str) -> list[Row]:
         if not isinstance(item, dict):
             _finding(directory, BAD_ROW, "a meeting is a mapping with meeting, hostPin and participantPin", line)
             continue
-        unknown = [str(k)[:40] for k in item if k not in COLUMNS]
+        unknown = [str(k) for k in item if k not in COLUMNS]
         if unknown:
-            _finding(directory, BAD_ROW, f"unknown key {unknown[0]!r}; expected {', '.join(COLUMNS)}", line)
+            _finding(directory, BAD_ROW, f"unknown key {_quotable(unknown[0])}; expected {', '.join(COLUMNS)}", line)
             continue
         rows.append((line, dict(item)))
     return rows

@@ -140,3 +140,23 @@ def test_a_yaml_directory_in_the_policy_folder_is_one_finding_that_shows_none_of
         result = invoke("lint", str(tmp_path), "--format", fmt)
         assert result.exit_code == 1 and "RC230" in result.output, fmt
         assert "0042" not in result.output and "98765" not in result.output, fmt
+
+
+@pytest.mark.parametrize("content", ["4321,1111,123456\n8765,2222,222222\n", "hostPin 4321,meeting,participantPin\n",
+                                     "root:x:0:0:root:/root:/bin/bash\n"])
+def test_a_first_row_that_is_not_a_header_is_not_quoted(tmp_path, content):
+    """A file saved without its header (PINs first), or a path that points at another file: the first
+    row is data, and an "unknown column" finding that quoted it would print a PIN (or that file)."""
+    found = read(tmp_path, "m.csv", content)
+    assert codes(found) == [("RC231", 1)] and "header" in found.findings[0].message
+    for secret in ("4321", "1111", "root:x"):
+        assert secret not in found.problems() and secret not in found.findings[0].message
+
+
+def test_unknown_yaml_keys_that_hold_digits_are_not_quoted(tmp_path):
+    found = read(tmp_path, "m.yaml", 'meetings:\n  - {meeting: "123456", hostPin: "4321", participantPin: "1111",'
+                 ' "9876": x}\n')
+    assert codes(found) == [("RC231", 2)] and "9876" not in found.findings[0].message
+    named = read(tmp_path, "n.yaml", 'meetings:\n  - {meeting: "123456", hostPin: "4321", participantPin: "1111",'
+                 ' room: x}\n')
+    assert "'room'" in named.findings[0].message  # a name without digits still helps the reader
