@@ -145,14 +145,14 @@ class KeysRoute(EventsRoute):
 
     def caller(self, press: Event, room: str, fields: dict) -> str | None:
         """The call that pressed: its id, else the call its participant id was matched to, else the
-        call in the room with its number (events may name a participant only so)."""
+        one call in the room now with its number (events may name a participant only so)."""
         call = press.call or normalise.call_fields(fields)["id"] or None
         if call is None and press.participant:
             call = self.store.noted(f"participant:{room}:{press.participant}")
         if call is None:
             number = calls.caller_of(fields)
             if number:
-                call = self.store.call_by_caller(room, number, "leave")
+                call = self.store.call_by_caller(room, number, "keys")  # only if one call in the room has it
         return call
 
 

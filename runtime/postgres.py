@@ -804,7 +804,15 @@ class PostgresStore:
 
     def call_by_caller(self, room: str, caller: str, kind: str, now: float | None = None) -> str | None:
         """The call a participant event names only by its caller's number: for a `join`, the newest
-        seat not yet in the room; otherwise the earliest-joined one still in it; else the newest."""
+        seat not yet in the room; otherwise the earliest-joined one still in it; else the newest.
+        For `keys`, the one call in the room now with that number, else None (SQLiteStore's)."""
+        if kind == "keys":
+            moment = time.time() if now is None else now
+            rows = self._run(None, lambda conn: conn.execute(
+                "SELECT call_id FROM seats WHERE room = %s AND caller = %s AND left_at IS NULL "
+                "AND (joined_at IS NOT NULL OR expires_at > %s) LIMIT 2", (_clean(room), _clean(caller), moment))
+                .fetchall())
+            return rows[0][0] if len(rows) == 1 else None
         order = ("joined_at IS NOT NULL, reserved_at DESC NULLS LAST" if kind == "join"
                  else "(joined_at IS NULL OR left_at IS NOT NULL), joined_at NULLS FIRST, reserved_at DESC NULLS LAST")
         row = self._run(None, lambda conn: conn.execute(

@@ -788,9 +788,15 @@ class SQLiteStore:
 
     def call_by_caller(self, room: str, caller: str, kind: str, now: float | None = None) -> str | None:
         """The call a participant event names only by its caller's number: for a `join`, the newest
-        seat not yet in the room; otherwise the earliest-joined one still in it; else the newest."""
+        seat not yet in the room; otherwise the earliest-joined one still in it; else the newest.
+        For `keys` (an in-room key press), the one call in the room now with that number, else None:
+        caller ids are easily spoofed, and a stranger's press must not land on someone else's call."""
         now = time.time() if now is None else now
         db = self._connection()
+        if kind == "keys":
+            rows = db.execute("SELECT call_id FROM seats WHERE room = ? AND caller = ? AND left_at IS NULL "
+                              "AND (joined_at IS NOT NULL OR expires_at > ?) LIMIT 2", (room, caller, now)).fetchall()
+            return rows[0][0] if len(rows) == 1 else None
         order = ("joined_at IS NOT NULL, reserved_at DESC" if kind == "join"
                  else "(joined_at IS NULL OR left_at IS NOT NULL), joined_at, reserved_at DESC")
         row = db.execute(f"SELECT call_id FROM seats WHERE room = ? AND caller = ? ORDER BY {order} LIMIT 1",

@@ -125,6 +125,21 @@ def test_a_caller_named_only_by_number_is_found_by_the_seat(client):
     assert flags(client)[0] == ["c9"]
 
 
+def test_a_number_shared_by_two_callers_in_the_room_names_neither(client, store):
+    """Caller ids are easily spoofed, and one office line can dial in twice: a press that names its caller
+    only by number, when two calls in the room have that number, is nobody's (before, the earliest
+    joined got the stranger's hand)."""
+    client.post("/townhall/join", query_string={"room": "99"}, data={"CallId": "victim", "From": "+254700000001"})
+    client.post("/townhall/join", query_string={"room": "99"}, data={"CallId": "spoofer", "From": "+254700000001"})
+    response = press(client, "0", None, caller="+254700000001")
+    assert response.get_json() == {"ok": True, "outcome": "ignored", "reason": "caller not in the room"}
+    assert store.count_events() == 0 and flags(client) == ([], [])
+    # Once the spoofer has left, the number names one call again.
+    client.post("/townhall/events", json={"ConferenceName": ROOM, "StatusCallbackEvent": "leave", "CallId": "spoofer"})
+    assert press(client, "1", None, caller="+254700000001").get_json()["outcome"] == "stored"
+    assert flags(client) == (["victim"], [])
+
+
 def test_a_trailing_finish_key_is_read_as_the_key_before_it():
     keys = {"1": "raiseHand", "0": "callOperator"}
     assert effect_for(keys, "1#") == "raiseHand" and effect_for(keys, "0*") == "callOperator"

@@ -765,6 +765,18 @@ def test_a_hand_raised_before_leaving_stays_down_when_the_call_comes_back(store)
     assert store.room("r")["handsRaised"] == []
 
 
+def test_a_key_press_named_by_number_finds_only_the_one_call_in_the_room_with_it(store):
+    store.reserve("r", "a", "member", counted=True, limit=5, ttl=60, muted=False, now=NOW, caller="+1")
+    assert store.call_by_caller("r", "+1", "keys", now=NOW + 1) == "a"
+    store.reserve("r", "b", "member", counted=True, limit=5, ttl=60, muted=False, now=NOW, caller="+1")
+    assert store.call_by_caller("r", "+1", "keys", now=NOW + 1) is None  # two calls, one number: neither
+    assert store.call_by_caller("r", "+1", "leave", now=NOW + 1) in ("a", "b")  # status events keep their reading
+    store.record(event({"ConferenceName": "r", "StatusCallbackEvent": "leave", "CallId": "b", "Timestamp": NOW + 2}))
+    assert store.call_by_caller("r", "+1", "keys", now=NOW + 3) == "a"
+    assert store.call_by_caller("r", "+1", "keys", now=NOW + 120) is None  # a's reservation lapsed, never joined
+    assert store.call_by_caller("r", "+2", "keys", now=NOW + 1) is None
+
+
 # -- seat pools and held seats (issue 13: hosts always get in, seats per role) -------------------
 def seat(store, call, role="member", *, pool=None, limit=3, held=None, room="w", now=NOW, counted=True):
     return store.reserve(room, call, role, counted=counted, limit=limit, ttl=60, muted=False, now=now,
