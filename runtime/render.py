@@ -145,6 +145,9 @@ class Responder:
         self.frames = [(rid, name_frame(room["name"]["$t"] if isinstance(room["name"], dict) else room["name"]))
                        for rid, room in table["rooms"].items()]
         self.frame_of = dict(self.frames)
+        # The guard reads names case-insensitively, as lint's RC213 does (docs/runtime.md): folded and ranked once
+        # here, so a join pays one lower() of its (ASCII) name and nothing more.
+        self.folded_frames = [(rid, _folded(frame), _specificity(frame)) for rid, frame in self.frames]
         self.flows = {fid: CompiledFlow(self, fid, flow) for fid, flow in table["flows"].items()}
         self.closed_answers = {sid: self.actions(spec.get("closed") or [])
                                for sid, spec in (table.get("hours") or {}).items()}
@@ -446,12 +449,15 @@ class CompiledRoom:
     def other_owner(self, name: str) -> str | None:
         """Another room that can claim `name` at least as specifically as this one (frames: templates.name_frame).
 
+        Names compare case-insensitively: the platform does not document whether it tells case apart (RC213).
+
         A name belongs to the room with the most specific frame (`bridge-…` over a bare `{{ query.room }}`);
         when two frames are as specific, neither may use it.
         """
         mine = _specificity(self.responder.frame_of[self.id])
-        for room_id, frame in self.responder.frames:
-            if room_id != self.id and _specificity(frame) >= mine and frame_holds(frame, name):
+        folded = name.lower()  # the name already matched ROOM_NAME: ASCII, so lower() is its case fold
+        for room_id, frame, specificity in self.responder.folded_frames:
+            if room_id != self.id and specificity >= mine and frame_holds(frame, folded):
                 return room_id
         return None
 
@@ -475,8 +481,15 @@ def _specificity(frame: tuple[str, str, bool]) -> float:
     return float("inf") if frame[2] else len(frame[0]) + len(frame[1])
 
 
+def _folded(frame: tuple[str, str, bool]) -> tuple[str, str, bool]:
+    return frame[0].casefold(), frame[1].casefold(), frame[2]
+
+
 def frame_holds(frame: tuple[str, str, bool], name: str) -> bool:
-    """Whether a rendered name fits a room's frame: its exact constant, or its literal prefix and suffix."""
+    """Whether a rendered name fits a room's frame: its exact constant, or its literal prefix and suffix.
+
+    Compares as given: the join guard passes a case-folded frame and a lower-cased name (Responder.folded_frames).
+    """
     prefix, suffix, exact = frame
     if exact:
         return name == prefix

@@ -72,3 +72,35 @@ def test_a_join_never_lands_in_another_rooms_conference(tmp_path):
     assert actions[-1]["conference"]["name"] == "lobby-1"
     actions, _, _ = explain(table, "/bridge", {"meeting": "123456"})
     assert actions[-1]["conference"]["name"] == "bridge-123456"
+
+
+def test_the_join_guard_reads_room_names_case_insensitively(tmp_path):
+    # The platform does not document whether `Bridge-1` and `bridge-1` are one conference (docs/runtime.md):
+    # a name that fits another room's frame in any case is refused, as lint's RC213 compares case-folded.
+    table = table_for(tmp_path, """
+        roomc: 1
+        server: {publicUrl: https://rooms.example.com, signatureSecretEnv: S}
+        rooms:
+          open:
+            name: "{{ query.room }}"  # roomc: ignore[RC213]
+            roles: {guest: {startOnEnter: true}}
+          bridge:
+            name: "Bridge-{{ query.meeting }}-Room"
+            roles: {host: {startOnEnter: true}}
+          lobby:
+            name: "LOBBY"
+            roles: {guest: {startOnEnter: true}}
+        routes:
+          /open: {join: open}
+          /bridge: {join: bridge}
+    """)
+    for name, owner in (("bridge-123456-room", "bridge"), ("BRIDGE-9-ROOM", "bridge"), ("bRiDgE-1-rOoM", "bridge"),
+                        ("lobby", "lobby"), ("Lobby", "lobby")):
+        actions, _, trace = explain(table, "/open", {"room": name})
+        assert actions[0]["say"]["text"] == "Sorry, that meeting number is not valid.", name
+        assert any(f"room '{owner}'" in line for line in trace), (name, trace)
+    for name in ("bridge-123456", "lobby-1", "bridge-1-rooms"):  # outside every other frame in any case: admitted
+        actions, _, _ = explain(table, "/open", {"room": name})
+        assert actions[-1]["conference"]["name"] == name
+    actions, _, _ = explain(table, "/bridge", {"meeting": "7"})
+    assert actions[-1]["conference"]["name"] == "Bridge-7-Room"  # the owner's own name is served as written
