@@ -113,8 +113,6 @@ CREATE TABLE IF NOT EXISTS dialled_calls (
 -- but their own role's callers, until those fill them: the same sum as the SQLite RESERVE.
 DROP FUNCTION IF EXISTS roomc_reserve(TEXT, TEXT, TEXT, SMALLINT, SMALLINT, DOUBLE PRECISION, DOUBLE PRECISION,
     INTEGER);
-DROP FUNCTION IF EXISTS roomc_reserve(TEXT, TEXT, TEXT, SMALLINT, SMALLINT, DOUBLE PRECISION, DOUBLE PRECISION,
-    INTEGER, TEXT);
 CREATE OR REPLACE FUNCTION roomc_reserve(p_room TEXT, p_call TEXT, p_role TEXT, p_counted SMALLINT,
     p_muted SMALLINT, p_now DOUBLE PRECISION, p_expires DOUBLE PRECISION, p_limit INTEGER, p_caller TEXT,
     p_pool TEXT, p_held TEXT, OUT admitted BOOLEAN, OUT again BOOLEAN, OUT taken INTEGER)
@@ -156,6 +154,16 @@ BEGIN
      WHERE room = p_room AND call_id = p_call AND joined_at IS NULL;
     admitted := false;
 END $$;
+-- The form a roomc of schema version 1 calls: such an instance keeps serving while `roomc db upgrade`
+-- runs, until it is restarted (docs/deploy.md), so it stays, seating in the pool its `counted` names
+-- (it knows no named pools and no held seats). Dropped, every join on it answered the fallback.
+CREATE OR REPLACE FUNCTION roomc_reserve(p_room TEXT, p_call TEXT, p_role TEXT, p_counted SMALLINT,
+    p_muted SMALLINT, p_now DOUBLE PRECISION, p_expires DOUBLE PRECISION, p_limit INTEGER, p_caller TEXT,
+    OUT admitted BOOLEAN, OUT again BOOLEAN, OUT taken INTEGER)
+LANGUAGE sql VOLATILE AS $$
+    SELECT r.admitted, r.again, r.taken FROM roomc_reserve(p_room, p_call, p_role, p_counted, p_muted, p_now,
+        p_expires, p_limit, p_caller, CASE WHEN p_counted = 1 THEN '{MAIN_POOL}' ELSE '{EXTRA_POOL}' END, NULL) AS r
+$$;
 
 -- The SQLite store's three triggers, in one function so the room is locked once. Same rules:
 -- a participant is the latest join; the first leave (or room end, once joined) at or after it,

@@ -56,6 +56,25 @@ TRIGGERS = """
 DROP TRIGGER IF EXISTS derive_participant;
 DROP TRIGGER IF EXISTS end_releases;
 DROP TRIGGER IF EXISTS derive_room;
+DROP TRIGGER IF EXISTS seat_pool_v1_insert;
+DROP TRIGGER IF EXISTS seat_pool_v1_update;
+
+-- A roomc of schema version 1 keeps serving while `roomc db upgrade` runs, until it is restarted
+-- (docs/deploy.md), and writes seats without a pool: `counted` alone says which is theirs. This
+-- roomc writes `counted = 1` exactly for the room's own pool, so a row where the two disagree
+-- came from the old one, and its pool follows `counted` (else its supervisors took participants' seats).
+CREATE TRIGGER seat_pool_v1_insert AFTER INSERT ON seats
+WHEN (NEW.counted = 1) != (NEW.pool = '')
+BEGIN
+    UPDATE seats SET pool = CASE WHEN NEW.counted = 1 THEN '' ELSE '~extra' END
+     WHERE room = NEW.room AND call_id = NEW.call_id;
+END;
+CREATE TRIGGER seat_pool_v1_update AFTER UPDATE OF counted ON seats
+WHEN (NEW.counted = 1) != (NEW.pool = '')
+BEGIN
+    UPDATE seats SET pool = CASE WHEN NEW.counted = 1 THEN '' ELSE '~extra' END
+     WHERE room = NEW.room AND call_id = NEW.call_id;
+END;
 
 -- A participant from the set of its events, whatever order they came in: the latest join;
 -- the first leave (or room end, once joined) at or after it; the latest mute/unmute, where
@@ -149,7 +168,7 @@ RETURNING tries
 # The schema this roomc reads and writes, for both stores. Bump it with every change to SCHEMA
 # (or to runtime/postgres.py's): `roomc db upgrade` takes a store from any older version to this
 # one, and a store at another version is refused (docs/runtime.md, "Schema versions").
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 VERSION_TABLE = """
 CREATE TABLE IF NOT EXISTS roomc_schema (
     id INTEGER PRIMARY KEY CHECK (id = 1), version INTEGER NOT NULL, upgraded_at REAL NOT NULL

@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 from roomc.runtime import normalise
 from roomc.runtime.storage import copy, describe, open_store, status, upgrade
-from roomc.runtime.store import SCHEMA_VERSION, SchemaMismatch, SQLiteStore, StoreTimeout
+from roomc.runtime.store import ACTIVE, SCHEMA_VERSION, SchemaMismatch, SQLiteStore, StoreTimeout
 
 NOW = 1_800_000_000.0
 
@@ -680,7 +680,8 @@ def test_claims_page_through_every_seat_and_never_hand_one_call_to_two_workers(l
 # (so `roomc db upgrade` reaches existing stores and serve refuses stale ones), be made in
 # both stores (runtime/store.py and runtime/postgres.py), and be recorded here.
 SCHEMA_DIGESTS = {1: ("42937cee2959d3b0", "dbea9be233c78fc1"), 2: ("a54e1335ba92024f", "1cee7a8d5affb0b0"),
-                  3: ("240dc0697159476f", "6ac43f1c27b8b4b2")}  # digit_tries (PIN tries, issue 13)
+                  3: ("240dc0697159476f", "6ac43f1c27b8b4b2"),  # digit_tries (PIN tries, issue 13)
+                  4: ("95e0f3c7eb4113cc", "297aeec59743aee4")}  # a version-1 instance's seats, during an upgrade
 
 
 def test_a_schema_change_comes_with_a_new_version():
@@ -895,6 +896,8 @@ def test_an_old_store_is_upgraded_with_its_uncounted_seats_in_their_pool(locatio
         seat(old, "p1", limit=1)
         if isinstance(old, SQLiteStore):
             db = old._connection()
+            for trigger in ("seat_pool_v1_insert", "seat_pool_v1_update"):  # version 4's, which read the column
+                db.execute(f"DROP TRIGGER {trigger}")
             db.execute("ALTER TABLE seats DROP COLUMN pool")
         else:
             with old._conn() as conn:
@@ -905,6 +908,46 @@ def test_an_old_store_is_upgraded_with_its_uncounted_seats_in_their_pool(locatio
         assert not seat(new, "sup2", "supervisor", counted=False, limit=1).admitted
         assert not seat(new, "p2", limit=1).admitted
         assert seat(new, "sup", "supervisor", counted=False, limit=1).again
+
+
+# What a roomc of schema version 1 still running during `roomc db upgrade` sends for a seat
+# (docs/deploy.md: instances keep serving while the upgrade runs, then restart one at a time).
+V1_SQLITE_RESERVE = f"""
+INSERT INTO seats (room, call_id, role, counted, muted0, reserved_at, expires_at, caller)
+SELECT :room, :call, :role, :counted, 0, :now, :now + 60, NULL
+WHERE (SELECT COUNT(*) FROM seats WHERE room=:room AND counted=:counted AND call_id != :call AND {ACTIVE}) < :limit
+  AND NOT EXISTS (SELECT 1 FROM seats WHERE room=:room AND call_id=:call AND role IS :role AND {ACTIVE})
+ON CONFLICT (room, call_id) DO UPDATE SET role=excluded.role, counted=excluded.counted, muted0=excluded.muted0,
+    reserved_at=excluded.reserved_at, expires_at=excluded.expires_at, caller=COALESCE(excluded.caller, seats.caller)
+"""
+V1_PG_RESERVE = ("SELECT admitted FROM roomc_reserve(%(room)s, %(call)s, %(role)s, %(counted)s::smallint, "
+                 "0::smallint, %(now)s::float8, %(now)s::float8 + 60, %(limit)s::integer, NULL)")
+
+
+def _v1_reserve(store, call, role, counted, limit, room="w"):
+    """Take a seat as a schema-1 roomc would, on a store already upgraded under it."""
+    values = {"room": room, "call": call, "role": role, "counted": int(counted), "limit": limit, "now": NOW}
+    if isinstance(store, SQLiteStore):
+        with store._write(None) as db:
+            return db.execute(V1_SQLITE_RESERVE, values).rowcount == 1
+    with store._conn() as conn:
+        return conn.execute(V1_PG_RESERVE, values).fetchone()[0]
+
+
+def test_an_instance_still_on_schema_1_keeps_serving_after_the_upgrade_and_its_seats_count_in_their_pools(location):
+    # PostgreSQL: the upgrade dropped the 9-argument roomc_reserve, so every join on an instance not
+    # yet restarted answered the fallback. SQLite: its uncounted seats landed in the room's own pool.
+    with open_store(location) as store:
+        assert _v1_reserve(store, "sup", "supervisor", False, 1)
+        assert _v1_reserve(store, "p1", "member", True, 2)
+        assert _v1_reserve(store, "moved", "supervisor", False, 5, room="x")
+        assert _v1_reserve(store, "moved", "member", True, 5, room="x")  # a fallback join, then its PIN
+        assert not seat(store, "sup2", "supervisor", counted=False, limit=1).admitted
+        assert seat(store, "p2", limit=2).admitted and not seat(store, "p3", limit=2).admitted
+        assert not seat(store, "other-sup", "supervisor", counted=False, limit=0, room="x").admitted
+        assert seat(store, "other-sup", "supervisor", counted=False, limit=1, room="x").admitted
+        assert not seat(store, "x2", limit=1, room="x").admitted  # `moved` holds the room's one seat
+        assert [r["seatsTaken"] for r in store.live_rooms(now=NOW)] == [2, 1]
 
 
 def test_copy_carries_each_seats_pool(tmp_path, pg_url):
