@@ -392,3 +392,31 @@ def test_a_range_starting_in_a_fold_follows_the_clock_both_times():
     assert night.is_open(_at("2026-10-25T00:30:00+00:00"))  # 01:30 BST: opens
     assert not night.is_open(_at("2026-10-25T01:00:00+00:00"))  # clocks back to 01:00 GMT: before 01:30 again
     assert night.is_open(_at("2026-10-25T01:30:00+00:00"))  # the second 01:30
+
+
+# -- `now` in a room's name, and closed answers that come back to the closed room ------------------------
+
+@pytest.mark.parametrize("name", ["support-{{ now.minute }}", "day-{{ now.date }}-{{ query.ticket }}",
+                                  "t{{ now.timestamp }}"])
+def test_a_room_name_read_from_the_clock_is_rc610(tmp_path, name):
+    # Each value of `now` is a new conference with its own seats: callers a moment apart (or either side
+    # of midnight) are split up, and maxParticipants counts per minute, not per line.
+    text = HEAD + "defaults: {zone: Africa/Nairobi}\n" + ROOM.replace("support-{{ query.ticket }}", name) \
+        .replace("    hours: office\n", "")
+    assert "RC610" in codes(tmp_path, text)
+    spoken = compile_text(tmp_path, HEAD + "defaults: {zone: Africa/Nairobi}\n" + ROOM.replace(
+        "    hours: office\n", "").replace("caller: {say: \"Hello.\"}", "caller: {say: \"It is {{ now.time }}.\"}"))
+    assert spoken.table is not None and "now.time" in str(spoken.table["rooms"])
+    assert not [d for d in spoken.diagnostics if d.code == "RC610"]  # `now` spoken is fine
+
+
+def test_closed_actions_that_join_a_room_under_the_same_hours_are_rc611(tmp_path):
+    # While the schedule is closed, so is the room its closed answer joins: every caller would get the
+    # fallback apology (joins nested too deep), never the closed message.
+    looped = schedule('zone: UTC\nweekly: {mon-fri: "08:00-17:00"}\nclosed: [{say: "Closed."}, {join: support}]')
+    found = [d for d in compile_text(tmp_path, looped).diagnostics if d.code == "RC611"]
+    assert found and "'support'" in found[0].message and found[0].severity.value == "error"
+    after_hours = looped.replace("{join: support}", "{join: voicemail}").replace(
+        "rooms:\n", "rooms:\n  voicemail: {name: \"vm-{{ query.ticket }}\", roles: {caller: {}}}\n")
+    compilation = compile_text(tmp_path, after_hours)
+    assert compilation.table is not None and not [d for d in compilation.diagnostics if d.code == "RC611"]
