@@ -9,6 +9,7 @@ from . import (capacity_events, comparison_type, digits_url_not_keys, end_withou
                status_events_nowhere, template_cost, template_fails, template_size, template_syntax,
                template_undefined, too_many_actions, undefined_reference, unreachable, unreachable_key,
                unsigned_roles, unused_keys_route, url_without_host)
+from . import keys_without_join_events
 # Open hours and speech defaults (issue 13), on their own line so other rule families merge cleanly.
 from . import (hours_always_closed, hours_closure, hours_dst, hours_overlap, hours_range, hours_unused, hours_zone,
                now_without_zone, speech_undocumented)
@@ -40,6 +41,7 @@ RULES: tuple[ModuleType, ...] = (
     in_room_digits_nowhere,
     unreachable_key,
     unused_keys_route,
+    keys_without_join_events,
     template_syntax,
     template_undefined,
     comparison_type,

@@ -228,3 +228,20 @@ def test_no_pin_of_the_meeting_directory_is_in_the_compiled_table(monkeypatch):
     with open(ROOT / "rooms" / "dial-in-meetings.csv", newline="") as handle:
         pins = {row[key] for row in csv.DictReader(handle) for key in ("hostPin", "participantPin")}
     assert pins and not [pin for pin in pins if pin in text]
+
+
+def test_rc224_fires_on_its_failing_example_and_not_on_its_passing_one(tmp_path):
+    """A room that sends keys to a keys route but hears no join/leave would show no hands (or keep them)."""
+    import textwrap
+
+    from roomc.compiler.rules import keys_without_join_events as rule
+
+    doc = rule.__doc__ or ""
+    failing, passing = doc.split("Failing::")[1].split("Passing::")
+    found = {}
+    for name, example in (("failing", failing), ("passing", passing)):
+        path = tmp_path / f"{name}.yaml"
+        path.write_text("roomc: 1\nserver: {signatureSecretEnv: S, publicUrl: \"https://r.example.com\"}\n"
+                        + textwrap.dedent(example).strip("\n") + "\n")
+        found[name] = [d.code for d in pipeline.run([str(path)]).diagnostics]
+    assert found["failing"] == ["RC224"] and found["passing"] == []
