@@ -248,8 +248,10 @@ class Schedule:
                 self.days[DAYS.index(day)].append(parsed)
         # Closures merged into disjoint ordinal intervals, so one bisect answers "is this date closed?".
         merged: list[list[Any]] = []
-        for first, last, name in sorted((dt.date.fromisoformat(a).toordinal(), dt.date.fromisoformat(b).toordinal(),
-                                        n) for a, b, n in spec.get("closures") or ()):
+        dated = sorted((dt.date.fromisoformat(a).toordinal(), dt.date.fromisoformat(b).toordinal(), str(n))
+                       for a, b, n in spec.get("closures") or ())
+        self.dated = dated  # as written, for explain: a merged interval keeps only its first closure's name
+        for first, last, name in dated:
             if merged and first <= merged[-1][1] + 1:
                 merged[-1][1] = max(merged[-1][1], last)
                 continue
@@ -292,9 +294,17 @@ class Schedule:
         """(open, why) at a Unix time, for `roomc explain`."""
         local = self.local(instant)
         stamp = f"{DAYS[local.weekday()]} {local:%Y-%m-%d %H:%M} {self.zone_name}"
+        other = local.replace(fold=1 - local.fold)
+        if other.utcoffset() != local.utcoffset() and other.astimezone(dt.timezone.utc).replace(tzinfo=None) \
+                .astimezone(self.zone).replace(tzinfo=None) == local.replace(tzinfo=None):
+            # A fold: this wall-clock minute happens twice, so say which pass the instant is.
+            offset = local.strftime("%z")
+            stamp += (f" (the {'second' if local.fold else 'first'} {local:%H:%M}, "
+                      f"UTC{offset[:3]}:{offset[3:]})")
         closure = self._closure(local)
         if closure is not None:
-            name = closure[2]
+            day = local.toordinal()
+            name = ", ".join(dict.fromkeys(n for first, last, n in self.dated if first <= day <= last and n))
             return False, f"hours '{self.id}': closed at {stamp}: a closure{f' ({name})' if name else ''}"
         if self.always:
             return True, f"hours '{self.id}': open at {stamp} (no weekly hours: open every day but closures)"

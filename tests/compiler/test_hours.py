@@ -420,3 +420,29 @@ def test_closed_actions_that_join_a_room_under_the_same_hours_are_rc611(tmp_path
         "rooms:\n", "rooms:\n  voicemail: {name: \"vm-{{ query.ticket }}\", roles: {caller: {}}}\n")
     compilation = compile_text(tmp_path, after_hours)
     assert compilation.table is not None and not [d for d in compilation.diagnostics if d.code == "RC611"]
+
+
+def test_explain_names_the_closure_of_that_day_not_the_one_it_was_merged_with():
+    # Adjacent and overlapping closures are merged for the runtime's one bisect; explain still names each day's.
+    office = hours.Schedule("office", hours.compiled("Africa/Nairobi", {"daily": "08:00-17:00"}, [
+        {"date": "2026-12-25", "name": "Christmas Day"}, {"date": "2026-12-26", "name": "Boxing Day"},
+        {"from": "2026-12-20", "to": "2026-12-24", "name": "Stocktake"},
+        {"from": "2027-01-01", "to": "2027-01-03", "name": "New Year"}, "2027-01-02"]))
+    why = {day: office.explain(_at(f"{day}T09:00+03:00"))[1] for day in
+           ("2026-12-20", "2026-12-25", "2026-12-26", "2027-01-01", "2027-01-02")}
+    assert why["2026-12-20"].endswith("a closure (Stocktake)")
+    assert why["2026-12-25"].endswith("a closure (Christmas Day)")
+    assert why["2026-12-26"].endswith("a closure (Boxing Day)")
+    assert why["2027-01-01"].endswith("a closure (New Year)")
+    assert why["2027-01-02"].endswith("a closure (New Year)")  # the unnamed one adds no name
+    assert office.is_open(_at("2026-12-27T09:00+03:00")) and office.explain(_at("2026-12-27T09:00+03:00"))[0]
+
+
+def test_explain_tells_the_two_passes_of_a_fold_apart():
+    # 01:15 happens twice in London on 2026-10-25: explain says which one it answers for.
+    night = hours.Schedule("night", hours.compiled("Europe/London", {"sun": "01:00-01:30"}, None))
+    first, second = night.explain(_at("2026-10-25T00:15Z")), night.explain(_at("2026-10-25T01:15Z"))
+    assert first[0] and second[0] and first[1] != second[1]
+    assert "01:15 Europe/London (the first 01:15, UTC+01:00)" in first[1]
+    assert "01:15 Europe/London (the second 01:15, UTC+00:00)" in second[1]
+    assert "(the" not in night.explain(_at("2026-10-25T02:15Z"))[1]  # 02:15 happens once
