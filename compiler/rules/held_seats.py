@@ -5,7 +5,8 @@ held back from every other role until its callers fill them (`reservedSeats`, de
 room full of waiting callers never locks its host out. A pool with fewer seats than it holds
 cannot seat its hosts; one with exactly as many never seats anyone else. A host with
 `reservedSeats: 0` can be refused when the room fills, leaving the others on hold until they hang
-up. A host's own `whenFull` may not send it to another room: the room would never start.
+up. A host's own `whenFull` may not send it to another room: the room would never start. No
+`whenFull` may join its callers as a role that starts a room: they would take the host's held seat.
 
 Failing::
 
@@ -27,7 +28,7 @@ from typing import Iterator
 
 from ..codegen import sends_away
 from ..diagnostics import Diagnostic, Severity
-from ..ir import EXTRA_POOL, MAIN_POOL, Policy, Room
+from ..ir import EXTRA_POOL, MAIN_POOL, Action, Policy, Room
 
 CODE = "RC240"
 NAME = "held-seats"
@@ -50,8 +51,26 @@ def _pool_path(room: Room, key: str) -> tuple:
     return room.path + ("pools", key, "seats")
 
 
+def _into_hosts(policy: Policy, room: Room) -> Iterator[tuple[Action, str, str]]:
+    """Overflow joins (room's, pools' and roles' whenFull) that seat their caller as a role that starts a room."""
+    lists = [room.when_full] + [p.when_full for p in room.pools.values()]
+    # A starting role's own whenFull that joins anywhere is reported below (it sends the host away).
+    lists += [r.when_full for r in room.roles if not room.starts(r)]
+    for actions in lists:
+        for join in (a for a in actions if a.verb == "join"):
+            target = policy.rooms.get(str(join.args.get("room")))
+            role = next((r for r in target.roles if r.id == join.args.get("role")), None) if target else None
+            if target is not None and role is not None and target.starts(role):
+                yield join, target.id, role.id
+
+
 def check(policy: Policy) -> Iterator[Diagnostic]:
     for room in policy.rooms.values():
+        for join, target, role_id in _into_hosts(policy, room):
+            yield Diagnostic(CODE, SEVERITY, f"this whenFull of room '{room.id}' joins its callers as '{role_id}', "
+                             f"a role that starts room '{target}': a caller who found no seat takes the seat held "
+                             "for the host, and starts the room for those waiting", policy.span(join.path), join.path,
+                             help="join a role that waits for the host (or drop `role:` to choose by `when`)")
         for key, held in room.held_by_pool.items():
             total, limit = sum(held.values()), room.limit(key)
             path = _pool_path(room, key)
