@@ -465,8 +465,40 @@ def mismatched_comparisons(source: str, expression: bool) -> tuple[TemplateProbl
                     f"compares a request value (always text) with the number {shown!r}: never equal; "
                     f"write '{shown}' (quoted)",
                     _column_of(source, compare.lineno, re.escape(str(shown)))))
+            for value_side, other in ((left, right), (right, left)):
+                problem = _now_mismatch(value_side, other)
+                if problem:
+                    found.append(TemplateProblem("RC304", compare.lineno, problem, 0))
             left = right
     return tuple(found)
+
+
+NOW_NUMBERS = frozenset({"hour", "minute", "year", "month", "day", "timestamp"})
+WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+
+
+def _now_mismatch(value_side: nodes.Node, other: nodes.Node) -> str | None:
+    """`now.hour == '09'`, `now.time > 17`, `now.weekday == 'Tuesday'`: never true (or an error, read as false)."""
+    if not (isinstance(value_side, nodes.Getattr) and isinstance(value_side.node, nodes.Name)
+            and value_side.node.name == "now" and value_side.attr in NOW_FIELDS):
+        return None
+    items = other.items if isinstance(other, (nodes.List, nodes.Tuple)) else [other]
+    consts = [i.value for i in items if isinstance(i, nodes.Const) and not isinstance(i.value, bool)]
+    field = value_side.attr
+    texts = [c for c in consts if isinstance(c, str)]
+    numbers = [c for c in consts if isinstance(c, (int, float))]
+    if field in NOW_NUMBERS and texts:
+        fix = f"compare it with {int(texts[0])}" if texts[0].isascii() and texts[0].isdigit() else "compare it with a number"
+        return f"now.{field} is a number; {fix}, not {texts[0][:40]!r} (never equal)"
+    if field not in NOW_NUMBERS and numbers:
+        return (f"now.{field} is text (now.time is like '09:30', now.date like '2026-12-24'); compare it with text, "
+                f"not the number {numbers[0]!r} (never true)")
+    wrong = [t for t in texts if t not in WEEKDAYS] if field == "weekday" else []
+    if wrong:
+        near = [d for d in WEEKDAYS if wrong[0].lower().startswith(d)]
+        return (f"now.weekday is one of {', '.join(WEEKDAYS)}, never {wrong[0][:40]!r}"
+                + (f"; write '{near[0]}'" if near else ""))
+    return None
 
 
 def secret_names(source: str) -> set[str]:

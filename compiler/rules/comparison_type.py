@@ -1,7 +1,9 @@
 """RC304 comparison-type: a condition compares a request value, which is always text, with a number.
 
 `query.*` and `call.*` values arrive as text, so `call.digits == 1234` is never true and
-`query.n in [1, 2]` never holds: the role or branch is silently dead.
+`query.n in [1, 2]` never holds: the role or branch is silently dead. The same for `now`
+read as the wrong kind: `now.hour == '09'` (a number), `now.time > 17` (text like '17:00'),
+`now.weekday == 'Tuesday'` (it is one of mon..sun).
 
 Failing::
 

@@ -446,3 +446,28 @@ def test_explain_tells_the_two_passes_of_a_fold_apart():
     assert "01:15 Europe/London (the first 01:15, UTC+01:00)" in first[1]
     assert "01:15 Europe/London (the second 01:15, UTC+00:00)" in second[1]
     assert "(the" not in night.explain(_at("2026-10-25T02:15Z"))[1]  # 02:15 happens once
+
+
+@pytest.mark.parametrize("when, hint", [
+    ("now.hour == '09'", "now.hour is a number"),
+    ("now.minute in ['0', '30']", "now.minute is a number"),
+    ("now.time > 17", "now.time is text"),
+    ("now.weekday == 'tuesday'", "'tue'"),
+    ("now.weekday in ['sat', 'Sun']", "'sun'"),
+    ("17 <= now.hour and now.weekday != 'Fri'", "'fri'"),
+])
+def test_comparing_now_with_the_wrong_kind_of_value_is_rc304(tmp_path, when, hint):
+    # Each of these is silently never true (or an error, which a condition reads as false): a dead role.
+    text = HEAD + "defaults: {zone: Africa/Nairobi}\n" + ROOM.replace("    hours: office\n", "").replace(
+        'caller: {say: "Hello."}', f'early: {{when: "{when}"}}\n      caller: {{say: "Hello."}}')
+    found = [d for d in compile_text(tmp_path, text).diagnostics if d.code == "RC304"]
+    assert found and hint in found[0].message, [d.message for d in found]
+
+
+@pytest.mark.parametrize("when", ["now.hour < 12", "now.minute in [0, 30]", "now.time >= '17:00'",
+                                  "now.weekday in ['sat', 'sun']", "now.date == '2026-12-24'", "now.month == 12"])
+def test_comparing_now_with_its_own_kind_of_value_is_fine(tmp_path, when):
+    text = HEAD + "defaults: {zone: Africa/Nairobi}\n" + ROOM.replace("    hours: office\n", "").replace(
+        'caller: {say: "Hello."}', f'early: {{when: "{when}"}}\n      caller: {{say: "Hello."}}')
+    compilation = compile_text(tmp_path, text)
+    assert compilation.table is not None and "RC304" not in [d.code for d in compilation.diagnostics]
