@@ -273,9 +273,9 @@ class Responder:
         answer = Answer(seats=seats, trace=[] if explain else None, at=self.clock() if at is None else at,
                         tries=tries)
         context = {"query": query, "call": call, "secret": self.secrets}
-        if self.uses_now:
-            context["now"] = self.now_view(answer.at)
         try:
+            if self.uses_now:
+                context["now"] = self.now_view(answer.at)
             closed = self.closed(route["hours"], context, answer, 0) if route.get("hours") else None
             if closed is not None:
                 answer.actions = closed
@@ -299,7 +299,10 @@ class Responder:
         last = self._now
         if last[0] == second:
             return last[1]
-        view = now_view(dt.datetime.fromtimestamp(second, self.zone))
+        try:
+            view = now_view(dt.datetime.fromtimestamp(second, self.zone))
+        except (ValueError, OverflowError, OSError):
+            raise RenderError(_outside_calendar(instant)) from None
         self._now = (second, view)
         return view
 
@@ -311,11 +314,14 @@ class Responder:
         schedule = self.hours.get(schedule_id)
         if not isinstance(schedule, Schedule):
             raise RenderError(schedule or f"hours '{schedule_id}' is not in the route table")
-        if answer.trace is not None:
-            is_open, why = schedule.explain(answer.at)
-            answer.note(why)
-        else:
-            is_open = schedule.is_open(answer.at)
+        try:
+            if answer.trace is not None:
+                is_open, why = schedule.explain(answer.at)
+                answer.note(why)
+            else:
+                is_open = schedule.is_open(answer.at)
+        except (ValueError, OverflowError, OSError):
+            raise RenderError(_outside_calendar(answer.at)) from None
         if is_open:
             return None
         answer.closed = schedule_id
@@ -494,6 +500,12 @@ def frame_holds(frame: tuple[str, str, bool], name: str) -> bool:
     if exact:
         return name == prefix
     return len(name) >= len(prefix) + len(suffix) and name.startswith(prefix) and name.endswith(suffix)
+
+
+def _outside_calendar(instant: float) -> str:
+    # Only a scenario's clock reaches such an instant (`at: 9998-12-31...` and a long timeline, or inf):
+    # the caller hears the fallback with this reason, not a 500 and a traceback.
+    return f"the time {instant!r} has no date on the calendar (years 1 to 9999)"
 
 
 def _reads_now(table: dict) -> bool:

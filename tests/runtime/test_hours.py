@@ -189,3 +189,13 @@ def test_built_in_messages_take_the_rooms_voice(tmp_path, store, clock):
                               seats=lambda room, role, limit: (True, "admitted"), at=clock.now)
     assert answer.actions[0] == {"say": {"text": "Sorry, that meeting number is not valid.", "voice": "woman",
                                          "language": "en-KE"}}
+
+
+@pytest.mark.parametrize("instant", [253_402_300_800.0 + 86_400 * 3, 1e300, -1e300, float("inf")])
+def test_an_instant_no_calendar_holds_answers_the_fallback_not_an_exception(table, instant):
+    # Only a scenario's clock can get here (`at: 9998-12-31...` plus a long timeline): the caller hears the
+    # fallback, and the reason is the answer's error, not a traceback in the log.
+    answer = Responder(table).answer("/support", {"ticket": "7"}, {"id": "c", "digits": ""}, digits_sent=False,
+                                     seats=lambda room, role, limit: (True, "admitted"), at=instant)
+    assert answer.failed and "could not connect" in answer.actions[0]["say"]["text"]
+    assert answer.error and "time" in answer.error
