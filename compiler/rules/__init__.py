@@ -13,7 +13,7 @@ from . import keys_without_join_events
 # Open hours and speech defaults (issue 13), on their own line so other rule families merge cleanly.
 from . import (hours_always_closed, hours_closure, hours_dst, hours_overlap, hours_range, hours_unused, hours_zone,
                now_without_zone, speech_undocumented)
-from . import hours_closed_join, name_from_clock
+from . import hours_closed_join, hours_zone_trap, name_from_clock
 # Seat pools and held seats (issue 13).
 from . import extra_seats, held_seats, seat_pools
 # The meeting directory and PIN tries (issue 13).
@@ -65,6 +65,7 @@ RULES: tuple[ModuleType, ...] = (
     now_without_zone,
     name_from_clock,
     hours_closed_join,
+    hours_zone_trap,
     # The meeting directory and PIN tries (docs/language.md, "Meeting directory", "PIN tries").
     directory_unreadable,
     directory_row,

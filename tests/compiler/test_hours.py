@@ -471,3 +471,22 @@ def test_comparing_now_with_its_own_kind_of_value_is_fine(tmp_path, when):
         'caller: {say: "Hello."}', f'early: {{when: "{when}"}}\n      caller: {{say: "Hello."}}')
     compilation = compile_text(tmp_path, text)
     assert compilation.table is not None and "RC304" not in [d.code for d in compilation.diagnostics]
+
+
+@pytest.mark.parametrize("name, hint", [("Etc/GMT+3", "3 hours behind UTC"), ("Etc/GMT-3", "3 hours ahead of UTC"),
+                                        ("Etc/GMT+10", "10 hours behind UTC"), ("Factory", "no place")])
+def test_zones_that_mean_something_else_than_they_seem_are_rc612(tmp_path, name, hint):
+    # Etc/GMT+3 is UTC-3 (POSIX signs): an operator in Nairobi writing it is six hours off.
+    text = HEAD + f"defaults: {{zone: '{name}'}}\n" + ROOM.replace("    hours: office\n", "").replace(
+        'caller: {say: "Hello."}', 'caller: {say: "It is {{ now.time }}."}')
+    found = [d for d in compile_text(tmp_path, text).diagnostics if d.code == "RC612"]
+    assert found and hint in found[0].message, [d.message for d in found]
+    text = schedule(f'zone: "{name}"\nweekly: {{mon-fri: "08:00-17:00"}}')
+    assert "RC612" in codes(tmp_path, text)
+
+
+@pytest.mark.parametrize("name", ["UTC", "Etc/UTC", "Etc/GMT", "GMT", "Etc/GMT+0", "Etc/GMT-0", "Africa/Nairobi",
+                                  "America/New_York"])
+def test_plain_zones_are_not_rc612(tmp_path, name):
+    compilation = compile_text(tmp_path, schedule(f'zone: "{name}"\nweekly: {{mon-fri: "08:00-17:00"}}'))
+    assert compilation.table is not None and "RC612" not in [d.code for d in compilation.diagnostics]
