@@ -1,7 +1,9 @@
 """RC206 redirect-loop: redirects that come back around without ever waiting for the caller.
 
 Each hop is another webhook round trip; with no getDigits, record, dial or join on the way
-the call spins between routes (or repeats a message) until the platform gives up.
+the call spins between routes (or repeats a message) until the platform gives up. A full room's
+`whenFull` counts too: overflow rooms chained by redirects that lead back spin a caller who finds
+them all full (overflow with `join`, which roomc stops at the first full room it revisits).
 
 Failing::
 
@@ -19,7 +21,8 @@ from __future__ import annotations
 from typing import Iterator
 
 from ..diagnostics import Diagnostic, Severity
-from ..ir import WAITING_VERBS, Action, Policy
+from ..codegen import when_full
+from ..ir import WAITING_VERBS, Action, Policy, Room
 
 CODE = "RC206"
 NAME = "redirect-loop"
@@ -50,6 +53,12 @@ def _edges(policy: Policy) -> dict[str, list[tuple[str, Action]]]:
         for schedule_id in (route.hours, getattr(target, "hours", None)):
             if schedule_id in policy.hours:
                 edges[route.path] += [(a.args["route"], a) for a in _busy_redirects(policy.hours[schedule_id].closed)]
+        # While full, each role answers its whenFull (its own, its pool's or the room's): overflow rooms
+        # chained by redirects that lead back send a caller who finds them all full round them for ever.
+        if route.kind == "join" and isinstance(target, Room):
+            for role in target.roles:
+                if route.role in (None, role.id):
+                    edges[route.path] += [(a.args["route"], a) for a in _busy_redirects(when_full(target, role)[0])]
     return edges
 
 
@@ -66,8 +75,10 @@ def check(policy: Policy) -> Iterator[Diagnostic]:
                     loop = " -> ".join(trail + [start])
                     if action.path not in reported:
                         reported.add(action.path)
+                        why = (" when every room on the way is full (overflow rooms that lead back)"
+                               if "whenFull" in action.path else "")
                         yield Diagnostic(CODE, SEVERITY,
-                                         f"redirect loop that never waits for the caller: {loop}",
+                                         f"redirect loop that never waits for the caller{why}: {loop}",
                                          action.span, action.path)
                 elif target not in seen:
                     seen.add(target)
