@@ -1,6 +1,7 @@
-"""A stranger against the shipped dial-in bridge on a real `roomc serve` (granian, two workers, loopback):
+"""A stranger against the shipped dial-in bridge on a real `roomc serve` (granian, two workers, loopback, on SQLite and PostgreSQL):
 unsigned posts with made-up call ids, PINs posted at once for one call to both workers, and keypad
 look-alikes (Arabic-Indic and fullwidth digits, a trailing #, a NUL). Signed, as RC237 requires."""
+import os
 import shutil
 import threading
 import urllib.parse
@@ -15,12 +16,14 @@ from .server import Server
 SECRET = "attack-s3cret"
 
 
-@pytest.fixture(scope="module")
-def bridge(tmp_path_factory):
+@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+def bridge(request, tmp_path_factory):
     folder = tmp_path_factory.mktemp("bridge")
     for name in ("dial-in-bridge.yaml", "dial-in-meetings.csv"):
         shutil.copy(ROOMS / name, folder / name)
-    server = Server(folder / "dial-in-bridge.yaml", folder / "roomc.db", workers=2,
+    db = str(folder / "roomc.db") if request.param == "sqlite" else \
+        request.getfixturevalue("pg_cluster").create_database(f"pin_attacks_{os.getpid()}")
+    server = Server(folder / "dial-in-bridge.yaml", db, workers=2, log_path=folder / "server.log",
                     env={"SAUTIKIT_VOICE_SECRET": SECRET, "MEETINGS_FILE": ""}).start()
     yield server
     server.stop()
