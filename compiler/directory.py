@@ -91,25 +91,29 @@ def read(path: str) -> Directory:
 
 
 def _raw(directory: Directory) -> bytes | None:
-    """The file's bytes, or None with a finding: missing, not a regular file, unreadable or too large."""
+    """The file's bytes, or None with a finding: missing, not a regular file, unreadable or too large.
+
+    Checked on the open descriptor, not the path: a path swapped for a FIFO between a stat and an
+    open would block the open for ever; O_NONBLOCK opens a FIFO at once, and fstat then refuses it."""
     try:
-        info = os.stat(directory.path)
+        fd = os.open(directory.path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
     except OSError as exc:
         _finding(directory, UNREADABLE, f"cannot read the meeting directory: {exc.strerror or exc}")
         return None
-    if not stat.S_ISREG(info.st_mode):
-        _finding(directory, UNREADABLE, "the meeting directory is not a regular file (a FIFO or device would hang)")
-        return None
-    if info.st_size > MAX_BYTES:
-        _finding(directory, UNREADABLE, f"the meeting directory is {info.st_size:,} bytes, over the limit of "
-                 f"{MAX_BYTES:,}; split it or remove meetings that ended")
-        return None
-    try:
-        with open(directory.path, "rb") as handle:
-            raw = handle.read(MAX_BYTES + 1)  # the file may have grown since stat
-    except OSError as exc:
-        _finding(directory, UNREADABLE, f"cannot read the meeting directory: {exc.strerror or exc}")
-        return None
+    with os.fdopen(fd, "rb") as handle:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            _finding(directory, UNREADABLE, "the meeting directory is not a regular file (a FIFO or device would hang)")
+            return None
+        if info.st_size > MAX_BYTES:
+            _finding(directory, UNREADABLE, f"the meeting directory is {info.st_size:,} bytes, over the limit of "
+                     f"{MAX_BYTES:,}; split it or remove meetings that ended")
+            return None
+        try:
+            raw = handle.read(MAX_BYTES + 1)  # the file may have grown since fstat
+        except OSError as exc:
+            _finding(directory, UNREADABLE, f"cannot read the meeting directory: {exc.strerror or exc}")
+            return None
     if len(raw) > MAX_BYTES:
         _finding(directory, UNREADABLE, f"the meeting directory is over the limit of {MAX_BYTES:,} bytes")
         return None

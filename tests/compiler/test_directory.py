@@ -160,3 +160,27 @@ def test_unknown_yaml_keys_that_hold_digits_are_not_quoted(tmp_path):
     named = read(tmp_path, "n.yaml", 'meetings:\n  - {meeting: "123456", hostPin: "4321", participantPin: "1111",'
                  ' room: x}\n')
     assert "'room'" in named.findings[0].message  # a name without digits still helps the reader
+
+
+def test_a_file_swapped_for_a_fifo_after_it_was_checked_does_not_hang_the_reader(tmp_path, monkeypatch):
+    """The check and the read are one open file: a path that names a regular file when looked at and
+    a FIFO when opened (a swap in between) is refused, not waited on for ever."""
+    import threading
+
+    fifo = tmp_path / "meetings.csv"
+    os.mkfifo(fifo)
+    regular = tmp_path / "regular.csv"
+    regular.write_text("meeting,hostPin,participantPin\n")
+    real_stat = os.stat
+    monkeypatch.setattr(directory.os, "stat", lambda path, *a, **k: real_stat(regular if str(path) == str(fifo)
+                                                                              else path, *a, **k))
+    found: list = []
+    reader = threading.Thread(target=lambda: found.append(directory.read(str(fifo))), daemon=True)
+    reader.start()
+    reader.join(timeout=5)
+    if reader.is_alive():  # blocked opening the FIFO: open its other end so the thread can finish
+        with open(fifo, "wb"):
+            pass
+        reader.join(timeout=5)
+        pytest.fail("the reader waited on a FIFO")
+    assert codes(found[0]) == [("RC230", 1)] and "regular file" in found[0].findings[0].message
