@@ -1,8 +1,10 @@
 """Pass 1, load: bytes on disk to plain data plus the source span of every node.
 
 PyYAML hides several traps (duplicate keys keep the last value, `yes` is a
-boolean, `010` is 8, merge keys, alias bombs); this loader walks the composed node
-graph itself so each trap becomes a Diagnostic at the right line instead.
+boolean, `010` is 8, merge keys, alias bombs); this loader builds the data itself so
+each trap becomes a Diagnostic at the right line instead: straight from LibYAML's events
+(`_EventReader`), or, for a text with anchors, aliases, merge keys or non-scalar keys,
+by walking the composed node graph (`_Walker`), which gives the same data and findings.
 
 Policies come from untrusted pull requests, so every stage is bounded before it
 costs anything: bytes read per file, files per policy, documents per file, nodes and
@@ -218,6 +220,174 @@ class _Walker:
             return "not a number"
 
 
+class _NeedsNodes(Exception):
+    """The text uses anchors, aliases, merge keys or non-scalar keys: it is read through the node graph."""
+
+
+_RESOLVED_FIRST = frozenset(_BASE_LOADER.yaml_implicit_resolvers)  # first characters some implicit tag starts with
+_MERGE_TAG = "tag:yaml.org,2002:merge"
+_ScalarNode, _ScalarEvent, _AliasEvent = yaml.ScalarNode, yaml.ScalarEvent, yaml.AliasEvent
+_MappingStart, _MappingEnd, _SequenceEnd = yaml.MappingStartEvent, yaml.MappingEndEvent, yaml.SequenceEndEvent
+
+
+class _Tripped(Exception):
+    pass
+
+
+class _EventReader:
+    """Builds the data and spans straight from LibYAML's events, without a node graph (most of reading a long file).
+
+    It gives what composing and then `_Walker` give, limits included: a text longer than MAX_NODES is bounded
+    as `_check_size` bounds it (every event, before anything later is parsed), a shorter one as `_Walker` does
+    (value nodes of the first document). Anything rarer (anchors, aliases, merge keys, non-scalar keys) raises
+    `_NeedsNodes`, and the text is read the node graph's way instead.
+    """
+
+    def __init__(self, text: str, path: str):
+        self.long = len(text) > MAX_NODES
+        self.max_nest = MAX_DEPTH - 1 if self.long else MAX_DEPTH
+        self.shadow = SourceFile(path=path, text=text)  # copied into the real source only when the text is read
+        self.walker = _Walker(self.shadow)  # converts the rarer scalars and reports their traps
+        self.path = path
+        self.count = 0
+        self.resolve = None
+        self.get: Any = None
+        # Each document's root: (is a scalar, its value, resolved tag, line, column), for RC004 and RC008.
+        self.roots: list[tuple[bool, str, str, int, int]] = []
+        self.tripped = False
+
+    def read(self, text: str) -> Any:
+        """The first document's data; the roots of up to MAX_DOCUMENTS documents are in self.roots."""
+        parser = _BASE_LOADER(text)
+        self.resolve, self.get = parser.resolve, parser.get_event
+        check = parser.check_event
+        data = None
+        try:
+            check()  # skip the stream start, as the composer's check_node does
+            self.get()
+            while len(self.roots) < MAX_DOCUMENTS and not check(yaml.StreamEndEvent):
+                self.get()  # the document's start
+                self.count = 0  # each document has its own budget
+                root = self.get()
+                self.roots.append(self.root_of(root))
+                if len(self.roots) == 1:
+                    try:
+                        data = self.node(root, (), 0)
+                    except _Tripped:
+                        # A short text past a limit: the composer would still have parsed both documents first.
+                        self.tripped = True
+                        while type(self.get()) is not yaml.DocumentEndEvent:
+                            pass
+                        continue
+                else:
+                    self.skip(root, 0)
+                self.get()  # the document's end
+            if self.long and len(self.roots) == MAX_DOCUMENTS:
+                check()  # _check_size parsed on to the next document's start
+        finally:
+            parser.dispose()
+        return data
+
+    def root_of(self, event: Any) -> tuple[bool, str, str, int, int]:
+        mark: Any = event.start_mark
+        if type(event) is _ScalarEvent:
+            return True, event.value, self.tag(event), mark.line, mark.column
+        return False, "", "", mark.line, mark.column
+
+    def tag(self, event: Any) -> str:
+        tag = event.tag
+        if tag is None or tag == "!":
+            value, implicit = event.value, event.implicit
+            if not implicit[0] or (value and value[0] not in _RESOLVED_FIRST):
+                return STR_TAG
+            assert self.resolve is not None
+            return self.resolve(_ScalarNode, value, implicit)
+        return tag
+
+    def tick(self, nest: int, value: bool) -> None:
+        if self.long:
+            self.count += 1
+            if self.count > MAX_NODES or nest > self.max_nest:
+                raise _TooLarge()
+        elif value:
+            self.count += 1
+            if self.count > MAX_NODES or nest > self.max_nest:
+                raise _Tripped()
+
+    def node(self, event: Any, path: tuple, nest: int) -> Any:
+        kind = type(event)
+        if kind is _AliasEvent or event.anchor is not None:
+            raise _NeedsNodes()
+        self.tick(nest, True)
+        mark = event.start_mark
+        if kind is _ScalarEvent:
+            style = event.style
+            span = _span(self.path, mark.line + 1, mark.column + 1, 1 if style in ('"', "'") else 0)
+            if style in ("|", ">"):
+                walker = self.walker
+                if walker.lines is None:
+                    walker.lines = self.shadow.text.splitlines()
+                if span.line < len(walker.lines):
+                    text_line = walker.lines[span.line]
+                    span = Span(span.file, span.line + 1, len(text_line) - len(text_line.lstrip(" ")) + 1)
+            self.shadow.value_spans.setdefault(path, span)
+            tag = self.tag(event)
+            value = event.value
+            if tag == STR_TAG:
+                return value
+            if tag == INT_TAG and not style and DECIMAL.fullmatch(value) and int(value) <= MAX_INTEGER:
+                return int(value)
+            return self.walker.scalar(_ScalarNode(tag, value, mark, event.end_mark, style), path)
+        self.shadow.value_spans.setdefault(path, _span(self.path, mark.line + 1, mark.column + 1))
+        get = self.get
+        if kind is _MappingStart:
+            out: dict[str, Any] = {}
+            first_seen: dict[str, Any] = {}
+            key_spans = self.shadow.key_spans
+            while True:
+                key_event = get()
+                if type(key_event) is _MappingEnd:
+                    return out
+                if (type(key_event) is not _ScalarEvent or key_event.anchor is not None
+                        or key_event.value == "<<" or key_event.tag == _MERGE_TAG):
+                    raise _NeedsNodes()
+                self.tick(nest + 1, False)
+                key = key_event.value
+                key_mark: Any = key_event.start_mark
+                if key in first_seen:
+                    first: Any = first_seen[key].start_mark
+                    self.shadow.diagnostics.append(Diagnostic(
+                        "RC002", Severity.ERROR,
+                        f"duplicate key '{key}' (first at line {first.line + 1}, column {first.column + 1}); "
+                        "YAML would silently keep only this one",
+                        _span(self.path, key_mark.line + 1, key_mark.column + 1), path + (key,)))
+                else:
+                    first_seen[key] = key_event
+                    key_spans[path + (key,)] = _span(self.path, key_mark.line + 1, key_mark.column + 1)
+                out[key] = self.node(get(), path + (key,), nest + 1)
+        items: list[Any] = []
+        while True:
+            item = get()
+            if type(item) is _SequenceEnd:
+                return items
+            items.append(self.node(item, path + (len(items),), nest + 1))
+
+    def skip(self, event: Any, nest: int) -> None:
+        """Consume a node of the second document (only reported, never read), bounded as it was composed."""
+        kind = type(event)
+        if kind is _AliasEvent or event.anchor is not None:
+            raise _NeedsNodes()  # the composer resolves its aliases (an undefined one is an error)
+        self.tick(nest, False)
+        if kind is _ScalarEvent:
+            return
+        end = _MappingEnd if kind is _MappingStart else _SequenceEnd
+        while True:
+            child = self.get()
+            if type(child) is end:
+                return
+            self.skip(child, nest + 1)
+
+
 def _expanded_size(node: yaml.Node, memo: dict[int, tuple[int, int]], active: set[int]) -> tuple[int, int]:
     """(nodes, scalar characters) the document becomes once aliases are expanded, counted without expanding."""
     key = id(node)
@@ -296,8 +466,14 @@ def load_text(text: str | bytes, path: str = "<string>") -> SourceFile:
             "RC001", Severity.ERROR, f"control character U+{ord(control.group()):04X} is not allowed in YAML; "
             "remove it (or write it as an escape in a double-quoted string)", Span(path, line, column)))
         return source
+    reader: _EventReader | None = _EventReader(text, path)
     try:
-        composed = _compose_all(text)
+        try:
+            assert reader is not None
+            data = reader.read(text)
+        except _NeedsNodes:
+            reader = None
+            composed = _compose_all(text)
     except (_TooLarge, RecursionError):
         source.diagnostics.append(_too_large(path))
         return source
@@ -315,25 +491,17 @@ def load_text(text: str | bytes, path: str = "<string>") -> SourceFile:
     except yaml.YAMLError as exc:
         source.diagnostics.append(Diagnostic("RC001", Severity.ERROR, f"YAML error: {exc}", Span(path, 1, 1)))
         return source
+    if reader is not None:
+        return _from_events(source, reader, data)
     # A document that is only `~` (or `null`) is as empty as no document at all.
     documents = [d for d in composed if d is not None]
     if all(isinstance(d, yaml.ScalarNode) and d.tag.endswith(":null") for d in documents):
         source.diagnostics.append(Diagnostic(
             "RC008", Severity.ERROR, "file is empty; a policy needs at least `roomc: 1`", Span(path, 1, 1)))
         return source
-    lines = text.splitlines()
     for extra in documents[1:]:
-        line = extra.start_mark.line
-        if isinstance(extra, yaml.ScalarNode) and extra.value == "" and extra.start_mark.column == 0 and line > 0:
-            line -= 1  # an empty document's mark is where the next token starts: its own `---` is above
-        # A document's mark may sit one past the last line (text ending in `---`); walk back from there.
-        line = min(line, len(lines) - 1)
-        while line > 0 and not lines[line].startswith("---"):
-            line -= 1  # point at the `---` that starts the document, not its first key
-        source.diagnostics.append(Diagnostic(
-            "RC004", Severity.ERROR,
-            "more than one YAML document in the file; only the first is read, split the rest into their own files",
-            Span(path, line + 1, 1)))
+        _extra_document(source, isinstance(extra, yaml.ScalarNode) and extra.value == "",
+                        extra.start_mark.line, extra.start_mark.column)
     try:
         if "*" in text:  # without an alias no scalar is longer than its source text, and nodes were counted
             _expanded_size(documents[0], {}, set())
@@ -343,6 +511,40 @@ def load_text(text: str | bytes, path: str = "<string>") -> SourceFile:
         source.value_spans.clear()
         source.key_spans.clear()
         source.diagnostics.append(_too_large(path))
+    return source
+
+
+def _extra_document(source: SourceFile, empty: bool, line: int, column: int) -> None:
+    """RC004 at the `---` that starts a second document."""
+    lines = source.text.splitlines()
+    if empty and column == 0 and line > 0:
+        line -= 1  # an empty document's mark is where the next token starts: its own `---` is above
+    # A document's mark may sit one past the last line (text ending in `---`); walk back from there.
+    line = min(line, len(lines) - 1)
+    while line > 0 and not lines[line].startswith("---"):
+        line -= 1  # point at the `---` that starts the document, not its first key
+    source.diagnostics.append(Diagnostic(
+        "RC004", Severity.ERROR,
+        "more than one YAML document in the file; only the first is read, split the rest into their own files",
+        Span(source.path, line + 1, 1)))
+
+
+def _from_events(source: SourceFile, reader: _EventReader, data: Any) -> SourceFile:
+    """The source as the node-graph path leaves it, from what the event reader found (same findings, same order)."""
+    if all(scalar and tag.endswith(":null") for scalar, _, tag, _, _ in reader.roots):
+        source.diagnostics.append(Diagnostic(
+            "RC008", Severity.ERROR, "file is empty; a policy needs at least `roomc: 1`", Span(source.path, 1, 1)))
+        return source
+    for scalar, value, _, line, column in reader.roots[1:]:
+        _extra_document(source, scalar and value == "", line, column)
+    shadow = reader.shadow
+    source.diagnostics.extend(shadow.diagnostics)
+    if reader.tripped:
+        source.diagnostics.append(_too_large(source.path))
+        return source
+    source.data = data
+    source.value_spans, source.key_spans = shadow.value_spans, shadow.key_spans
+    source.refused = shadow.refused
     return source
 
 
