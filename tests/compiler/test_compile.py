@@ -1,6 +1,8 @@
 """Compiled tables: golden files for every example, determinism, and what the table promises."""
 import json
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -245,3 +247,16 @@ def test_rc224_fires_on_its_failing_example_and_not_on_its_passing_one(tmp_path)
                         + textwrap.dedent(example).strip("\n") + "\n")
         found[name] = [d.code for d in pipeline.run([str(path)]).diagnostics]
     assert found["failing"] == ["RC224"] and found["passing"] == []
+
+
+def test_version_is_the_installed_one_without_importing_importlib_metadata(tmp_path):
+    from importlib import metadata
+
+    assert pipeline.version() == metadata.version("roomc")
+    # Linting a file must not pay for importlib.metadata and the email, zipfile and csv modules it imports.
+    (tmp_path / "p.yaml").write_text("roomc: 1\n")
+    code = ("import sys; from roomc.cli import main; from roomc.compiler import pipeline; "
+            "pipeline.run([sys.argv[1]]); print(pipeline.VERSION, 'importlib.metadata' in sys.modules)")
+    done = subprocess.run([sys.executable, "-c", code, str(tmp_path / "p.yaml")], capture_output=True, text=True,
+                          cwd=tmp_path, check=True)
+    assert done.stdout.split() == [metadata.version("roomc"), "False"]
