@@ -190,7 +190,8 @@ Renderer = Callable[[dict], str]
 
 def is_template(text: Any) -> bool:
     """Whether a string has template syntax in it (a plain string is emitted as a constant)."""
-    return isinstance(text, str) and any(marker in text for marker in TEMPLATE_MARKERS)
+    # Written out (not any() over TEMPLATE_MARKERS): it is asked of every string of a policy, several times.
+    return isinstance(text, str) and ("{{" in text or "{%" in text or "{#" in text)
 
 
 @dataclass(frozen=True)
@@ -365,12 +366,16 @@ def _find(tree: nodes.Template, kinds: Any) -> list[Any]:
     return [node for node in _preorder(tree) if isinstance(node, kinds)]
 
 
+@functools.lru_cache(maxsize=1 << 16)
+def _read_names(tree: nodes.Template) -> tuple[tuple[str, int], ...]:
+    found = _find(tree, nodes.Name)
+    assigned = {n.name for n in found if n.ctx in ("store", "param")}
+    return tuple((node.name, node.lineno) for node in found if node.ctx == "load" and node.name not in assigned)
+
+
 def _names(tree: nodes.Template) -> Iterator[tuple[str, int]]:
-    """Names read from the context (not set or looped over inside the template), with their lines."""
-    assigned = {n.name for n in _find(tree, nodes.Name) if n.ctx in ("store", "param")}
-    for node in _find(tree, nodes.Name):
-        if node.ctx == "load" and node.name not in assigned:
-            yield node.name, node.lineno
+    """Names read from the context (not set or looped over inside the template), with their lines (once per tree)."""
+    return iter(_read_names(tree))
 
 
 @functools.lru_cache(maxsize=1 << 16)
