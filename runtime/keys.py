@@ -20,7 +20,7 @@ from .normalise import Event
 from .observe import Observer
 from .render import ROOM_NAME, Responder
 from .store import KEY_EFFECTS, Store, StoreTimeout
-from .webhooks import EventsRoute, TooLarge, _request_numbers, query_text, read_body, respond
+from .webhooks import EventsRoute, _request_numbers, query_text, respond
 
 log = logging.getLogger("roomc")
 ROOM_PARAM = "room"  # roomc writes the room's name into every digitsCallbackUrl it emits (compiler/codegen.py)
@@ -67,18 +67,9 @@ class KeysRoute(EventsRoute):
         deadline = time.monotonic() + self.settings.events_deadline
         request_id = f"{os.getpid():x}-{next(_request_numbers):x}"
         started, observer = time.perf_counter(), self.observer
-        try:
-            raw = read_body(environ, self.settings.max_body_bytes)
-        except TooLarge:
-            log.warning("keys on %s refused: body over %d bytes", self.path, self.settings.max_body_bytes)
-            observer.event(request_id, self.path, None, None, "too_large", started)
-            return respond(start_response, {"error": {"code": "request.too_large", "message": "body too large"}}, 413)
-        checked = self.signature_check(raw, environ) if self.checks_signature(environ) else None
-        if checked is not None and checked.problem:  # before any parsing: a stranger's body costs a hash
-            log.warning("keys on %s refused: %s", self.path, checked.problem)
-            observer.event(request_id, self.path, None, None, "refused", started)
-            return respond(start_response, {"error": {"code": "signature.invalid",
-                                                      "message": "signature verification failed"}}, 403)
+        raw, checked, refusal = self.verified_body(environ, start_response, request_id, started, "keys")
+        if refusal is not None:
+            return refusal
         query = normalise.parse_query(query_text(environ))
         token = query.pop(calls.TOKEN_PARAM, None)
         url_room = query.pop(ROOM_PARAM, None)

@@ -279,23 +279,33 @@ class EventsRoute(Webhook):
             return None
         return "unsigned, and without its room's events token"
 
+    def verified_body(self, environ: dict, start_response: Callable, request_id: str, started: float,
+                      what: str) -> tuple[bytes, signatures.Check | None, list[bytes] | None]:
+        """The body and its signature check, or the 413/403 answer (logged and counted) that refuses it.
+
+        The HMAC is checked before any parsing, so a stranger's body costs a hash."""
+        try:
+            raw = read_body(environ, self.settings.max_body_bytes)
+        except TooLarge:
+            log.warning("%s on %s refused: body over %d bytes", what, self.path, self.settings.max_body_bytes)
+            self.observer.event(request_id, self.path, None, None, "too_large", started)
+            return b"", None, respond(start_response, {"error": {"code": "request.too_large",
+                                                                  "message": "body too large"}}, 413)
+        checked = self.signature_check(raw, environ) if self.checks_signature(environ) else None
+        if checked is not None and checked.problem:
+            log.warning("%s on %s refused: %s", what, self.path, checked.problem)
+            self.observer.event(request_id, self.path, None, None, "refused", started)
+            return raw, checked, respond(start_response, {"error": {"code": "signature.invalid",
+                                                                     "message": "signature verification failed"}}, 403)
+        return raw, checked, None
+
     def __call__(self, environ: dict, start_response: Callable) -> list[bytes]:
         deadline = time.monotonic() + self.settings.events_deadline
         request_id = f"{os.getpid():x}-{next(_request_numbers):x}"
         started, observer = time.perf_counter(), self.observer
-        try:
-            raw = read_body(environ, self.settings.max_body_bytes)
-        except TooLarge:
-            log.warning("event on %s refused: body over %d bytes", self.path, self.settings.max_body_bytes)
-            observer.event(request_id, self.path, None, None, "too_large", started)
-            return respond(start_response, {"error": {"code": "request.too_large", "message": "body too large"}}, 413)
-        signed = self.checks_signature(environ)
-        checked = self.signature_check(raw, environ) if signed else None
-        if checked is not None and checked.problem:  # before any parsing: a stranger's body costs a hash
-            log.warning("event on %s refused: %s", self.path, checked.problem)
-            observer.event(request_id, self.path, None, None, "refused", started)
-            return respond(start_response, {"error": {"code": "signature.invalid",
-                                                      "message": "signature verification failed"}}, 403)
+        raw, checked, refusal = self.verified_body(environ, start_response, request_id, started, "event")
+        if refusal is not None:
+            return refusal
         fields = normalise.parse_body(raw, environ.get("CONTENT_TYPE"))
         if not fields and raw:
             # backslashreplace, not replace: two bodies differing only in invalid bytes stay two events.
@@ -330,7 +340,7 @@ class EventsRoute(Webhook):
         try:
             before = time.perf_counter()
             if calls.call_end(fields, headers):
-                believed_for = None if signed or self.settings.signing_secret is None \
+                believed_for = None if checked is not None or self.settings.signing_secret is None \
                     or self.settings.events_signature == "off" else event.room
                 outcome = calls.call_end_event(self.store, merged, headers, only_room=believed_for)
             else:
