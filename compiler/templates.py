@@ -263,32 +263,63 @@ _NOT_VARIABLES = frozenset({"true", "false", "True", "False", "none", "None", "n
                             "else"})
 
 
-def _simple_tree(source: str) -> nodes.Template | None:
-    """The tree Jinja's parser builds for a template of text and `{{ a.b }}` parts, built directly; else None.
-
-    Parsing is most of what lint spends on templates, and most templates have only this shape;
-    a test holds the two trees equal, line numbers included.
-    """
-    parts: list[nodes.Expr] = []
+def _simple_parts(source: str) -> list[tuple[str, list[str] | None]] | None:
+    """A template of text and `{{ a.b }}` parts on one line, as (text, None) and ("", [a, b]) pieces; else None."""
+    parts: list[tuple[str, list[str] | None]] = []
     position = 0
     for match in _SIMPLE_PART.finditer(source):
         if match.start() != position:
             return None
         position = match.end()
         if match.group(2) is not None:
-            parts.append(nodes.TemplateData(match.group(2), lineno=1))
+            parts.append((match.group(2), None))
             continue
-        first, *attributes = match.group(1).split(".")
-        if first in _NOT_VARIABLES:
+        names = match.group(1).split(".")
+        if names[0] in _NOT_VARIABLES:
             return None
+        parts.append(("", names))
+    if position != len(source) or not parts:
+        return None
+    return parts
+
+
+def _simple_tree(source: str) -> nodes.Template | None:
+    """The tree Jinja's parser builds for a template of text and `{{ a.b }}` parts, built directly; else None.
+
+    Parsing is most of what lint spends on templates, and most templates have only this shape;
+    a test holds the two trees equal, line numbers included.
+    """
+    pieces = _simple_parts(source)
+    if pieces is None:
+        return None
+    parts: list[nodes.Expr] = []
+    for text, names in pieces:
+        if names is None:
+            parts.append(nodes.TemplateData(text, lineno=1))
+            continue
+        first, *attributes = names
         expr: nodes.Expr = nodes.Name(first, "load", lineno=1)
         for attribute in attributes:
             expr = nodes.Getattr(expr, attribute, "load", lineno=1)
         parts.append(expr)
-    if position != len(source) or not parts:
-        return None
     # No set_environment: these trees are only read by the static checks, never compiled or evaluated.
     return nodes.Template([nodes.Output(parts, lineno=1)], lineno=1)
+
+
+@functools.lru_cache(maxsize=1 << 16)
+def _shape(source: str) -> str | None:
+    """The template with its literal text left out, when it is only text and `{{ a.b }}` parts on one line.
+
+    Every static check reads such a template's names only, and its text only to place a finding's column:
+    4,000 rooms named `r1-{{ query.room }}`, `r2-{{ query.room }}`... are checked once, as `{{ query.room }}`,
+    and a template is looked at on its own only when its shape has a finding (a test holds both answers equal).
+    """
+    if len(source) > MAX_TEMPLATE or "{{" not in source:
+        return None  # refused unparsed (RC307), or no substitution (a constant, or another kind of template)
+    pieces = _simple_parts(source)
+    if pieces is None:
+        return None
+    return "".join("{{ " + ".".join(names) + " }}" for _, names in pieces if names is not None)
 
 
 @functools.lru_cache(maxsize=1 << 16)
@@ -378,10 +409,28 @@ def _names(tree: nodes.Template) -> Iterator[tuple[str, int]]:
     return iter(_read_names(tree))
 
 
-@functools.lru_cache(maxsize=1 << 16)
+def _by_shape(problems: Callable[..., tuple[TemplateProblem, ...]], source: str, expression: bool,
+              *args: Any) -> tuple[TemplateProblem, ...]:
+    """`problems` of a template, asked of its shape first: none there means none in any template of that shape.
+
+    Text outside `{{ }}` only places a finding's column, so a shape with findings is checked template by template.
+    """
+    if not expression:
+        shape = _shape(source)
+        if shape is not None and shape != source and not problems(shape, False, *args):
+            return ()
+    return problems(source, expression, *args)
+
+
 def check(source: str, *, expression: bool = False, secrets: frozenset[str] = frozenset(),
           unavailable: frozenset[str] = frozenset()) -> tuple[TemplateProblem, ...]:
     """Static problems in a template or condition: syntax, unknown filters, names, call fields (cached)."""
+    return _by_shape(_check, source, expression, secrets, unavailable)
+
+
+@functools.lru_cache(maxsize=1 << 16)
+def _check(source: str, expression: bool, secrets: frozenset[str], unavailable: frozenset[str]
+           ) -> tuple[TemplateProblem, ...]:
     if not expression and not is_template(source):
         return ()
     tree, problem = _syntax(source, expression)
@@ -449,8 +498,13 @@ def _numbers(node: nodes.Node) -> list[Any]:
     return []
 
 
-@functools.lru_cache(maxsize=1 << 16)
 def mismatched_comparisons(source: str, expression: bool) -> tuple[TemplateProblem, ...]:
+    """Comparisons of a request value (always text) with a number: `call.digits == 1234` is never true."""
+    return _by_shape(_mismatched_comparisons, source, expression)
+
+
+@functools.lru_cache(maxsize=1 << 16)
+def _mismatched_comparisons(source: str, expression: bool) -> tuple[TemplateProblem, ...]:
     """Comparisons of a request value (always text) with a number: `call.digits == 1234` is never true."""
     tree, _ = _syntax(source, expression) if expression or is_template(source) else (None, None)
     if tree is None:
@@ -508,7 +562,7 @@ def _now_mismatch(value_side: nodes.Node, other: nodes.Node) -> str | None:
 
 def secret_names(source: str) -> set[str]:
     """Names read from `secret` in a template (empty when it does not parse)."""
-    tree, _ = _syntax(source, False)
+    tree, _ = _syntax(_shape(source) or source, False)
     if tree is None:
         return set()
     names = {n.attr for n in _find(tree, nodes.Getattr) if isinstance(n.node, nodes.Name) and n.node.name == "secret"}
@@ -521,7 +575,7 @@ def reads_now(source: str, expression: bool = False) -> bool:
     """Whether a template or condition reads `now` (False when it does not parse: RC301 says so)."""
     if not expression and not is_template(source):
         return False
-    tree, _ = _syntax(source, expression)
+    tree, _ = _syntax(source if expression else _shape(source) or source, expression)
     return tree is not None and any(name == "now" for name, _ in _names(tree))
 
 
@@ -530,7 +584,7 @@ def uses_request(source: str) -> bool:
 
     A template that does not parse is reported once (RC301), not again as "no request value".
     """
-    tree, _ = _syntax(source, False)
+    tree, _ = _syntax(_shape(source) or source, False)
     return tree is None or any(name in ("query", "call") for name, _ in _names(tree))
 
 
@@ -675,8 +729,13 @@ def _zero(node: nodes.Node) -> bool:
     return isinstance(node, nodes.Const) and isinstance(node.value, (int, float)) and node.value == 0
 
 
-@functools.lru_cache(maxsize=1 << 16)
 def failing(source: str, expression: bool) -> tuple[TemplateProblem, ...]:
+    """Constructs that parse but fail on every render: loading another template, `_` attributes, dividing by zero."""
+    return _by_shape(_failing, source, expression)
+
+
+@functools.lru_cache(maxsize=1 << 16)
+def _failing(source: str, expression: bool) -> tuple[TemplateProblem, ...]:
     """Constructs that parse but fail on every render: loading another template, `_` attributes, dividing by zero."""
     tree, _ = _syntax(source, expression) if expression or is_template(source) else (None, None)
     if tree is None:
@@ -709,8 +768,13 @@ def failing(source: str, expression: bool) -> tuple[TemplateProblem, ...]:
     return tuple(found)
 
 
-@functools.lru_cache(maxsize=1 << 16)
 def costly(source: str, expression: bool) -> tuple[TemplateProblem, ...]:
+    """Constructs that only make a template expensive: `**`, huge numbers, repeats, wide formats, nested loops."""
+    return _by_shape(_costly, source, expression)
+
+
+@functools.lru_cache(maxsize=1 << 16)
+def _costly(source: str, expression: bool) -> tuple[TemplateProblem, ...]:
     """Constructs that only make a template expensive: `**`, huge numbers, repeats, wide formats, nested loops.
 
     Found on the parsed tree, never by evaluating it; the runtime refuses the same things when they run.

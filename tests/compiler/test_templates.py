@@ -134,3 +134,42 @@ def test_the_common_shapes_take_the_direct_path():
         assert _simple_tree(source) is not None
     for source in ("{{ a | upper }}", "{% if a %}x{% endif %}", "{{ true }}", "a\n{{ b }}", "{{- a }}"):
         assert _simple_tree(source) is None
+
+
+SHAPE_TEXT = st.sampled_from(["r1-", "Welcome to ", " ", "-", "query", "call.fromm ", "secret", "_x", "é", "now",
+                              "a.b", "%", "**"])
+SHAPE_NAMES = st.sampled_from(["query.room", "call.digits", "call.fromm", "call.raw.x", "now.hour", "now.hours",
+                               "secret.PIN", "secret.OTHER", "secret", "room", "role", "caller", "query._x",
+                               "range", "q.a.b", "now"])
+SHAPED = st.lists(st.one_of(SHAPE_TEXT, SHAPE_NAMES.map(lambda n: "{{ " + n + " }}"),
+                            SHAPE_NAMES.map(lambda n: "{{" + n + "}}")), min_size=1, max_size=6).map("".join)
+
+
+@settings(max_examples=400, deadline=None)
+@given(source=SHAPED, secrets=st.frozensets(st.sampled_from(["PIN", "OTHER"])),
+       unavailable=st.frozensets(st.sampled_from(["room", "role", "secret"])))
+def test_checks_by_shape_equal_checks_of_each_template(source, secrets, unavailable):
+    """Templates that differ only in literal text are checked once, by shape: every answer, position and message
+    equals the template's own (the shape is bypassed by patching it out)."""
+    from unittest import mock
+
+    from roomc.compiler import templates
+
+    def answers() -> tuple:
+        return (templates.check(source, secrets=secrets, unavailable=unavailable),
+                templates.failing(source, False), templates.costly(source, False),
+                templates.mismatched_comparisons(source, False), templates.secret_names(source),
+                templates.reads_now(source), templates.uses_request(source))
+
+    shaped = answers()
+    with mock.patch.object(templates, "_shape", lambda _: None):
+        assert answers() == shaped
+
+
+def test_shapes_leave_the_literal_text_out():
+    from roomc.compiler.templates import MAX_TEMPLATE, _shape
+
+    assert _shape("r1-{{ query.room }}") == _shape("meet-{{query.room}}") == "{{ query.room }}"
+    assert _shape("a{{ b.c }}d{{ e }}") == "{{ b.c }}{{ e }}"
+    for source in ("plain", "{{ a | upper }}", "a\n{{ b }}", "{{ true }}", "x" * MAX_TEMPLATE + "{{ a }}"):
+        assert _shape(source) is None
