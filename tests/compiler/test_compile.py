@@ -260,3 +260,38 @@ def test_version_is_the_installed_one_without_importing_importlib_metadata(tmp_p
     done = subprocess.run([sys.executable, "-c", code, str(tmp_path / "p.yaml")], capture_output=True, text=True,
                           cwd=tmp_path, check=True)
     assert done.stdout.split() == [metadata.version("roomc"), "False"]
+
+
+def test_full_collections_are_held_off_only_while_the_passes_run(monkeypatch):
+    """A run keeps every object it makes, so full collections wait; the caller's settings come back after,
+    also when a pass fails; a young cycle made and dropped during the run is still freed."""
+    import gc
+    import weakref
+
+    seen = []
+
+    class Cycle:
+        pass
+
+    def step(c):
+        seen.append(gc.get_threshold())
+        cycle = Cycle()
+        cycle.me = cycle
+        seen.append(weakref.ref(cycle))
+        del cycle
+        gc.collect(0)
+        return c
+
+    before = gc.get_threshold()
+    monkeypatch.setattr(pipeline, "PASSES", (("load", step),))
+    pipeline.run(["nowhere.yaml"], until="load")
+    assert gc.get_threshold() == before
+    assert seen[0][:2] == before[:2] and seen[0][2] > 1_000_000
+    assert seen[1]() is None
+
+    def broken(c):
+        raise ValueError("boom")
+
+    monkeypatch.setattr(pipeline, "PASSES", (("load", broken),))
+    assert [d.code for d in pipeline.run(["nowhere.yaml"]).diagnostics] == ["RC000"]
+    assert gc.get_threshold() == before
