@@ -6,7 +6,6 @@ so a table that passes cannot make Sautikit refuse a response.
 """
 from __future__ import annotations
 
-import json
 from typing import Any, Iterator
 
 from .diagnostics import Diagnostic, Severity
@@ -32,17 +31,6 @@ def fill(node: Any, key: str = "") -> Any:
         return {k: fill(v, k) for k, v in node.items()}
     if isinstance(node, list):
         return [fill(v, key) for v in node]
-    return node
-
-
-def canonical(node: Any, key: str = "") -> Any:
-    """The same response with free-text values collapsed, as a cache key for validation."""
-    if isinstance(node, dict):
-        return {k: canonical(v, k) for k, v in node.items()}
-    if isinstance(node, list):
-        return [canonical(v, key) for v in node]
-    if key in FREE_TEXT and isinstance(node, str):
-        return "x" if node else ""
     return node
 
 
@@ -90,12 +78,13 @@ def responses(table: dict) -> Iterator[tuple[tuple, list]]:
 
 
 def _shape(node: Any) -> Any:
-    """The node with every string emptied: all the route-table schema constrains inside rooms and flows."""
+    """The node with every string emptied, as a hashable value: all the route-table schema constrains inside
+    rooms and flows. Scalars keep their type (True, 1 and 1.0 are equal in Python, not in the schema)."""
     if isinstance(node, dict):
-        return {k: _shape(v) for k, v in node.items()}
+        return ("{", *[(k, _shape(v)) for k, v in node.items()])
     if isinstance(node, list):
-        return [_shape(v) for v in node]
-    return "" if isinstance(node, str) else node
+        return ("[", *[_shape(v) for v in node])
+    return "" if isinstance(node, str) else (type(node), node)
 
 
 def _distinct_shapes(table: dict) -> dict:
@@ -107,15 +96,33 @@ def _distinct_shapes(table: dict) -> dict:
         entries = table.get(section)
         if not isinstance(entries, dict):
             continue
-        seen: set[str] = set()
+        seen: set = set()
         kept = {}
         for key, entry in entries.items():
-            shape = json.dumps(_shape(entry), sort_keys=True)
+            shape = _shape(entry)
             if shape not in seen:
                 seen.add(shape)
                 kept[key] = entry
         out[section] = kept
     return out
+
+
+def _response_key(node: Any, key: str = "") -> Any:
+    """`canonical(fill(node))` as a hashable value, made in one walk: responses with equal keys are equally valid.
+
+    Scalars keep their type, as JSON tells them apart; only the response's validity is read from the key.
+    """
+    if isinstance(node, dict):
+        if "$t" in node:
+            return "x" if key in FREE_TEXT else PLACEHOLDERS.get(key, "x")
+        if "$url" in node:
+            return "x" if key in FREE_TEXT else URL_PLACEHOLDER
+        return ("{", *[(k, _response_key(v, k)) for k, v in node.items()])
+    if isinstance(node, list):
+        return ("[", *[_response_key(v, key) for v in node])
+    if isinstance(node, str):
+        return ("x" if node else "") if key in FREE_TEXT else node
+    return (type(node), node)
 
 
 def verify(table: dict, policy: Policy) -> list[Diagnostic]:
@@ -126,13 +133,13 @@ def verify(table: dict, policy: Policy) -> list[Diagnostic]:
         # A table that breaks its own schema is a compiler bug, reported rather than written out.
         found.append(Diagnostic("RC405", Severity.ERROR, f"internal: route table invalid at "
                                 f"{'.'.join(map(str, error.absolute_path))}: {error.message}", policy.span(())))
-    checked: set[str] = set()
+    checked: set = set()
     for path, actions in responses(table):
-        envelope = {"actions": fill(expand(table, actions))}
-        key = json.dumps(canonical(envelope), sort_keys=True)
+        expanded = expand(table, actions)
+        key = _response_key(expanded, "actions")
         if key in checked:
             continue
-        problems = actions_problems(envelope)
+        problems = actions_problems({"actions": fill(expanded)})
         if not problems:
             checked.add(key)
             continue

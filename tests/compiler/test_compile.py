@@ -6,6 +6,8 @@ import sys
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from roomc.compiler import pipeline
 from roomc.compiler.emit import emit
@@ -295,3 +297,67 @@ def test_full_collections_are_held_off_only_while_the_passes_run(monkeypatch):
     monkeypatch.setattr(pipeline, "PASSES", (("load", broken),))
     assert [d.code for d in pipeline.run(["nowhere.yaml"]).diagnostics] == ["RC000"]
     assert gc.get_threshold() == before
+
+
+def _canonical_json(node, key=""):
+    """The key verify used before its hashable keys: fill, free text collapsed, then sorted JSON."""
+    from roomc.compiler.verify import FREE_TEXT, fill
+
+    def canonical(node, key=""):
+        if isinstance(node, dict):
+            return {k: canonical(v, k) for k, v in node.items()}
+        if isinstance(node, list):
+            return [canonical(v, key) for v in node]
+        if key in FREE_TEXT and isinstance(node, str):
+            return "x" if node else ""
+        return node
+    return json.dumps(canonical(fill(node, key), key), sort_keys=True)
+
+
+def _shape_json(node):
+    def shape(node):
+        if isinstance(node, dict):
+            return {k: shape(v) for k, v in node.items()}
+        if isinstance(node, list):
+            return [shape(v) for v in node]
+        return "" if isinstance(node, str) else node
+    return json.dumps(shape(node), sort_keys=True)
+
+
+_LEAVES = st.sampled_from(["", "a", "b", 0, 1, 1.0, True, False, None, {"$t": "{{ a }}"}, {"$t": "{{ b }}"},
+                           {"$url": {"route": "/x", "query": {}}}])
+_TREES = st.recursive(_LEAVES, lambda inner: st.one_of(
+    st.lists(inner, max_size=3),
+    st.dictionaries(st.sampled_from(["text", "name", "number", "numDigits", "finishOnKey", "url", "other"]), inner,
+                    max_size=3)), max_leaves=6)
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.lists(st.tuples(_TREES, st.sampled_from(["", "actions", "text", "number", "other"])), min_size=2,
+                max_size=6))
+def test_verify_keys_are_never_looser_than_the_json_keys(trees):
+    """Responses (and rooms) that share a hashable key share the JSON key verify used before, so checking one
+    of them per key decides for all; True, 1 and 1.0 never share one."""
+    from roomc.compiler.verify import _response_key, _shape
+
+    by_key: dict = {}
+    by_shape: dict = {}
+    for tree, key in trees:
+        assert by_key.setdefault(_response_key(tree, key), _canonical_json(tree, key)) == _canonical_json(tree, key)
+        assert by_shape.setdefault(_shape(tree), _shape_json(tree)) == _shape_json(tree)
+
+
+@pytest.mark.parametrize("example", EXAMPLES)
+def test_verify_checks_each_response_the_json_keys_checked(example, monkeypatch):
+    """On every example, the responses verify checks are one per JSON key, as before."""
+    from roomc.compiler.verify import _response_key, expand, responses
+
+    monkeypatch.chdir(ROOT)
+    table = pipeline.run([f"rooms/{example}"]).table
+    assert table is not None
+    keys, jsons = set(), set()
+    for _, actions in responses(table):
+        expanded = expand(table, actions)
+        keys.add(_response_key(expanded, "actions"))
+        jsons.add(_canonical_json({"actions": expanded}))
+    assert len(keys) == len(jsons)
