@@ -42,8 +42,19 @@ class Sender:
         return None
 
 
-def senders(policy: Policy) -> Iterator[tuple[Sender, tuple]]:
+# The last policy walked and its senders: four rules ask for them in a row.
+_last: tuple[Policy | None, tuple[tuple[Sender, tuple], ...]] = (None, ())
+
+
+def senders(policy: Policy) -> tuple[tuple[Sender, tuple], ...]:
     """Every distinct way a room's roles collect in-room digits, with the path of the first role that does."""
+    global _last
+    if _last[0] is not policy:
+        _last = (policy, tuple(_walk_senders(policy)))
+    return _last[1]
+
+
+def _walk_senders(policy: Policy) -> Iterator[tuple[Sender, tuple]]:
     for room in policy.rooms.values():
         seen: set[tuple] = set()
         for role in room.roles:

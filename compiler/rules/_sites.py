@@ -22,8 +22,19 @@ class Site:
     spoken: bool = False
 
 
-def action_lists(policy: Policy) -> Iterator[tuple[str, tuple[Action, ...], frozenset[str]]]:
-    """Every action list with its owner and the context names it cannot use."""
+# The last policy walked and its action lists: eight rules and the template sites walk them in a row.
+_last_lists: tuple[Policy | None, tuple[tuple[str, tuple[Action, ...], frozenset[str]], ...]] = (None, ())
+
+
+def action_lists(policy: Policy) -> tuple[tuple[str, tuple[Action, ...], frozenset[str]], ...]:
+    """Every action list with its owner and the context names it cannot use (walked once per policy)."""
+    global _last_lists
+    if _last_lists[0] is not policy:
+        _last_lists = (policy, tuple(_walk_action_lists(policy)))
+    return _last_lists[1]
+
+
+def _walk_action_lists(policy: Policy) -> Iterator[tuple[str, tuple[Action, ...], frozenset[str]]]:
     no_room = frozenset({"room", "role"})
     for room in policy.rooms.values():
         for role in room.roles:
