@@ -413,19 +413,34 @@ class _Statement:
         self.name, self.sql = name.encode(), sql.encode()
         self._prepared: weakref.WeakKeyDictionary[Any, bool] = weakref.WeakKeyDictionary()
 
-    def row(self, conn: psycopg.Connection, params: list[bytes | None]) -> list[bytes | None]:
-        """The statement's one row, each value as PostgreSQL's text (None for NULL)."""
+    def result(self, conn: psycopg.Connection, params: list[bytes | None]) -> Any:
+        """Run the statement: libpq's result, checked (psycopg's exception for an error)."""
         pgconn = conn.pgconn
         if conn not in self._prepared:
             self._check(pgconn, pgconn.prepare(self.name, self.sql))
             self._prepared[conn] = True
         result = pgconn.exec_prepared(self.name, cast(Any, params))  # None is NULL (psycopg's stub omits it)
-        if result.status != pq.ExecStatus.TUPLES_OK and result.error_field(pq.DiagnosticField.SQLSTATE) == b"26000":
+        if result.status == pq.ExecStatus.FATAL_ERROR \
+                and result.error_field(pq.DiagnosticField.SQLSTATE) == b"26000":
             # The prepared statement is gone (a pooler's DISCARD ALL, say): prepare it again, once.
             self._check(pgconn, pgconn.prepare(self.name, self.sql))
             result = pgconn.exec_prepared(self.name, cast(Any, params))
         self._check(pgconn, result)
+        return result
+
+    def row(self, conn: psycopg.Connection, params: list[bytes | None]) -> list[bytes | None]:
+        """The statement's one row, each value as PostgreSQL's text (None for NULL)."""
+        result = self.result(conn, params)
         return [result.get_value(0, column) for column in range(result.nfields)]
+
+    def first(self, conn: psycopg.Connection, params: list[bytes | None]) -> bytes | None:
+        """The first column of the first row (None when no row, or NULL)."""
+        result = self.result(conn, params)
+        return result.get_value(0, 0) if result.ntuples else None
+
+    def count(self, conn: psycopg.Connection, params: list[bytes | None]) -> int:
+        """How many rows the statement wrote (an INSERT, UPDATE or DELETE)."""
+        return int(self.result(conn, params).command_tuples or 0)
 
     @staticmethod
     def _check(pgconn: Any, result: Any) -> None:
@@ -451,6 +466,24 @@ _RESERVE_ROW = _Statement("roomc_reserve_2", f"SELECT admitted, again, taken FRO
 _BIND_RESERVE_ROW = _Statement("roomc_bind_reserve_2", (
     f"SELECT b.ok, CASE WHEN b.ok THEN (SELECT ARRAY[r.admitted::int, r.again::int, r.taken] FROM {_RESERVE} AS r) END "
     "FROM roomc_bind_signature($12, $13, $14::float8, $15::float8, $16) AS b(ok)"))
+
+
+# The events route's statements (an event, and the two reads of a stored join: runtime/calls.py
+# after_join) through libpq too: through psycopg's execute each cost about 90 us more of the
+# worker's only thread, three times an event.
+_RECORD = _Statement("roomc_record_1", (
+    "INSERT INTO events (dedupe, room, kind, call_id, at, received_at, recording, readable, body, timed, clock) "
+    "VALUES ($1, $2, $3, $4, $5::float8, $6::float8, $7, $8::smallint, $9::json, $10::smallint, $11) "
+    "ON CONFLICT (dedupe) DO NOTHING"))
+_NOTED = _Statement("roomc_noted_1", "SELECT value FROM call_notes WHERE key = $1 AND expires_at > $2::float8")
+_FORGET = _Statement("roomc_forget_1", "DELETE FROM call_notes WHERE key = $1 OR expires_at <= $2::float8")
+_CALL_ENDED = _Statement("roomc_call_ended_1", (
+    "SELECT MIN(at) FROM events WHERE call_id = $1 AND kind = 'callend' AND (room = '' OR room = $2)"))
+
+
+def _float(value: float) -> bytes:
+    """A float8 parameter as PostgreSQL's text reads it ('inf' and 'nan' included)."""
+    return repr(float(value)).encode()
 
 
 class PostgresStore:
@@ -668,12 +701,10 @@ class PostgresStore:
             dedupe = event.dedupe_key()
         else:
             dedupe = f"raw:{hashlib.sha256(body).hexdigest()}:{event.event_id or ''}"
-        values = (_clean(dedupe), _clean(event.room), event.kind, _clean(event.call), event.at, now,
-                  _clean(event.recording), int(event.readable), body.decode(), int(event.timed), _clean(event.clock))
-        rowcount = self._run(deadline, lambda conn: conn.execute(
-            "INSERT INTO events (dedupe, room, kind, call_id, at, received_at, recording, readable, body, timed, clock) "
-            "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s::json, %s, %s) ON CONFLICT (dedupe) DO NOTHING",
-            values).rowcount)
+        values = [_text(dedupe), _text(event.room), _text(event.kind), _text(event.call), _float(event.at),
+                  _float(now), _text(event.recording), b"1" if event.readable else b"0", _text(body.decode()),
+                  b"1" if event.timed else b"0", _text(event.clock)]
+        rowcount = self._run(deadline, lambda conn: _RECORD.count(conn, values))
         if rowcount == 0:
             return "duplicate"
         return "stored" if event.readable else "unreadable"
@@ -788,16 +819,14 @@ class PostgresStore:
 
     def noted(self, key: str, now: float | None = None) -> str | None:
         """What is remembered under `key`, unless it has expired."""
-        now = time.time() if now is None else now
-        row = self._run(None, lambda conn: conn.execute(
-            "SELECT value FROM call_notes WHERE key = %s AND expires_at > %s", (_clean(key), now)).fetchone())
-        return None if row is None else row[0]
+        values = [_text(key), _float(time.time() if now is None else now)]
+        value = self._run(None, lambda conn: _NOTED.first(conn, values))
+        return None if value is None else value.decode()
 
     def forget(self, key: str, now: float | None = None) -> None:
         """Drop what is remembered under `key`, and every note that has expired."""
-        now = time.time() if now is None else now
-        self._run(None, lambda conn: conn.execute(
-            "DELETE FROM call_notes WHERE key = %s OR expires_at <= %s", (_clean(key), now)))
+        values = [_text(key), _float(time.time() if now is None else now)]
+        self._run(None, lambda conn: _FORGET.count(conn, values))
 
     def count_try(self, call_id: str, flow: str, tag: str, *, window: float, ttl: float, now: float | None = None,
                   deadline: float | None = None) -> int:
@@ -855,10 +884,9 @@ class PostgresStore:
     def call_ended_at(self, call_id: str, room: str | None = None) -> float | None:
         """When a call-completed/failed event said this call ended, if one did (one that spoke for
         `room` alone counts only there)."""
-        row = self._run(None, lambda conn: conn.execute(
-            "SELECT MIN(at) FROM events WHERE call_id = %s AND kind = 'callend' AND (room = '' OR room = %s)",
-            (_clean(call_id), _clean(room or ""))).fetchone())
-        return None if row is None else row[0]
+        values = [_text(call_id), _text(room or "")]
+        ended = self._run(None, lambda conn: _CALL_ENDED.first(conn, values))
+        return None if ended is None else float(ended)
 
     def claim_calls_to_confirm(self, *, within: float, limit: int, hold: float, hold_joined: float,
                                now: float | None = None) -> list[dict]:
