@@ -7,10 +7,14 @@ Runs on a shared 2-core machine vary by 10-20 %, so the three servers take turns
 rounds and the table shows each one's median round, with the range beside it.
 With `--db postgresql://USER@HOST:PORT/DB`, a second roomc serves the same table from that
 (empty, or at least seat-free) PostgreSQL database and joins the rotation, so both stores are
-measured side by side; its events run is counted in the database. `--pg-workers` and
-`--pg-blocking-threads` shape that instance on its own (a request waits on the network there).
+measured side by side; its events run is counted in the database. It runs as `roomc serve`
+does for a database URL (one worker per core); `--pg-workers` and `--pg-blocking-threads` shape
+it on its own. `--cpu` adds the CPU each request cost, from /proc: the server's processes
+(every thread of granian's workers) and, for PostgreSQL, the database server's processes on
+this machine (its backends, WAL writer and the rest, as pg_stat_activity lists them); wrk's
+own CPU is not counted. On a shared 2-core machine requests/s follows that total.
 Usage: python bench/serve_bench.py [--seconds 10] [--rounds 3] [--connections 64] [--workers N]
-                                   [--db postgresql://...] [--pg-workers N] [--pg-blocking-threads N]
+                                   [--db postgresql://...] [--pg-workers N] [--pg-blocking-threads N] [--cpu]
 """
 from __future__ import annotations
 
@@ -50,9 +54,9 @@ def wait_until_up(url: str, process: subprocess.Popen, seconds: float = 30) -> N
     raise SystemExit(f"{url} did not come up")
 
 
-def wrk(url: str, kind: str, seconds: int, connections: int) -> dict:
+def wrk(url: str, kind: str, seconds: int, connections: int, run: str = "") -> dict:
     out = subprocess.run(["wrk", "-t2", f"-c{connections}", f"-d{seconds}s", "--latency", "-s",
-                          str(HERE / "webhook.lua"), url], env={**os.environ, "BENCH_KIND": kind},
+                          str(HERE / "webhook.lua"), url], env={**os.environ, "BENCH_KIND": kind, "BENCH_RUN": run},
                          capture_output=True, text=True, check=True).stdout
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
     total = int(re.search(r"(\d+) requests in", out).group(1))
@@ -62,6 +66,33 @@ def wrk(url: str, kind: str, seconds: int, connections: int) -> dict:
     errors = re.search(r"Socket errors: (.*)", out)
     return {"rps": rps, "total": total, "p99_ms": float(p99.group(1)) * scale,
             "non2xx": int(non2xx.group(1)) if non2xx else 0, "socket_errors": errors.group(1) if errors else "none"}
+
+
+def process_cpu(pids: set[int] | None = None, group: int | None = None) -> float:
+    """Seconds of CPU (user + system) the processes in `pids`, or in process group `group`, have used so far."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    total = 0
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit() or (pids is not None and int(entry) not in pids):
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as handle:
+                fields = handle.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue  # gone meanwhile
+        if group is not None and int(fields[2]) != group:
+            continue
+        total += int(fields[11]) + int(fields[12])
+    return total / ticks
+
+
+def database_pids(location: str) -> set[int]:
+    """The PostgreSQL server's processes (backends and background workers), if it runs on this machine."""
+    import psycopg
+
+    with psycopg.connect(location, autocommit=True) as conn:
+        pids = {row[0] for row in conn.execute("SELECT pid FROM pg_stat_activity")}
+    return {pid for pid in pids if os.path.exists(f"/proc/{pid}")}
 
 
 def median_round(runs: list[dict]) -> dict:
@@ -83,6 +114,7 @@ def main() -> None:
     parser.add_argument("--pg-workers", type=int, default=None, help="workers for the PostgreSQL roomc")
     parser.add_argument("--pg-blocking-threads", type=int, default=None,
                         help="threads per worker for the PostgreSQL roomc")
+    parser.add_argument("--cpu", action="store_true", help="also report CPU microseconds a request (from /proc)")
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="roomc-bench-"))
     table = work / "routes.json"
@@ -95,6 +127,7 @@ def main() -> None:
 
     threads = str(args.blocking_threads or DEFAULT_BLOCKING_THREADS)
     workers = str(args.workers or default_workers())
+    pg_workers = str(args.pg_workers or args.workers or default_workers(args.db))
     procs = {
         "roomc": subprocess.Popen([sys.executable, "-c", "from roomc.cli import run; run()", "serve", str(table),
                                    "--port", str(ports["roomc"]), "--db", str(work / "roomc.db"),
@@ -103,7 +136,7 @@ def main() -> None:
                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True),
         **({"roomc-pg": subprocess.Popen(
             [sys.executable, "-c", "from roomc.cli import run; run()", "serve", str(table), "--port",
-             str(ports["roomc-pg"]), "--db", args.db, "--workers", str(args.pg_workers or workers),
+             str(ports["roomc-pg"]), "--db", args.db, "--workers", pg_workers,
              "--blocking-threads", str(args.pg_blocking_threads or threads), "--allow-unsigned"], env=env,
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)} if args.db else {}),
         "express": subprocess.Popen(["node", str(HERE / "express/server.js")], env={**env, "PORT": str(ports["express"])},
@@ -119,9 +152,17 @@ def main() -> None:
         for port in ports.values():
             wrk(f"http://127.0.0.1:{port}", "join", 2, args.connections)  # warm-up
         rounds: dict[str, list[dict]] = {name: [] for name in ports}
+        database = database_pids(args.db) if args.db and args.cpu else set()
+        load_before = os.getloadavg()[0]
         for _ in range(args.rounds):
             for name, port in ports.items():
-                rounds[name].append(wrk(f"http://127.0.0.1:{port}", "join", args.seconds, args.connections))
+                if args.cpu:
+                    server, db_before = process_cpu(group=procs[name].pid), process_cpu(database)
+                run = wrk(f"http://127.0.0.1:{port}", "join", args.seconds, args.connections)
+                if args.cpu:
+                    run["server_us"] = (process_cpu(group=procs[name].pid) - server) / run["total"] * 1e6
+                    run["db_us"] = (process_cpu(database) - db_before) / run["total"] * 1e6 if name == "roomc-pg" else 0.0
+                rounds[name].append(run)
         sys.path.insert(0, str(ROOT))
         from roomc.runtime.storage import open_store
 
@@ -130,7 +171,13 @@ def main() -> None:
             if name in ports:
                 with open_store(location) as store:
                     before = store.count_events()
-                    events = wrk(f"http://127.0.0.1:{ports[name]}", "events", args.seconds, args.connections)
+                    server, db_before = process_cpu(group=procs[name].pid), process_cpu(database)
+                    # Named for this run: a database kept from an earlier run would count its events as duplicates.
+                    events = wrk(f"http://127.0.0.1:{ports[name]}", "events", args.seconds, args.connections,
+                                 run=f"{time.time_ns()}-")
+                    events["server_us"] = (process_cpu(group=procs[name].pid) - server) / events["total"] * 1e6
+                    events["db_us"] = (process_cpu(database) - db_before) / events["total"] * 1e6 \
+                        if name == "roomc-pg" else 0.0
                     counted[name] = (events, store.count_events() - before)
     finally:
         for process in procs.values():
@@ -142,12 +189,18 @@ def main() -> None:
             except subprocess.TimeoutExpired:
                 os.killpg(process.pid, signal.SIGKILL)
     results = {name: median_round(runs) for name, runs in rounds.items()}
+    if args.cpu:
+        print("\nCPU a request, us (server processes + database processes), each round:")
+        for name, runs in rounds.items():
+            print(f"  {name}: " + ", ".join(f"{run['server_us']:,.0f} + {run['db_us']:,.0f} = "
+                                           f"{run['server_us'] + run['db_us']:,.0f}" for run in runs))
     r, e, c = results["roomc"], results["express"], results["constant"]
     print(f"\nwrk -t2 -c{args.connections} -d{args.seconds}s on loopback, {os.cpu_count()} cores, median of "
-          f"{args.rounds} rounds; granian --workers {workers} --blocking-threads {threads} for roomc and the constant app\n")
+          f"{args.rounds} rounds; granian --workers {workers} --blocking-threads {threads} for roomc and the constant app; "
+          f"load average {load_before:.1f} at the start, {os.getloadavg()[0]:.1f} at the end\n")
     print("| server | requests/s | p99 ms | requests/s, all rounds | p99 ms, all rounds | non-2xx |")
     print("| --- | ---: | ---: | --- | --- | ---: |")
-    pg_shape = f"--workers {args.pg_workers or workers} --blocking-threads {args.pg_blocking_threads or threads}"
+    pg_shape = f"--workers {pg_workers} --blocking-threads {args.pg_blocking_threads or threads}"
     for label, key in (("roomc join route (render + SQLite seat)", "roomc"),
                        (f"roomc join route (render + PostgreSQL seat, {pg_shape})", "roomc-pg"),
                        ("Express handler (node)", "express"), ("Flask constant bytes (same granian settings)", "constant")):
@@ -168,7 +221,8 @@ def main() -> None:
     for name, (events, stored) in counted.items():
         print(f"events route ({'PostgreSQL' if name == 'roomc-pg' else 'SQLite'}): {events['rps']:,.0f} events/s, "
               f"{events['total']:,} sent, {stored:,} rows stored, non-2xx {events['non2xx']} "
-              "(target >= 3,000/s, every event stored)")
+              "(target >= 3,000/s, every event stored)"
+              + (f"; CPU {events['server_us']:,.0f} + {events['db_us']:,.0f} us an event" if args.cpu else ""))
         # wrk stops counting at the deadline while a few requests are still in flight, so rows >= acknowledged.
         if stored < events["total"] - events["non2xx"]:
             print("WARNING: fewer rows stored than events acknowledged")

@@ -93,18 +93,25 @@ def _loopback(host: str) -> bool:
         return False
 
 
-def default_workers() -> int:
-    """One worker process per two cores, at least one.
+def default_workers(db: str | None = None) -> int:
+    """One worker process per two cores (per core when `db` is a PostgreSQL URL), at least one.
 
-    A saturated worker keeps about 1.3 cores busy: its Python thread and granian's I/O thread.
-    One worker per core oversubscribes the machine, and the queueing shows at the tail (2 cores,
-    wrk beside it: p99 19-32 ms with two workers, 16-21 ms with one, at 85-95 % of the requests/s).
+    On SQLite a saturated worker keeps about 1.3 cores busy: its Python thread and granian's I/O
+    thread. One worker per core oversubscribes the machine, and the queueing shows at the tail
+    (2 cores, wrk beside it: p99 19-32 ms with two workers, 16-21 ms with one, at 85-95 % of the
+    requests/s). On PostgreSQL a worker's only request thread waits out each statement's round
+    trip, serving nothing meanwhile, so one worker leaves a core idle: two workers on 2 cores
+    spent 570-710 us of CPU a join (both sides, /proc) against 620-820 us for one worker, and
+    answered up to 2x as many; a second request thread instead cost more CPU than it won
+    (760-990 us a join, GIL hand-offs).
     """
     try:
         cores = len(os.sched_getaffinity(0))  # the cores this process may use (containers, taskset)
     except AttributeError:  # not on Linux
         cores = os.cpu_count() or 1
-    return max(1, cores // 2)
+    from roomc.runtime.storage import is_url
+
+    return max(1, cores if is_url(db) else cores // 2)
 
 
 def _say(log_format: str, level: str, message: str) -> None:
@@ -119,8 +126,8 @@ def _say(log_format: str, level: str, message: str) -> None:
 @click.option("--port", default=8000, show_default=True, type=int)
 @click.option("--db", default=lambda: (os.environ.get("ROOMC_DB") or "roomc.db"), show_default="roomc.db or $ROOMC_DB",
               help="The store: a SQLite file, or postgresql://USER@HOST:PORT/DB shared by many instances.")
-@click.option("--workers", default=default_workers, show_default="one per two cores, at least 1", type=int,
-              help="Worker processes (granian); a worker that dies is replaced.")
+@click.option("--workers", default=None, show_default="one per two cores, per core with a PostgreSQL --db; at least 1",
+              type=click.IntRange(min=1), help="Worker processes (granian); a worker that dies is replaced.")
 @click.option("--blocking-threads", default=DEFAULT_BLOCKING_THREADS, show_default=True,
               type=click.IntRange(min=1), help="Request threads per worker (1: the worker's event loop thread).")
 @click.option("--body-timeout", default=DEFAULT_BODY_TIMEOUT, show_default=True, type=click.FloatRange(min=0.1),
@@ -131,9 +138,10 @@ def _say(log_format: str, level: str, message: str) -> None:
                    "unset (local testing only; loopback hosts only).")
 @click.option("--log-format", type=click.Choice(["text", "json"]), default="text", show_default=True,
               help="json: one object per line (request id, route, call id, room, outcome, latency).")
-def serve(paths: tuple[str, ...], host: str, port: int, db: str, workers: int, blocking_threads: int,
+def serve(paths: tuple[str, ...], host: str, port: int, db: str, workers: int | None, blocking_threads: int,
           body_timeout: float, dev: bool, allow_unsigned: bool, log_format: str) -> None:
     """Serve a route table (build/routes.json) or room policies (compiled first) as Sautikit webhooks."""
+    workers = workers or default_workers(db)
     if host == "localhost":
         host = "127.0.0.1"  # granian wants an address; roomc's loopback check already knows the name
     problem = port_problem(host, port)
