@@ -62,6 +62,43 @@ def _environ_key(header: str) -> str:
     return "HTTP_" + header.upper().replace("-", "_")
 
 
+def wake_only_when_asleep(loop: asyncio.AbstractEventLoop) -> bool:
+    """Make `loop.call_soon_threadsafe` write to the loop's self-pipe only while the loop sleeps in select.
+
+    granian's I/O thread hands every request and every body to the loop with call_soon_threadsafe,
+    and asyncio wakes the loop for each with a socket write, even when the loop is busy and would
+    run the callback anyway. Each write is a system call made holding and then re-taking the GIL
+    the loop thread needs: under load, about one more GIL hand-over per request. Returns False
+    (and changes nothing) for a loop without asyncio's selector internals.
+    """
+    selector, ready = getattr(loop, "_selector", None), getattr(loop, "_ready", None)
+    call_soon, write_to_self = getattr(loop, "_call_soon", None), getattr(loop, "_write_to_self", None)
+    if selector is None or ready is None or call_soon is None or write_to_self is None:
+        return False
+    select = selector.select
+    asleep = False
+
+    def select_marking_sleep(timeout: float | None = None) -> Any:
+        nonlocal asleep
+        # Marked before `ready` is looked at again: a callback added from another thread either is
+        # seen here (no sleep) or sees `asleep` and writes (wakes it). The GIL orders the two.
+        asleep = True
+        try:
+            return select(0 if ready else timeout)
+        finally:
+            asleep = False
+
+    def call_soon_threadsafe(callback: Callable, *args: Any, context: Any = None) -> asyncio.Handle:
+        handle = call_soon(callback, args, context)
+        if asleep:
+            write_to_self()
+        return handle
+
+    selector.select = select_marking_sleep  # type: ignore[method-assign]
+    loop.call_soon_threadsafe = call_soon_threadsafe  # type: ignore[method-assign]
+    return True
+
+
 def run_wsgi(app: WSGIApp, environ: dict) -> tuple[int, list[tuple[str, str]], bytes]:
     """Call a WSGI app to completion: status, headers and the whole body."""
     start = _StartResponse()
@@ -100,16 +137,17 @@ class RSGIServer:
             "wsgi.errors": sys.stderr, "wsgi.multithread": self.threads > 1, "wsgi.multiprocess": True,
             "wsgi.run_once": False, "wsgi.input_terminated": True,
         }
-        # Body reads in progress: task -> loop time by which its body must be in. One watchdog
+        # Body reads in progress: granian's future -> loop time by which it must be done. One watchdog
         # callback cancels the late ones, instead of a timer per request (asyncio.timeout costs
         # a timer-heap push and cancel per request: 20 us of a 200 us join on this machine).
-        self._reading: dict[asyncio.Task, float] = {}
-        self._late: set[asyncio.Task] = set()
+        self._reading: dict[Any, float] = {}
+        self._late: set[Any] = set()
         self._watchdog: asyncio.TimerHandle | None = None
         self._header_keys: dict[str, str] = {}
         self._addresses: dict[str, tuple[str, str]] = {}
 
     def __rsgi_init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        wake_only_when_asleep(loop)
         if self.threads > 1:
             self.pool = ThreadPoolExecutor(max_workers=self.threads, thread_name_prefix="roomc-request")
 
@@ -127,39 +165,38 @@ class RSGIServer:
             return  # re-armed by the next read: an idle worker wakes for nothing
         loop = asyncio.get_running_loop()
         now = loop.time()
-        for task, deadline in list(self._reading.items()):
-            if deadline <= now and task not in self._late:
-                self._late.add(task)
-                task.cancel()
+        for read, deadline in list(self._reading.items()):
+            if deadline <= now and read not in self._late:
+                self._late.add(read)
+                read.cancel()
         self._watchdog = loop.call_later(WATCHDOG_EVERY, self._cancel_late_reads)
 
-    async def _read_within_deadline(self, proto: Any, declared: int | None) -> bytes:
-        """The body, or TimeoutError once body_timeout (plus at most WATCHDOG_EVERY) has passed."""
-        task = asyncio.current_task()
-        if task is None:  # not run as a task (a test driving the coroutine by hand): a timer of its own
-            async with asyncio.timeout(self.body_timeout):
-                return await self._read_body(proto, declared)
-        loop = asyncio.get_running_loop()
-        self._reading[task] = loop.time() + self.body_timeout
+    async def _within(self, read: Any, deadline: float) -> Any:
+        """Await one of granian's body futures, or raise TimeoutError once `deadline` has passed.
+
+        The future itself is cancelled, not the task: granian's Rust task implementation runs the
+        coroutine without an asyncio task, and its futures take `cancel()` under either."""
+        self._reading[read] = deadline
         if self._watchdog is None:
-            self._watchdog = loop.call_later(WATCHDOG_EVERY, self._cancel_late_reads)
+            self._watchdog = asyncio.get_running_loop().call_later(WATCHDOG_EVERY, self._cancel_late_reads)
         try:
-            return await self._read_body(proto, declared)
+            return await read
         except asyncio.CancelledError:
-            if task in self._late:
-                task.uncancel()
+            if read in self._late:
                 raise TimeoutError from None
             raise
         finally:
-            del self._reading[task]
-            self._late.discard(task)
+            del self._reading[read]
+            self._late.discard(read)
 
-    async def _read_body(self, proto: Any, declared: int | None) -> bytes:
+    async def _read_within_deadline(self, proto: Any, declared: int | None) -> bytes:
+        """The body, or TimeoutError once body_timeout (plus at most WATCHDOG_EVERY) has passed."""
+        deadline = asyncio.get_running_loop().time() + self.body_timeout
         if declared is not None:
             if declared > self.max_body_bytes:
                 return b""  # the app refuses it by its Content-Length, unread
             # Bounded by the declared length; granian raises if the client stops short.
-            body = await proto()
+            body = await self._within(proto(), deadline)
             if len(body) != declared:
                 raise ConnectionError(f"body of {len(body)} bytes, {declared} declared")
             return body
@@ -168,11 +205,14 @@ class RSGIServer:
         # app cut short, where its signature no longer matches; docs/runtime.md.)
         chunks: list[bytes] = []
         size = 0
-        async for chunk in proto:
+        pieces = proto.__aiter__()
+        while size <= self.max_body_bytes:  # one byte past the limit is enough for the app to refuse it
+            try:
+                chunk = await self._within(pieces.__anext__(), deadline)
+            except StopAsyncIteration:
+                break
             chunks.append(chunk)
             size += len(chunk)
-            if size > self.max_body_bytes:
-                break  # one byte past the limit is enough for the app to refuse it
         return b"".join(chunks)
 
     def environ(self, scope: Any, body: bytes) -> dict:
