@@ -18,7 +18,9 @@ from __future__ import annotations
 import asyncio
 import io
 import logging
+import os
 import sys
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Awaitable, Callable, Iterable
 
@@ -99,6 +101,34 @@ def wake_only_when_asleep(loop: asyncio.AbstractEventLoop) -> bool:
     return True
 
 
+def batch_other_threads() -> int:
+    """Put every thread of this process but the calling one under SCHED_BATCH; returns how many.
+
+    Called on the worker's event-loop thread once granian's I/O threads exist. Each request wakes
+    an I/O thread twice (its body, its response); a woken SCHED_BATCH thread waits for a free core
+    or the scheduler's next tick instead of preempting the thread that woke it, which is the one
+    holding the GIL with the next request to run: preempted, it came back only after the woken
+    thread had found the GIL taken and gone back to sleep. Lowering a thread's own policy needs
+    no privilege; threads these threads start later inherit it.
+    """
+    me = threading.get_native_id()
+    changed = 0
+    try:
+        threads = os.listdir("/proc/self/task")
+    except OSError:
+        return 0  # not Linux: nothing to do
+    for name in threads:
+        tid = int(name)
+        if tid == me:
+            continue
+        try:
+            os.sched_setscheduler(tid, os.SCHED_BATCH, os.sched_param(0))
+            changed += 1
+        except (OSError, AttributeError):
+            pass  # gone already, or a platform without SCHED_BATCH
+    return changed
+
+
 def run_wsgi(app: WSGIApp, environ: dict) -> tuple[int, list[tuple[str, str]], bytes]:
     """Call a WSGI app to completion: status, headers and the whole body."""
     start = _StartResponse()
@@ -148,6 +178,8 @@ class RSGIServer:
 
     def __rsgi_init__(self, loop: asyncio.AbstractEventLoop) -> None:
         wake_only_when_asleep(loop)
+        if os.environ.get("ROOMC_IO_THREADS_BATCH", "1") != "0":
+            batch_other_threads()
         if self.threads > 1:
             self.pool = ThreadPoolExecutor(max_workers=self.threads, thread_name_prefix="roomc-request")
 

@@ -8,6 +8,7 @@ arrives, so the result never depends on the order or number of deliveries.
 """
 from __future__ import annotations
 
+import errno
 import fcntl
 import hashlib
 import math
@@ -17,7 +18,7 @@ import threading
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Iterable, Iterator, Mapping, Protocol
+from typing import Callable, Iterable, Iterator, Mapping, Protocol
 
 import orjson
 
@@ -254,19 +255,56 @@ PROBE_EVERY = 0.1
 PROBE_WAIT = 0.05
 
 
+def _gil_holding_flock() -> Callable[[int, int], bool] | None:
+    """libc's flock called without releasing the GIL (ctypes.PyDLL), for the non-blocking tries only.
+
+    fcntl.flock lets go of the GIL around every call, even one that cannot block; on the event
+    loop's thread each let-go is a chance for granian's I/O thread to take the GIL, and the
+    request then waits to get it back (two per write). A LOCK_NB try returns at once either way.
+    """
+    if os.environ.get("ROOMC_FLOCK_FAST", "1") == "0":
+        return None
+    try:
+        import ctypes
+
+        flock = ctypes.PyDLL(None, use_errno=True).flock
+    except (OSError, AttributeError):
+        return None
+    flock.argtypes, flock.restype = [ctypes.c_int, ctypes.c_int], ctypes.c_int
+
+    def try_flock(fd: int, operation: int) -> bool:
+        if flock(fd, operation) == 0:
+            return True
+        error = ctypes.get_errno()
+        if error in (errno.EWOULDBLOCK, errno.EINTR):
+            return False
+        raise OSError(error, os.strerror(error))
+    return try_flock
+
+
+_try_flock = _gil_holding_flock()
+
+
+def _flock_now(lock: int, operation: int) -> bool:
+    """One non-blocking flock (operation includes LOCK_NB, or is LOCK_UN): True if it took effect."""
+    if _try_flock is not None:
+        return _try_flock(lock, operation)  # False: held elsewhere, or interrupted (the caller tries again)
+    try:
+        fcntl.flock(lock, operation)
+        return True
+    except BlockingIOError:
+        return False
+
+
 def _flock_until(lock: int, deadline: float) -> None:
     """flock with a deadline: try at once, then poll in short, growing steps."""
     pause = 0.0001
-    while True:
-        try:
-            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            return
-        except BlockingIOError:
-            left = deadline - time.monotonic()
-            if left <= 0:
-                raise StoreTimeout("another worker held the store past the deadline") from None
-            time.sleep(min(pause, left))
-            pause = min(pause * 2, 0.002)
+    while not _flock_now(lock, fcntl.LOCK_EX | fcntl.LOCK_NB):
+        left = deadline - time.monotonic()
+        if left <= 0:
+            raise StoreTimeout("another worker held the store past the deadline")
+        time.sleep(min(pause, left))
+        pause = min(pause * 2, 0.002)
 
 
 def _add_missing_columns(db: sqlite3.Connection) -> None:
@@ -569,7 +607,8 @@ class SQLiteStore:
             try:
                 yield
             finally:
-                fcntl.flock(lock, fcntl.LOCK_UN)
+                if not _flock_now(lock, fcntl.LOCK_UN):
+                    fcntl.flock(lock, fcntl.LOCK_UN)  # interrupted: unlock for certain, the GIL let go or not
         finally:
             self._thread_lock.release()
 
