@@ -231,11 +231,11 @@ def other_ids(fields: Mapping[str, Any]) -> list[str]:
 def after_join(store: Store, event: Event) -> None:
     """A join that arrives after its call's end event (delivery is unordered) is closed at once."""
     if event.kind == "join" and event.call is not None and event.room:
-        if store.noted(step_key(event.call)) is not None:
+        step_waiting, ended = store.after_join_facts(event.call, event.room, step_key(event.call))
+        if step_waiting:
             # In the room now: a step still waiting (its prompt timed out into the fallback join)
             # must not capture the keys the caller presses in the room.
             store.forget(step_key(event.call))
-        ended = store.call_ended_at(event.call, event.room)
         if ended is not None:
             store.record(Event("leave", event.room, event.call, None, max(ended, event.at), None,
                                f"callend-after-join:{event.room}:{event.call}", {"roomc": "call-ended", "callId": event.call}, event.timed))

@@ -888,6 +888,16 @@ class PostgresStore:
         ended = self._run(None, lambda conn: _CALL_ENDED.first(conn, values))
         return None if ended is None else float(ended)
 
+    def after_join_facts(self, call_id: str, room: str, step_key: str, now: float | None = None) \
+            -> tuple[bool, float | None]:
+        """Whether a flow step waits under `step_key`, and when the call was said to end: one round trip."""
+        now = time.time() if now is None else now
+        row = self._run(None, lambda conn: conn.execute(
+            "SELECT EXISTS (SELECT 1 FROM call_notes WHERE key = %s AND expires_at > %s), "
+            "(SELECT MIN(at) FROM events WHERE call_id = %s AND kind = 'callend' AND (room = '' OR room = %s))",
+            (_clean(step_key), now, _clean(call_id), _clean(room))).fetchone())
+        return bool(row[0]), row[1]
+
     def claim_calls_to_confirm(self, *, within: float, limit: int, hold: float, hold_joined: float,
                                now: float | None = None) -> list[dict]:
         """Claim up to `limit` calls the calls API should vouch for, for this worker alone (see SQLiteStore).

@@ -461,6 +461,9 @@ class Store(Protocol):
 
     def call_ended_at(self, call_id: str, room: str | None = None) -> float | None: ...
 
+    def after_join_facts(self, call_id: str, room: str, step_key: str, now: float | None = None) \
+            -> tuple[bool, float | None]: ...
+
     def claim_calls_to_confirm(self, *, within: float, limit: int, hold: float, hold_joined: float,
                                now: float | None = None) -> list[dict]: ...
 
@@ -888,6 +891,17 @@ class SQLiteStore:
             "SELECT MIN(at) FROM events WHERE call_id = ? AND kind = 'callend' AND (room = '' OR room = ?)",
             (call_id, room or "")).fetchone()
         return None if row is None else row[0]
+
+    def after_join_facts(self, call_id: str, room: str, step_key: str, now: float | None = None) \
+            -> tuple[bool, float | None]:
+        """What a stored join event must act on, in one read: whether a flow step still waits under
+        `step_key`, and when (if ever) the call was said to have ended (call_ended_at)."""
+        now = time.time() if now is None else now
+        waiting, ended = self._connection().execute(
+            "SELECT EXISTS (SELECT 1 FROM call_notes WHERE key = ? AND expires_at > ?), "
+            "(SELECT MIN(at) FROM events WHERE call_id = ? AND kind = 'callend' AND (room = '' OR room = ?))",
+            (step_key, now, call_id, room)).fetchone()
+        return bool(waiting), ended
 
     def claim_calls_to_confirm(self, *, within: float, limit: int, hold: float, hold_joined: float,
                                now: float | None = None) -> list[dict]:

@@ -960,3 +960,19 @@ def test_copy_carries_each_seats_pool(tmp_path, pg_url):
         assert not seat(new, "s2", "speaker", pool="speakers", limit=1).admitted
         assert seat(new, "p1", limit=2, held={"host": 1}).admitted
         assert not seat(new, "p2", limit=2, held={"host": 1}).admitted
+
+
+def test_after_join_facts_read_the_waiting_step_and_the_calls_end_in_one_go(store):
+    # A stored join acts on two facts (runtime/calls.py after_join): a flow step still waiting for
+    # the call's digits, and a call-end that arrived before the join. Both come from one read.
+    assert store.after_join_facts("CA1", "r", "step:CA1", now=NOW) == (False, None)
+    store.note("step:CA1", "waiting", ttl=30, now=NOW)
+    assert store.after_join_facts("CA1", "r", "step:CA1", now=NOW + 1) == (True, None)
+    assert store.after_join_facts("CA1", "r", "step:CA1", now=NOW + 31) == (False, None)  # the note expired
+    # An end that spoke for another room alone does not end the call here; one for every room does.
+    store.record(normalise.Event("callend", "other", "CA1", None, NOW + 5, None, "end-other", {"CallId": "CA1"}))
+    assert store.after_join_facts("CA1", "r", "step:CA1", now=NOW + 1) == (True, None)
+    store.record(normalise.Event("callend", "", "CA1", None, NOW + 7, None, "end-all", {"CallId": "CA1"}))
+    assert store.after_join_facts("CA1", "r", "step:CA1", now=NOW + 1) == (True, NOW + 7)
+    assert store.after_join_facts("CA2", "r", "step:CA2", now=NOW + 1) == (False, None)
+    assert store.after_join_facts("CA1", "r", "step:CA1", now=NOW + 1)[1] == store.call_ended_at("CA1", "r")
