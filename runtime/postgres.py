@@ -479,6 +479,10 @@ _NOTED = _Statement("roomc_noted_1", "SELECT value FROM call_notes WHERE key = $
 _FORGET = _Statement("roomc_forget_1", "DELETE FROM call_notes WHERE key = $1 OR expires_at <= $2::float8")
 _CALL_ENDED = _Statement("roomc_call_ended_1", (
     "SELECT MIN(at) FROM events WHERE call_id = $1 AND kind = 'callend' AND (room = '' OR room = $2)"))
+# After a stored join (runtime/calls.py after_join): _NOTED's and _CALL_ENDED's answers in one round trip.
+_AFTER_JOIN = _Statement("roomc_after_join_1", (
+    "SELECT EXISTS (SELECT 1 FROM call_notes WHERE key = $1 AND expires_at > $2::float8), "
+    "(SELECT MIN(at) FROM events WHERE call_id = $3 AND kind = 'callend' AND (room = '' OR room = $4))"))
 
 
 def _float(value: float) -> bytes:
@@ -891,12 +895,9 @@ class PostgresStore:
     def after_join_facts(self, call_id: str, room: str, step_key: str, now: float | None = None) \
             -> tuple[bool, float | None]:
         """Whether a flow step waits under `step_key`, and when the call was said to end: one round trip."""
-        now = time.time() if now is None else now
-        row = self._run(None, lambda conn: conn.execute(
-            "SELECT EXISTS (SELECT 1 FROM call_notes WHERE key = %s AND expires_at > %s), "
-            "(SELECT MIN(at) FROM events WHERE call_id = %s AND kind = 'callend' AND (room = '' OR room = %s))",
-            (_clean(step_key), now, _clean(call_id), _clean(room))).fetchone())
-        return bool(row[0]), row[1]
+        values = [_text(step_key), _float(time.time() if now is None else now), _text(call_id), _text(room)]
+        waiting, ended = self._run(None, lambda conn: _AFTER_JOIN.row(conn, values))
+        return waiting == b"t", None if ended is None else float(ended)
 
     def claim_calls_to_confirm(self, *, within: float, limit: int, hold: float, hold_joined: float,
                                now: float | None = None) -> list[dict]:
