@@ -97,7 +97,7 @@ def wake_only_when_asleep(loop: asyncio.AbstractEventLoop) -> bool:
         return handle
 
     selector.select = select_marking_sleep  # type: ignore[method-assign]
-    loop.call_soon_threadsafe = call_soon_threadsafe  # type: ignore[method-assign]
+    loop.call_soon_threadsafe = call_soon_threadsafe  # type: ignore[method-assign,assignment]
     return True
 
 
