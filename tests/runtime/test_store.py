@@ -208,12 +208,13 @@ def test_the_wal_stays_small_under_sustained_writes(tmp_path):
     frame = 1024 + 24  # a page and its header: a WAL that never starts over holds one or more per write
     writes, deadline = 0, time.monotonic() + 1.5
     with SQLiteStore(str(path), checkpoint_every=0.1, wal_limit_frames=100) as store:
-        while time.monotonic() < deadline:
+        # At least 1.5 s (many checkpoint rounds) and at least 3,000 writes, however loaded the machine:
+        # counting writes in a fixed time made this fail on a busy CI runner, not on a growing WAL.
+        while time.monotonic() < deadline or writes < 3000:
             store.reserve(f"room-{writes // 5}", f"call-{writes}", "participant", counted=True, limit=10, ttl=60,
                           muted=False)
             writes += 1
         wal = (tmp_path / "busy.db-wal").stat().st_size  # before close(), which folds it in and deletes it
-    assert writes > 2000
     assert wal < writes * frame, f"WAL {wal:,} bytes after {writes:,} writes"
 
 
