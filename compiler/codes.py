@@ -26,6 +26,9 @@ CODES: dict[str, tuple[str, str]] = {
               "one clear finding instead of a schema error per key."),
     "RC014": ("complex-key", "A mapping or list used as a key (`? {a: 1}`, `[x, y]: 3`): policy keys are names, and "
               "other tools turn such keys into text in different ways."),
+    "RC015": ("bad-tag", "An explicit YAML tag roomc cannot honour: a value that is not of its tag's type (`!!bool "
+              "abc`, `!!int ten`), or a tag the room language has no type for (`!!binary`, a local `!thing`). "
+              "Other tools read these differently or refuse them; roomc would otherwise keep the bare text."),
     "RC101": ("unknown-key", "A key the room language does not have; usually a typo, silently ignored by hand-written servers."),
     "RC102": ("missing-key", "A required key is missing."),
     "RC103": ("wrong-type", "A value of the wrong type (a string where a number belongs, ...)."),

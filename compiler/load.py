@@ -46,6 +46,10 @@ STR_TAG = "tag:yaml.org,2002:str"
 DECIMAL = re.compile(r"-?(?:0|[1-9][0-9]{0,9})")  # no trap, no huge number: read directly
 FLOAT_TAG = "tag:yaml.org,2002:float"
 TIMESTAMP_TAG = "tag:yaml.org,2002:timestamp"
+NULL_TAG = "tag:yaml.org,2002:null"
+# The only scalar types the room language has; any other tag (`!!binary`, a local `!thing`) is written on purpose.
+READ_TAGS = frozenset({STR_TAG, INT_TAG, FLOAT_TAG, BOOL_TAG, NULL_TAG, TIMESTAMP_TAG})
+YAML11_BOOLEANS = frozenset({"yes", "no", "y", "n", "on", "off"})
 SUPPRESSION = re.compile(r"#\s*roomc:\s*ignore\[([A-Za-z0-9_,\s]*)\]")
 # What YAML allows in a stream (YAML 1.2 §5.1); anything else is refused by the parser at offset 0.
 CONTROL = re.compile("[^\t\n\r\x20-\x7e\x85\xa0-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
@@ -163,13 +167,16 @@ class _Walker:
             value = int(node.value)
             if value <= MAX_INTEGER:
                 return value
-        if node.tag == BOOL_TAG and node.value.lower() not in ("true", "false"):
+        if tag not in READ_TAGS:
+            return self.bad_tag(node, path, f"the tag {_short_tag(tag)} is not part of the room language; "
+                                            "remove it (values are text, numbers, true/false or null)")
+        if tag == TIMESTAMP_TAG and not node.style:
+            return node.value  # a plain date stays text, as the room language reads it (`hours` closures check it)
+        if node.tag == BOOL_TAG and node.value.lower() in YAML11_BOOLEANS:
             self.report("RC003", Severity.ERROR,
                         f"'{node.value}' is a boolean only in YAML 1.1 (a string in YAML 1.2 editors); "
                         f"write {str(node.value.lower() in ('yes', 'y', 'on')).lower()} or quote it",
                         node, path)
-        if node.tag == TIMESTAMP_TAG:
-            return node.value
         if node.tag in (INT_TAG, FLOAT_TAG) and not node.style:
             refused = self.number_trap(node, path)
             if refused:
@@ -177,8 +184,12 @@ class _Walker:
                 return None
         try:
             value = self.constructor.construct_object(node, deep=True)
-        except (yaml.YAMLError, ValueError, OverflowError):
-            return node.value
+        except Exception:  # noqa: BLE001 - PyYAML's constructors fail in assorted ways on a value not of their type
+            # Only an explicit tag gets here (what YAML resolves by itself always reads): `!!bool abc`.
+            return self.bad_tag(node, path, f"'{node.value[:40]}' cannot be read as {_short_tag(tag)}; "
+                                            "remove the tag or write a value of that type")
+        if node.tag == TIMESTAMP_TAG:
+            return node.value  # a quoted `!!timestamp` that reads as one: text too
         if isinstance(value, (int, float)) and not isinstance(value, bool) and not abs(value) <= MAX_INTEGER:
             self.report("RC012", Severity.ERROR,
                         f"number {node.value[:24]} is out of range (at most {MAX_INTEGER:,}); "
@@ -186,6 +197,16 @@ class _Walker:
             self.source.refused.add(path)
             return None
         return value.decode("latin-1") if isinstance(value, bytes) else value
+
+    def bad_tag(self, node: yaml.ScalarNode, path: tuple, message: str) -> None:
+        """Report an explicit tag roomc cannot honour (RC015); the value is refused, so nothing else reports it.
+
+        Once per place in the text: a bad value behind an anchor is met again at every alias."""
+        span = self.span_of(node)
+        if not any(d.code == "RC015" and d.span == span for d in self.source.diagnostics):
+            self.source.diagnostics.append(Diagnostic("RC015", Severity.ERROR, message, span, path))
+        self.source.refused.add(path)
+        return None
 
     def number_trap(self, node: yaml.ScalarNode, path: tuple) -> bool:
         """Report YAML 1.1 number forms other tools read differently; True when the value is refused."""
@@ -218,6 +239,11 @@ class _Walker:
             return str(self.constructor.construct_object(node, deep=True))
         except (yaml.YAMLError, ValueError, OverflowError):
             return "not a number"
+
+
+def _short_tag(tag: str) -> str:
+    """`!!bool` for YAML's own tags, the tag as written otherwise."""
+    return "!!" + tag[len("tag:yaml.org,2002:"):] if tag.startswith("tag:yaml.org,2002:") else tag
 
 
 class _NeedsNodes(Exception):
