@@ -26,12 +26,17 @@ def merge(sources: list[SourceFile]) -> tuple[dict, dict, dict, list[Diagnostic]
     found: list[Diagnostic] = []
     for source in sources:
         data = source.data if isinstance(source.data, dict) else {}
-        for path, span in source.value_spans.items():
-            if path[:1] != ("secrets",):
-                spans.setdefault(path, span)
-        for path, span in source.key_spans.items():
-            if path[:1] != ("secrets",):
-                key_spans.setdefault(path, span)
+        if not spans and not key_spans and "secrets" not in data:
+            # The first file (often the only one) without secrets: nothing to keep or leave out, copied whole.
+            spans.update(source.value_spans)
+            key_spans.update(source.key_spans)
+        else:
+            for path, span in source.value_spans.items():
+                if path[:1] != ("secrets",):
+                    spans.setdefault(path, span)
+            for path, span in source.key_spans.items():
+                if path[:1] != ("secrets",):
+                    key_spans.setdefault(path, span)
         known_secrets = set(merged["secrets"])
         for index, name in enumerate(data.get("secrets") or []):
             if name not in known_secrets:

@@ -273,6 +273,7 @@ class _EventReader:
         self.long = len(text) > MAX_NODES
         self.max_nest = MAX_DEPTH - 1 if self.long else MAX_DEPTH
         self.shadow = SourceFile(path=path, text=text)  # copied into the real source only when the text is read
+        self.value_spans = self.shadow.value_spans
         self.walker = _Walker(self.shadow)  # converts the rarer scalars and reports their traps
         self.path = path
         self.count = 0
@@ -344,8 +345,12 @@ class _EventReader:
         kind = type(event)
         if kind is _AliasEvent or event.anchor is not None:
             raise _NeedsNodes()
-        self.tick(nest, True)
+        # tick(nest, True), written out: this runs for every value of every file.
+        self.count += 1
+        if self.count > MAX_NODES or nest > self.max_nest:
+            raise _TooLarge() if self.long else _Tripped()
         mark = event.start_mark
+        value_spans = self.value_spans
         if kind is _ScalarEvent:
             style = event.style
             span = _span(self.path, mark.line + 1, mark.column + 1, 1 if style in ('"', "'") else 0)
@@ -356,20 +361,26 @@ class _EventReader:
                 if span.line < len(walker.lines):
                     text_line = walker.lines[span.line]
                     span = Span(span.file, span.line + 1, len(text_line) - len(text_line.lstrip(" ")) + 1)
-            self.shadow.value_spans.setdefault(path, span)
-            tag = self.tag(event)
+            value_spans.setdefault(path, span)
+            tag = event.tag
             value = event.value
+            if tag is None or tag == "!":
+                # self.tag(event), written out for the common plain and quoted strings.
+                if not event.implicit[0] or (value and value[0] not in _RESOLVED_FIRST):
+                    return value
+                tag = self.tag(event)
             if tag == STR_TAG:
                 return value
             if tag == INT_TAG and not style and DECIMAL.fullmatch(value) and int(value) <= MAX_INTEGER:
                 return int(value)
             return self.walker.scalar(_ScalarNode(tag, value, mark, event.end_mark, style), path)
-        self.shadow.value_spans.setdefault(path, _span(self.path, mark.line + 1, mark.column + 1))
+        value_spans.setdefault(path, _span(self.path, mark.line + 1, mark.column + 1))
         get = self.get
         if kind is _MappingStart:
             out: dict[str, Any] = {}
             first_seen: dict[str, Any] = {}
             key_spans = self.shadow.key_spans
+            long = self.long
             while True:
                 key_event = get()
                 if type(key_event) is _MappingEnd:
@@ -377,20 +388,22 @@ class _EventReader:
                 if (type(key_event) is not _ScalarEvent or key_event.anchor is not None
                         or key_event.value == "<<" or key_event.tag == _MERGE_TAG):
                     raise _NeedsNodes()
-                self.tick(nest + 1, False)
+                if long:  # a key counts as a node only where _check_size counted every event
+                    self.tick(nest + 1, False)
                 key = key_event.value
                 key_mark: Any = key_event.start_mark
+                child = path + (key,)
                 if key in first_seen:
                     first: Any = first_seen[key].start_mark
                     self.shadow.diagnostics.append(Diagnostic(
                         "RC002", Severity.ERROR,
                         f"duplicate key '{key}' (first at line {first.line + 1}, column {first.column + 1}); "
                         "YAML would silently keep only this one",
-                        _span(self.path, key_mark.line + 1, key_mark.column + 1), path + (key,)))
+                        _span(self.path, key_mark.line + 1, key_mark.column + 1), child))
                 else:
                     first_seen[key] = key_event
-                    key_spans[path + (key,)] = _span(self.path, key_mark.line + 1, key_mark.column + 1)
-                out[key] = self.node(get(), path + (key,), nest + 1)
+                    key_spans[child] = _span(self.path, key_mark.line + 1, key_mark.column + 1)
+                out[key] = self.node(get(), child, nest + 1)
         items: list[Any] = []
         while True:
             item = get()
