@@ -1,8 +1,7 @@
 """Walks shared by several rules: every action list, every action, every template string."""
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Iterator
+from typing import Iterator, NamedTuple
 
 from ..ir import Action, Policy
 
@@ -11,9 +10,8 @@ URL_FIELDS = {("play", "url"), ("record", "action"), ("record", "transcribeCallb
 CONFERENCE_URL_PARAMS = ("waitUrl", "statusEventsCallbackUrl", "digitsCallbackUrl")
 
 
-@dataclass(frozen=True)
-class Site:
-    """One template-bearing string and what its context lacks there."""
+class Site(NamedTuple):
+    """One template-bearing string and what its context lacks there (a tuple: made for every string of a policy)."""
 
     path: tuple
     source: str
@@ -71,25 +69,29 @@ def sites(policy: Policy) -> tuple[Site, ...]:
     return _last[1]
 
 
+_NO_ROOM, _NO_ROLE, _ALL = frozenset({"room", "role"}), frozenset({"role"}), frozenset[str]()
+_SITE_PARAMS = CONFERENCE_URL_PARAMS + ("flags",)
+
+
 def _walk_sites(policy: Policy) -> Iterator[Site]:
     for room in policy.rooms.values():
-        yield Site(room.path + ("name",), room.name, False, frozenset({"room", "role"}))
-        for key in CONFERENCE_URL_PARAMS + ("flags",):
+        yield Site(room.path + ("name",), room.name, False, _NO_ROOM)
+        for key in _SITE_PARAMS:
             if isinstance(room.params.get(key), str):
-                yield Site(room.path + (key,), room.params[key], False, frozenset({"role"}))
+                yield Site(room.path + (key,), room.params[key], False, _NO_ROLE)
         for role in room.roles:
             if role.when:
-                yield Site(role.path + ("when",), role.when, True, frozenset({"role"}))
-            for key in CONFERENCE_URL_PARAMS + ("flags",):
+                yield Site(role.path + ("when",), role.when, True, _NO_ROLE)
+            for key in _SITE_PARAMS:
                 # Only values written on the role itself; inherited ones are checked where they are written.
                 if isinstance(role.params.get(key), str) and role.path + (key,) in policy.spans:
-                    yield Site(role.path + (key,), role.params[key], False, frozenset())
+                    yield Site(role.path + (key,), role.params[key], False, _ALL)
     for flow in policy.flows.values():
         for branch in flow.branches:
             if branch.when:
-                yield Site(branch.path + ("when",), branch.when, True, frozenset({"room", "role"}))
+                yield Site(branch.path + ("when",), branch.when, True, _NO_ROOM)
             if branch.meeting:
-                yield Site(branch.path + ("meeting",), branch.meeting, False, frozenset({"room", "role"}))
+                yield Site(branch.path + ("meeting",), branch.meeting, False, _NO_ROOM)
     for _, actions, unavailable in action_lists(policy):
         for action in walk_actions(actions):
             for key, value in action.args.items():
