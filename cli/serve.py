@@ -4,7 +4,6 @@ from __future__ import annotations
 import errno
 import json
 import os
-import socket
 import sys
 import tempfile
 from pathlib import Path
@@ -53,6 +52,8 @@ def port_problem(host: str, port: int) -> str | None:
     silently take part of the traffic; a plain bind (SO_REUSEADDR only, which still refuses
     a port someone listens on) tells a taken port from a free one first.
     """
+    import socket  # only `serve` binds: not imported by every lint run
+
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     with socket.socket(family, socket.SOCK_STREAM) as probe:
         probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
