@@ -104,7 +104,8 @@ def wake_only_when_asleep(loop: asyncio.AbstractEventLoop) -> bool:
 def batch_other_threads() -> int:
     """Put every thread of this process but the calling one under SCHED_BATCH; returns how many.
 
-    Called on the worker's event-loop thread once granian's I/O threads exist. Each request wakes
+    Called on the worker's event-loop thread once granian's I/O threads exist (on its first request:
+    they do not yet at __rsgi_init__). Each request wakes
     an I/O thread twice (its body, its response); a woken SCHED_BATCH thread waits for a free core
     or the scheduler's next tick instead of preempting the thread that woke it, which is the one
     holding the GIL with the next request to run: preempted, it came back only after the woken
@@ -175,11 +176,14 @@ class RSGIServer:
         self._watchdog: asyncio.TimerHandle | None = None
         self._header_keys: dict[str, str] = {}
         self._addresses: dict[str, tuple[str, str]] = {}
+        self._batch_pending = False  # set by __rsgi_init__: granian's I/O threads are batched on the first request
 
     def __rsgi_init__(self, loop: asyncio.AbstractEventLoop) -> None:
         wake_only_when_asleep(loop)
-        if os.environ.get("ROOMC_IO_THREADS_BATCH", "1") != "0":
-            batch_other_threads()
+        # Not batched here: granian calls this before it starts the worker's Rust runtime, so its
+        # I/O threads do not exist yet (and would inherit this thread's policy). The first request
+        # has come through them: it batches them (__rsgi__).
+        self._batch_pending = os.environ.get("ROOMC_IO_THREADS_BATCH", "1") != "0"
         if self.threads > 1:
             self.pool = ThreadPoolExecutor(max_workers=self.threads, thread_name_prefix="roomc-request")
 
@@ -284,6 +288,9 @@ class RSGIServer:
 
     async def __rsgi__(self, scope: Any, proto: Any) -> None:
         """Answer one request: read its body under the deadline, then run the WSGI app."""
+        if self._batch_pending:
+            self._batch_pending = False
+            batch_other_threads()
         if scope.proto != "http":
             return  # websockets are not served; granian refuses the upgrade
         stream = self.streams.get(scope.path)

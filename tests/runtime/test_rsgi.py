@@ -7,11 +7,19 @@ one waiting: a lost wake-up is a caller who hears nothing until the next request
 from __future__ import annotations
 
 import asyncio
+import os
 import random
 import threading
 import time
 
+import pytest
+
+from roomc.compiler import pipeline
+from roomc.compiler.emit import emit
 from roomc.runtime.rsgi import wake_only_when_asleep
+
+from ..conftest import ROOMS
+from .server import Server
 
 
 def _loop_in_thread() -> tuple[asyncio.AbstractEventLoop, threading.Thread]:
@@ -92,3 +100,51 @@ def test_a_loop_without_the_expected_internals_is_left_alone() -> None:
     other = Other()
     assert wake_only_when_asleep(other) is False  # type: ignore[arg-type]
     assert other.call_soon_threadsafe(lambda: 3) == 3
+
+
+@pytest.fixture(scope="module")
+def table_file(tmp_path_factory):
+    path = tmp_path_factory.mktemp("table") / "routes.json"
+    path.write_text(emit(pipeline.run([str(ROOMS)]).table))
+    return path
+
+
+def _policies(pid: int) -> dict[int, int]:
+    policies = {}
+    for name in os.listdir(f"/proc/{pid}/task"):
+        try:
+            policies[int(name)] = os.sched_getscheduler(int(name))
+        except OSError:
+            pass  # the thread ended meanwhile
+    return policies
+
+
+@pytest.mark.server
+@pytest.mark.skipif(not hasattr(os, "SCHED_BATCH") or not os.path.isdir("/proc/self/task"), reason="Linux only")
+def test_a_serving_worker_runs_granians_io_threads_under_sched_batch_and_its_loop_thread_not(table_file, tmp_path):
+    # granian calls __rsgi_init__ before it starts the worker's Rust runtime: batching there found
+    # no thread but the loop's own, and the I/O threads started afterwards inherit the loop thread's
+    # policy, so none ran under SCHED_BATCH. The I/O threads carry every request, so the first
+    # request finds them. (roomc's own Python threads start later, from the loop thread, and keep
+    # its policy: hence "some", not "all", of the others.)
+    server = Server(table_file, tmp_path / "roomc.db", workers=1).start()
+    try:
+        for i in range(5):
+            assert server.post_form("/conference/join?room=batch", f"CallId=b{i}")[0] == 200
+        pid = server.get("/healthz")[1]["pid"]
+        policies = _policies(pid)
+        assert policies.pop(pid) == os.SCHED_OTHER, "the event loop's thread itself was batched"
+        assert os.SCHED_BATCH in policies.values(), f"no thread of the worker runs under SCHED_BATCH: {policies}"
+    finally:
+        server.stop()
+
+
+@pytest.mark.server
+def test_roomc_io_threads_batch_0_leaves_every_thread_alone(table_file, tmp_path):
+    server = Server(table_file, tmp_path / "roomc.db", workers=1, env={"ROOMC_IO_THREADS_BATCH": "0"}).start()
+    try:
+        assert server.post_form("/conference/join?room=batch", "CallId=b0")[0] == 200
+        pid = server.get("/healthz")[1]["pid"]
+        assert set(_policies(pid).values()) == {os.SCHED_OTHER}
+    finally:
+        server.stop()
