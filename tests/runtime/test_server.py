@@ -476,15 +476,19 @@ def test_a_worker_killed_twice_in_a_row_is_replaced_both_times(table_file, tmp_p
     # slot's fresh replacement a second later. Callers must still be answered afterwards.
     server = Server(table_file, tmp_path / "roomc.db", workers=1).start()
     try:
-        for _ in range(2):
+        for kill in range(2):
             dead = server.get("/healthz")[1]["pid"]
             os.kill(dead, signal.SIGKILL)
-            deadline, answer = time.time() + 15, None
-            while time.time() < deadline and answer is None:
+            killed_at, answer = time.time(), None
+            while time.time() < killed_at + 15 and answer is None:
                 try:
                     answer = server.get("/healthz")[1]
                 except OSError:
                     time.sleep(0.1)
             assert answer is not None and answer["pid"] != dead, "no worker answered after a worker died"
+            if kill == 0 and time.time() - killed_at > 4:
+                # The second kill must land within granian's 5.5 s of the respawn, or this tests nothing
+                # (and would pass, which strict xfail reads as a failure): a loaded machine is too slow here.
+                pytest.skip("the respawn took over 4 s on this machine; the second kill would miss the window")
     finally:
         server.stop()
