@@ -138,23 +138,26 @@ def lint(paths: tuple[str, ...], fmt: str | None, fail_on: str | None, select: t
     chosen_ignore = _selectors(settings.ignore, "ignore") + _selectors(ignore, "--ignore")
     fmt = fmt or settings.format or _default_format()
     fail_on = fail_on or settings.fail_on or "error"
-    found: list[Diagnostic] = []
-    sources: dict[str, str] = {}
-    unchecked: set[str] = set()
-    for path in chosen:  # one policy per argument, as ruff and yamllint check each file on its own
-        compilation = pipeline.run([path], until="verify")
-        found += compilation.diagnostics
-        sources.update(_sources(compilation))
-        # Files never checked (unreadable, refused, unparsable) are reported whatever --ignore says.
-        unchecked.update(s.path for s in compilation.sources if s.data is None)
-        unchecked.update(d.span.file for d in compilation.diagnostics if d.code == "RC000")
-    from roomc.compiler.selection import select_diagnostics
+    # Sorting and showing thousands of findings allocates while every object of the runs is alive: full
+    # collections wait until the command ends, as they do during a run.
+    with pipeline.no_full_collections():
+        found: list[Diagnostic] = []
+        sources: dict[str, str] = {}
+        unchecked: set[str] = set()
+        for path in chosen:  # one policy per argument, as ruff and yamllint check each file on its own
+            compilation = pipeline.run([path], until="verify")
+            found += compilation.diagnostics
+            sources.update(_sources(compilation))
+            # Files never checked (unreadable, refused, unparsable) are reported whatever --ignore says.
+            unchecked.update(s.path for s in compilation.sources if s.data is None)
+            unchecked.update(d.span.file for d in compilation.diagnostics if d.code == "RC000")
+        from roomc.compiler.selection import select_diagnostics
 
-    shown = sort_diagnostics(select_diagnostics(found, chosen_select, chosen_ignore, frozenset(unchecked)))
-    colour = fmt in ("text", "concise") and use_color(color, sys.stdout)
-    output = REPORTERS[fmt](shown, Options(sources=sources, color=colour))
-    if output:
-        click.echo(output, nl=False, color=colour)
+        shown = sort_diagnostics(select_diagnostics(found, chosen_select, chosen_ignore, frozenset(unchecked)))
+        colour = fmt in ("text", "concise") and use_color(color, sys.stdout)
+        output = REPORTERS[fmt](shown, Options(sources=sources, color=colour))
+        if output:
+            click.echo(output, nl=False, color=colour)
     sys.exit(1 if _fails(shown, fail_on) else 0)
 
 

@@ -153,7 +153,7 @@ STAGES = tuple(name for name, _ in PASSES)
 
 
 @contextlib.contextmanager
-def _no_full_collections() -> Iterator[None]:
+def no_full_collections() -> Iterator[None]:
     """Python's full garbage collections held off while the passes run, then allowed again as they were.
 
     A run allocates a few objects per YAML node (data, spans, IR, table) and keeps every one of them to the
@@ -170,7 +170,7 @@ def _no_full_collections() -> Iterator[None]:
 
 def run(paths: list[str], until: str = "verify") -> Compilation:
     """Run the passes up to and including `until`; findings are suppressed and sorted at the end."""
-    with _no_full_collections():
+    with no_full_collections():
         return _run(paths, until)
 
 
