@@ -95,24 +95,21 @@ def _loopback(host: str) -> bool:
 
 
 def default_workers(db: str | None = None) -> int:
-    """One worker process per two cores (per core when `db` is a PostgreSQL URL), at least one.
+    """One worker process per core, at least one, whichever the store.
 
-    On SQLite a saturated worker keeps about 1.3 cores busy: its Python thread and granian's I/O
-    thread. One worker per core oversubscribes the machine, and the queueing shows at the tail
-    (2 cores, wrk beside it: p99 19-32 ms with two workers, 16-21 ms with one, at 85-95 % of the
-    requests/s). On PostgreSQL a worker's only request thread waits out each statement's round
-    trip, serving nothing meanwhile, so one worker leaves a core idle: two workers on 2 cores
-    spent 570-710 us of CPU a join (both sides, /proc) against 620-820 us for one worker, and
-    answered up to 2x as many; a second request thread instead cost more CPU than it won
-    (760-990 us a join, GIL hand-offs).
+    Under granian's RSGI interface a saturated worker keeps about one core busy: its event-loop
+    thread runs every request, and its I/O threads wait for the GIL that thread holds, so one
+    worker on 2 cores left the second core partly idle. Measured on this project's 2-core machine,
+    quiet, wrk beside it (README, "Speed"): SQLite joins 3,354 a second with two workers against
+    2,811 with one (median of 3 interleaved rounds; p99 31-46 ms against 32-61). On PostgreSQL a
+    worker's only request thread also waits out each statement's round trip: two workers spent
+    570-710 us of CPU a join (both sides, /proc) against 620-820 us for one, and answered up to 2x
+    as many; a second request thread instead cost more CPU than it won (760-990 us, GIL hand-offs).
     """
     try:
-        cores = len(os.sched_getaffinity(0))  # the cores this process may use (containers, taskset)
+        return max(1, len(os.sched_getaffinity(0)))  # the cores this process may use (containers, taskset)
     except AttributeError:  # not on Linux
-        cores = os.cpu_count() or 1
-    from roomc.runtime.storage import is_url
-
-    return max(1, cores if is_url(db) else cores // 2)
+        return max(1, os.cpu_count() or 1)
 
 
 def _say(log_format: str, level: str, message: str) -> None:
@@ -127,7 +124,7 @@ def _say(log_format: str, level: str, message: str) -> None:
 @click.option("--port", default=8000, show_default=True, type=int)
 @click.option("--db", default=lambda: (os.environ.get("ROOMC_DB") or "roomc.db"), show_default="roomc.db or $ROOMC_DB",
               help="The store: a SQLite file, or postgresql://USER@HOST:PORT/DB shared by many instances.")
-@click.option("--workers", default=None, show_default="one per two cores, per core with a PostgreSQL --db; at least 1",
+@click.option("--workers", default=None, show_default="one per core, at least 1",
               type=click.IntRange(min=1), help="Worker processes (granian); a worker that dies is replaced.")
 @click.option("--blocking-threads", default=DEFAULT_BLOCKING_THREADS, show_default=True,
               type=click.IntRange(min=1), help="Request threads per worker (1: the worker's event loop thread).")

@@ -32,8 +32,9 @@ def granian_argv(monkeypatch, tmp_path):
     return captured
 
 
-@pytest.mark.parametrize("cores, workers", [(1, 1), (2, 1), (3, 1), (4, 2), (16, 8)])
-def test_one_worker_per_two_cores(monkeypatch, cores, workers):
+@pytest.mark.parametrize("cores, workers", [(1, 1), (2, 2), (3, 3), (16, 16)])
+def test_one_worker_per_core(monkeypatch, cores, workers):
+    # Under RSGI a saturated worker keeps about one core busy (README, "Speed").
     monkeypatch.setattr(serve_module.os, "sched_getaffinity", lambda _pid: set(range(cores)), raising=False)
     assert serve_module.default_workers() == workers
 
@@ -47,7 +48,7 @@ def test_serve_hands_granian_rsgi_with_read_deadlines_and_respawn(invoke, grania
     flag = {argv[i]: argv[i + 1] for i in range(len(argv) - 1) if argv[i].startswith("--")}
     # RSGI: bodies are read on the event loop under a deadline (runtime/rsgi.py); headers under granian's.
     assert flag["--interface"] == "rsgi" and argv[-1] == "roomc.runtime.wsgi:rsgi"
-    assert flag["--workers"] == "2" and flag["--port"] == str(port)
+    assert flag["--workers"] == "4" and flag["--port"] == str(port)
     assert flag["--http1-header-read-timeout"] == str(serve_module.HEADER_READ_TIMEOUT_MS)
     assert int(flag["--backpressure"]) >= 1024  # granian's default, per server; now per worker, up to the fd limit
     assert "--respawn-failed-workers" in argv
@@ -69,11 +70,11 @@ def test_a_taken_port_is_refused_before_granian_starts(invoke, granian_argv):
 
 
 @pytest.mark.parametrize("cores, workers", [(1, 1), (2, 2), (3, 3), (16, 16)])
-def test_one_worker_per_core_on_postgresql(monkeypatch, cores, workers):
+def test_one_worker_per_core_on_postgresql_too(monkeypatch, cores, workers):
     # A worker's only request thread waits out each round trip to the database (README, "Speed").
     monkeypatch.setattr(serve_module.os, "sched_getaffinity", lambda _pid: set(range(cores)), raising=False)
     assert serve_module.default_workers("postgresql://roomc@db.example:5432/roomc") == workers
-    assert serve_module.default_workers("roomc.db") == max(1, cores // 2)
+    assert serve_module.default_workers("roomc.db") == workers
 
 
 def test_a_postgresql_store_gets_a_worker_per_core(invoke, granian_argv, monkeypatch, pg_url):
