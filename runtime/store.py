@@ -298,13 +298,17 @@ def _flock_now(lock: int, operation: int) -> bool:
 
 def _flock_until(lock: int, deadline: float) -> None:
     """flock with a deadline: try at once, then poll in short, growing steps."""
-    pause = 0.0001
+    # Another worker holds it for one write, about 0.1 ms: poll finely (30 us, growing to 0.5 ms).
+    # Polling in steps of 0.1 ms doubling to 2 ms left a waiting worker, whose event loop waits
+    # with it, asleep long after the lock was free: two workers answered 10-30 % fewer events and
+    # joins (bench: events 2,264-2,684/s against 2,636-3,174 with the finer steps, alternating).
+    pause = 0.00003
     while not _flock_now(lock, fcntl.LOCK_EX | fcntl.LOCK_NB):
         left = deadline - time.monotonic()
         if left <= 0:
             raise StoreTimeout("another worker held the store past the deadline")
         time.sleep(min(pause, left))
-        pause = min(pause * 2, 0.002)
+        pause = min(pause * 1.3, 0.0005)
 
 
 def _add_missing_columns(db: sqlite3.Connection) -> None:
@@ -591,7 +595,7 @@ class SQLiteStore:
         """One writer at a time across threads and processes, waiting at most until `deadline`.
 
         The first flock attempt almost always succeeds (a write holds it for ~0.1 ms); only when
-        another process holds it does the writer poll, in steps of 0.1 to 2 ms, so a bounded wait
+        another process holds it does the writer poll, in steps of 30 us to 0.5 ms, so a bounded wait
         costs the common case nothing and SQLite's own coarse busy sleeps (1, 2, 5 ... 100 ms) are
         never reached between our own writers.
         """
