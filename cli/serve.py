@@ -67,7 +67,7 @@ def port_problem(host: str, port: int) -> str | None:
 
 
 def _claim_port(port: int) -> int | str:
-    """Hold a per-port lock for the life of this process (granian's, after exec): two `roomc serve`
+    """Hold a per-port lock for the life of this process (granian's parent): two `roomc serve`
     started at the same moment both pass the bind probe, and granian's SO_REUSEPORT lets both bind."""
     import fcntl
     import tempfile
@@ -79,7 +79,6 @@ def _claim_port(port: int) -> int | str:
     except BlockingIOError:
         os.close(fd)
         return f"port {port} is being served by another roomc serve (lock {path})"
-    os.set_inheritable(fd, True)  # kept open across exec, so granian's main process holds it
     return fd
 
 
@@ -211,20 +210,91 @@ def serve(paths: tuple[str, ...], host: str, port: int, db: str, workers: int | 
         raise Failure(f"{claim}; choose another --port or stop what is listening there")
     # RSGI, not WSGI: granian's WSGI body read blocks the request thread with no deadline, so one
     # stalled upload stopped the worker (runtime/rsgi.py reads bodies on the event loop instead).
-    os.execv(sys.executable, [sys.executable, "-m", "granian", "--interface", "rsgi", "--host", host,
-                              "--port", str(port), "--workers", str(workers), "--no-access-log",
-                              "--http1-header-read-timeout", str(HEADER_READ_TIMEOUT_MS),
-                              # HTTP/1 only: the header deadline does not apply to cleartext HTTP/2.
-                              "--http", "1",
-                              # asyncio's own tasks: runtime/rsgi.py cancels a late body read, which
-                              # granian's Rust tasks (GRANIAN_TASK_IMPL=rust) ignore.
-                              "--task-impl", "asyncio",
-                              "--backpressure", str(connections_per_worker(workers)),
-                              "--workers-kill-timeout", "5",
-                              # Without this, one worker's death stops the whole server and every caller hears silence.
-                              "--respawn-failed-workers", "--respawn-interval", "0.5",
-                              *granian_logs, "roomc.runtime.wsgi:rsgi"])
-    os.close(claim)  # exec returned: it was replaced (tests), so the port is given back
+    argv = [sys.executable, "-m", "granian", "--interface", "rsgi", "--host", host,
+            "--port", str(port), "--workers", str(workers), "--no-access-log",
+            "--http1-header-read-timeout", str(HEADER_READ_TIMEOUT_MS),
+            # HTTP/1 only: the header deadline does not apply to cleartext HTTP/2.
+            "--http", "1",
+            # asyncio's own tasks: runtime/rsgi.py cancels a late body read, which
+            # granian's Rust tasks (GRANIAN_TASK_IMPL=rust) ignore.
+            "--task-impl", "asyncio",
+            "--backpressure", str(connections_per_worker(workers)),
+            "--workers-kill-timeout", "5",
+            # Without this, one worker's death stops the whole server and every caller hears silence.
+            "--respawn-failed-workers", "--respawn-interval", "0.5",
+            *granian_logs, "roomc.runtime.wsgi:rsgi"]
+    try:
+        code = supervise(argv, log_format)
+    finally:
+        os.close(claim)  # the port is given back only when serving has ended
+    if code:
+        raise SystemExit(code)
+
+
+# granian stops the whole server when a worker slot dies again within 5.5 s of its respawn (its
+# crash-loop rule, not configurable): the OOM killer taking a fresh worker twice would leave every
+# caller in silence. A granian that stops without being asked to is started again, at most
+# RESTARTS_PER_MINUTE times a minute (a server that cannot stay up is reported, not spun); one
+# that refused its own arguments (status 2) is not.
+RESTARTS_PER_MINUTE = 5
+
+
+def supervise(argv: list[str], log_format: str = "text") -> int:
+    """Run granian as this process's child until asked to stop; start it again if it stopped on its own.
+
+    SIGINT, SIGTERM, SIGHUP and SIGQUIT are passed on to granian, and then nothing is restarted.
+    Returns granian's exit status (a signal's number as 128 + n, as a shell reports it).
+    """
+    import signal
+    import subprocess
+    import time
+
+    stopping = False
+    child: subprocess.Popen | None = None
+
+    def pass_on(signum: int, _frame: object) -> None:
+        nonlocal stopping
+        stopping = True
+        if child is not None and child.poll() is None:
+            child.send_signal(signum)
+
+    handled = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT)
+    previous = {signum: signal.signal(signum, pass_on) for signum in handled}
+    restarts: list[float] = []
+    try:
+        while True:
+            started = time.monotonic()
+            # If this supervisor dies (kill -9), its granian is told to stop rather than serve on unwatched.
+            child = subprocess.Popen(argv, preexec_fn=_stop_with_parent)
+            if stopping:  # asked to stop while it was being started: it missed the signal
+                child.terminate()
+            code = child.wait()
+            code = 128 - code if code < 0 else code
+            if stopping:
+                return code
+            now = time.monotonic()
+            restarts = [at for at in restarts if now - at < 60]
+            if code == 2 or len(restarts) >= RESTARTS_PER_MINUTE:
+                why = "it refused its arguments" if code == 2 else f"{RESTARTS_PER_MINUTE} restarts within a minute"
+                _say(log_format, "ERROR", f"roomc: granian exited with status {code}; not restarted ({why})")
+                return code or 1
+            restarts.append(now)
+            _say(log_format, "ERROR", f"roomc: granian stopped on its own after {now - started:.0f} s (status {code}; "
+                 "its crash-loop rule stops the server when a worker dies twice within 5.5 s); starting it again")
+            time.sleep(0.5)
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+
+
+def _stop_with_parent() -> None:
+    """In granian's process before it starts: SIGTERM when roomc serve dies (Linux; elsewhere nothing)."""
+    try:
+        import ctypes
+
+        ctypes.CDLL(None).prctl(1, 15)  # PR_SET_PDEATHSIG, SIGTERM
+    except (OSError, AttributeError):
+        pass
 
 
 def check_store(db: str) -> None:

@@ -47,7 +47,7 @@ def table_for(tmp_path: Path, text: str) -> dict:
 
 @pytest.fixture(autouse=True)
 def _environment_restored() -> Iterator[None]:
-    """`roomc serve` sets variables for granian's workers; with execv patched out they would
+    """`roomc serve` sets variables for granian's workers; with granian's start patched out they would
     outlive the test and reach every later server (a leaked PROMETHEUS_MULTIPROC_DIR did)."""
     saved = dict(os.environ)
     yield

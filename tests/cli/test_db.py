@@ -40,7 +40,7 @@ def _make_old(location):
 
 
 def test_serve_refuses_an_older_store_and_says_what_to_run(invoke, location, monkeypatch, tmp_path):
-    monkeypatch.setattr(serve_module.os, "execv", lambda *a: pytest.fail("must not start granian"))
+    monkeypatch.setattr(serve_module, "supervise", lambda *a: pytest.fail("must not start granian"))
     monkeypatch.chdir(tmp_path)
     monkeypatch.delenv("ROOMC_TABLE", raising=False)
     monkeypatch.delenv("ROOMC_DB", raising=False)
@@ -54,13 +54,13 @@ def test_serve_refuses_an_older_store_and_says_what_to_run(invoke, location, mon
     assert invoke("rooms", "--db", location).exit_code == 2
     assert "upgraded from schema version 0" in invoke("db", "upgrade", "--db", location).output
     captured = []
-    monkeypatch.setattr(serve_module.os, "execv", lambda exe, argv: captured.append(argv))
+    monkeypatch.setattr(serve_module, "supervise", lambda argv, log_format="text": captured.append(argv) or 0)
     assert invoke("serve", str(ROOMS), "--db", location).exit_code == 0 and captured
     assert serve_module.os.environ["ROOMC_DB"].endswith("roomc.db") or serve_module.os.environ["ROOMC_DB"] == location
 
 
 def test_serve_says_when_the_database_is_unreachable(invoke, monkeypatch, tmp_path):
-    monkeypatch.setattr(serve_module.os, "execv", lambda *a: pytest.fail("must not start granian"))
+    monkeypatch.setattr(serve_module, "supervise", lambda *a: pytest.fail("must not start granian"))
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("SAUTIKIT_VOICE_SECRET", "s3cret")
     from ..pg import free_port

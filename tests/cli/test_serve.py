@@ -13,13 +13,14 @@ from ..runtime.server import free_port
 
 @pytest.fixture
 def granian_argv(monkeypatch, tmp_path):
-    """The argv `roomc serve` would exec, captured instead of replacing the test process."""
+    """The argv `roomc serve` would run granian with, captured instead of run."""
     captured: list[list[str]] = []
 
-    def capture(executable, argv):
+    def capture(argv, log_format="text"):
         captured.append(argv)
+        return 0
 
-    monkeypatch.setattr(serve_module.os, "execv", capture)
+    monkeypatch.setattr(serve_module, "supervise", capture)
     monkeypatch.chdir(tmp_path)  # serve writes build/serve-routes.json under the working directory
     monkeypatch.setenv("ROOMC_DB", str(tmp_path / "roomc.db"))
     for name in ("ROOMC_TABLE", "ROOMC_BODY_TIMEOUT", "ROOMC_REQUEST_THREADS", "ROOMC_ALLOW_UNSIGNED", "ROOMC_LOG_FORMAT",

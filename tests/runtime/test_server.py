@@ -468,27 +468,60 @@ def test_open_live_pages_hold_up_no_caller(table_file, tmp_path):
         server.stop()
 
 
-@pytest.mark.xfail(strict=True, reason="granian (server/common.py _serve_loop) stops the whole server when a worker "
-                   "slot dies again within 5.5 s of its respawn ('Worker crash loop detected'), a window no option "
-                   "changes; roomc serve execs granian, so nothing restarts it. Not fixed yet.")
 def test_a_worker_killed_twice_in_a_row_is_replaced_both_times(table_file, tmp_path):
     # The OOM killer picks the largest worker: under steady memory pressure it can pick the same
     # slot's fresh replacement a second later. Callers must still be answered afterwards.
     server = Server(table_file, tmp_path / "roomc.db", workers=1).start()
     try:
-        for kill in range(2):
+        for _ in range(2):
             dead = server.get("/healthz")[1]["pid"]
             os.kill(dead, signal.SIGKILL)
             killed_at, answer = time.time(), None
-            while time.time() < killed_at + 15 and answer is None:
+            while time.time() < killed_at + 20 and answer is None:
                 try:
                     answer = server.get("/healthz")[1]
                 except OSError:
                     time.sleep(0.1)
             assert answer is not None and answer["pid"] != dead, "no worker answered after a worker died"
-            if kill == 0 and time.time() - killed_at > 4:
-                # The second kill must land within granian's 5.5 s of the respawn, or this tests nothing
-                # (and would pass, which strict xfail reads as a failure): a loaded machine is too slow here.
-                pytest.skip("the respawn took over 4 s on this machine; the second kill would miss the window")
+        # The second kill landed within granian's 5.5 s of the respawn (its crash-loop rule), unless the
+        # respawn alone was that slow: then granian itself replaced the worker, and this proved less.
+        assert server.process.poll() is None, "roomc serve stopped"
     finally:
         server.stop()
+
+
+def test_serve_stopped_on_purpose_is_not_restarted_and_its_granian_follows_a_killed_serve(table_file, tmp_path):
+    # roomc serve is granian's parent now (it restarts a granian stopped by its crash-loop rule):
+    # SIGINT or SIGTERM stops both for good, and a kill -9 of roomc serve stops granian too,
+    # rather than leaving a server nobody watches on the port.
+    server = Server(table_file, tmp_path / "roomc.db", workers=1).start()
+    serve_pid = server.process.pid
+    granian = [int(p) for p in subprocess.run(["pgrep", "-P", str(serve_pid)], capture_output=True, text=True)
+               .stdout.split()]
+    assert len(granian) == 1
+    server.process.send_signal(signal.SIGTERM)
+    assert server.process.wait(timeout=20) in (0, 143, -15)
+    time.sleep(1)
+    with pytest.raises(OSError):
+        server.get("/healthz")
+    assert subprocess.run(["pgrep", "-P", str(serve_pid)], capture_output=True).returncode == 1
+
+    server = Server(table_file, tmp_path / "roomc.db", workers=1).start()
+    granian = [int(p) for p in subprocess.run(["pgrep", "-P", str(server.process.pid)], capture_output=True,
+                                              text=True).stdout.split()]
+    os.kill(server.process.pid, signal.SIGKILL)
+    server.process.wait(timeout=5)
+    deadline = time.time() + 20
+    while time.time() < deadline and any(_alive(pid) for pid in granian):
+        time.sleep(0.2)
+    assert not any(_alive(pid) for pid in granian), "granian kept serving after roomc serve was killed"
+    with pytest.raises(OSError):
+        server.get("/healthz")
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as handle:
+            return handle.read().split(")")[-1].split()[0] != "Z"
+    except OSError:
+        return False
