@@ -105,8 +105,8 @@ def batch_other_threads() -> int:
     """Put every thread of this process but the calling one under SCHED_BATCH; returns how many.
 
     Called on the worker's event-loop thread once granian's I/O threads exist (on its first request:
-    they do not yet at __rsgi_init__). Each request wakes
-    an I/O thread twice (its body, its response); a woken SCHED_BATCH thread waits for a free core
+    they do not yet at __rsgi_init__). Each request wakes an I/O thread twice (its body, its
+    response); a woken SCHED_BATCH thread waits for a free core
     or the scheduler's next tick instead of preempting the thread that woke it, which is the one
     holding the GIL with the next request to run: preempted, it came back only after the woken
     thread had found the GIL taken and gone back to sleep. Lowering a thread's own policy needs
