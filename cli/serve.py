@@ -242,8 +242,10 @@ RESTARTS_PER_MINUTE = 5
 def supervise(argv: list[str], log_format: str = "text") -> int:
     """Run granian as this process's child until asked to stop; start it again if it stopped on its own.
 
-    SIGINT, SIGTERM, SIGHUP and SIGQUIT are passed on to granian, and then nothing is restarted.
-    Returns granian's exit status (a signal's number as 128 + n, as a shell reports it).
+    SIGINT and SIGTERM are passed on to granian, SIGHUP and SIGQUIT as SIGTERM (granian reads SIGHUP
+    as "respawn the workers" and does not handle SIGQUIT at all), and then nothing is restarted.
+    Returns granian's exit status (a signal's number as 128 + n, as a shell reports it); a stop
+    asked for is 0, as granian's own is.
     """
     import signal
     import subprocess
@@ -256,22 +258,29 @@ def supervise(argv: list[str], log_format: str = "text") -> int:
         nonlocal stopping
         stopping = True
         if child is not None and child.poll() is None:
-            child.send_signal(signum)
+            child.send_signal(signum if signum in (signal.SIGINT, signal.SIGTERM) else signal.SIGTERM)
 
     handled = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT)
     previous = {signum: signal.signal(signum, pass_on) for signum in handled}
+    # granian's workers outlive a granian killed outright (kill -9, the OOM killer): reparented to
+    # this process rather than to init, they are ended here before another granian starts.
+    _prctl(36, 1)  # PR_SET_CHILD_SUBREAPER
+    stop_with_parent = _stop_with_parent()
     restarts: list[float] = []
     try:
         while True:
+            if stopping:  # asked to stop during the pause before a restart: nothing is running
+                return 0
             started = time.monotonic()
             # If this supervisor dies (kill -9), its granian is told to stop rather than serve on unwatched.
-            child = subprocess.Popen(argv, preexec_fn=_stop_with_parent)
+            child = subprocess.Popen(argv, preexec_fn=stop_with_parent)
             if stopping:  # asked to stop while it was being started: it missed the signal
                 child.terminate()
             code = child.wait()
             code = 128 - code if code < 0 else code
-            if stopping:
-                return code
+            _end_leftovers()
+            if stopping:  # (a SIGTERM that reached granian before its own handler did is that stop too)
+                return 0 if code == 128 + signal.SIGTERM else code
             now = time.monotonic()
             restarts = [at for at in restarts if now - at < 60]
             if code == 2 or len(restarts) >= RESTARTS_PER_MINUTE:
@@ -279,22 +288,79 @@ def supervise(argv: list[str], log_format: str = "text") -> int:
                 _say(log_format, "ERROR", f"roomc: granian exited with status {code}; not restarted ({why})")
                 return code or 1
             restarts.append(now)
-            _say(log_format, "ERROR", f"roomc: granian stopped on its own after {now - started:.0f} s (status {code}; "
-                 "its crash-loop rule stops the server when a worker dies twice within 5.5 s); starting it again")
+            how = (f"was killed by {signal.Signals(code - 128).name}" if code > 128 and code - 128 in signal.valid_signals()
+                   else f"stopped on its own (status {code}; its crash-loop rule stops the server when a worker dies "
+                        "twice within 5.5 s)")
+            _say(log_format, "ERROR", f"roomc: granian {how} after {now - started:.0f} s; starting it again")
             time.sleep(0.5)
     finally:
         for signum, handler in previous.items():
             signal.signal(signum, handler)
 
 
-def _stop_with_parent() -> None:
-    """In granian's process before it starts: SIGTERM when roomc serve dies (Linux; elsewhere nothing)."""
+def _prctl(option: int, value: int) -> bool:
+    """Linux's prctl(2); False where there is none."""
     try:
         import ctypes
 
-        ctypes.CDLL(None).prctl(1, 15)  # PR_SET_PDEATHSIG, SIGTERM
+        return ctypes.CDLL(None, use_errno=True).prctl(option, value, 0, 0, 0) == 0
     except (OSError, AttributeError):
-        pass
+        return False
+
+
+def _stop_with_parent():
+    """What granian's process runs before it starts: SIGTERM when roomc serve dies (Linux; elsewhere nothing).
+
+    Resolved here, in the parent: the child, between fork and exec, imports and loads nothing.
+    """
+    parent = os.getpid()
+    try:
+        import ctypes
+
+        prctl = ctypes.CDLL(None).prctl
+    except (OSError, AttributeError):
+        return None
+
+    def in_child() -> None:
+        prctl(1, 15, 0, 0, 0)  # PR_SET_PDEATHSIG, SIGTERM
+        if os.getppid() != parent:  # roomc serve died before that took hold: nobody would stop this one
+            os._exit(1)
+
+    return in_child
+
+
+def _end_leftovers(grace: float = 5.0) -> None:
+    """End this process's children other than granian (its workers, once granian was killed outright):
+    SIGTERM, then SIGKILL after `grace` seconds (granian's --workers-kill-timeout), reaping each."""
+    import signal
+    import time
+
+    me, deadline, asked = str(os.getpid()), time.monotonic() + grace, set()
+    while True:
+        left = []
+        for entry in os.listdir("/proc") if os.path.isdir("/proc") else ():
+            if not entry.isdigit():
+                continue
+            try:
+                with open(f"/proc/{entry}/stat") as handle:
+                    if handle.read().rsplit(")", 1)[1].split()[1] == me:
+                        left.append(int(entry))
+            except (OSError, IndexError):
+                continue
+        for pid in left:
+            try:
+                if os.waitpid(pid, os.WNOHANG)[0]:
+                    continue  # it had ended: now reaped
+                if time.monotonic() > deadline:
+                    os.kill(pid, signal.SIGKILL)
+                elif pid not in asked:
+                    os.kill(pid, signal.SIGTERM)
+                    asked.add(pid)
+            except (ChildProcessError, ProcessLookupError):
+                pass
+        if not left:
+            return
+        time.sleep(0.05)
 
 
 def check_store(db: str) -> None:

@@ -525,3 +525,90 @@ def _alive(pid: int) -> bool:
             return handle.read().split(")")[-1].split()[0] != "Z"
     except OSError:
         return False
+
+
+def _children(pid: int) -> list[int]:
+    return [int(p) for p in subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True).stdout.split()]
+
+
+def _session(sid: int) -> list[int]:
+    """Every live process of `roomc serve`'s session (Server starts it in its own)."""
+    return [p for p in (int(p) for p in subprocess.run(["pgrep", "-s", str(sid)], capture_output=True, text=True)
+                        .stdout.split()) if _alive(p)]
+
+
+def _end_session(server: Server, sid: int) -> None:
+    server.stop()
+    for pid in _session(sid):  # what a failed test left behind
+        os.kill(pid, signal.SIGKILL)
+
+
+def _wait_gone(pids, seconds: float) -> list[int]:
+    deadline = time.time() + seconds
+    while time.time() < deadline and any(_alive(p) for p in pids):
+        time.sleep(0.1)
+    return [p for p in pids if _alive(p)]
+
+
+def test_granian_killed_outright_leaves_no_worker_serving_behind_it(table_file, tmp_path):
+    # kill -9 of granian's main process (the OOM killer can pick it too): its workers were left
+    # running, reparented to init, answering on the port beside the granian roomc serve started
+    # again, and still answering after roomc serve itself had stopped, with nobody watching them.
+    server = Server(table_file, tmp_path / "roomc.db", workers=1).start()
+    sid = server.process.pid
+    try:
+        granian = _children(sid)
+        assert len(granian) == 1
+        workers = _children(granian[0])
+        assert workers
+        os.kill(granian[0], signal.SIGKILL)
+        assert _wait_gone(workers, 20) == [], "granian's workers outlived it"
+        deadline, answer = time.time() + 30, None
+        while time.time() < deadline and answer is None:
+            try:
+                answer = server.get("/healthz")[1]
+            except OSError:
+                time.sleep(0.2)
+        assert answer is not None and answer["pid"] not in workers, "granian was not started again"
+        server.stop()
+        assert _wait_gone(_session(sid), 20) == [], "processes outlived roomc serve"
+        with pytest.raises(OSError):
+            server.get("/healthz")
+    finally:
+        _end_session(server, sid)
+
+
+@pytest.mark.parametrize("signum", [signal.SIGHUP, signal.SIGQUIT])
+def test_sighup_and_sigquit_stop_roomc_serve_and_everything_it_started(table_file, tmp_path, signum):
+    # granian reads SIGHUP as "respawn the workers": roomc serve passed it on and went on running,
+    # having noted it was stopping, so granian's next stop was never restarted. granian does not
+    # handle SIGQUIT: its main process died and its workers went on serving.
+    server = Server(table_file, tmp_path / "roomc.db", workers=1).start()
+    sid = server.process.pid
+    try:
+        server.process.send_signal(signum)
+        try:
+            server.process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            pytest.fail(f"roomc serve still running 20 s after {signal.Signals(signum).name}")
+        assert _wait_gone(_session(sid), 20) == [], "processes outlived roomc serve"
+    finally:
+        _end_session(server, sid)
+
+
+def test_a_stop_asked_for_during_a_restart_is_a_clean_stop(table_file, tmp_path):
+    # SIGTERM in the half second before granian is started again: roomc serve started a granian
+    # only to kill it, and exited 143 as if it had failed (a service manager's "failed" state).
+    log = tmp_path / "serve.log"
+    server = Server(table_file, tmp_path / "roomc.db", workers=1, log_path=log).start()
+    sid = server.process.pid
+    try:
+        os.kill(_children(sid)[0], signal.SIGKILL)
+        deadline = time.time() + 20
+        while time.time() < deadline and "starting it again" not in log.read_text():
+            time.sleep(0.01)
+        server.process.send_signal(signal.SIGTERM)
+        assert server.process.wait(timeout=20) == 0
+        assert _wait_gone(_session(sid), 20) == [], "processes outlived roomc serve"
+    finally:
+        _end_session(server, sid)
