@@ -144,6 +144,22 @@ def serve(paths: tuple[str, ...], host: str, port: int, db: str, workers: int | 
     problem = port_problem(host, port)
     if problem:
         raise Failure(f"{problem}; choose another --port or stop what is listening there")
+    # Before anything is written: a serve refused here while another was between two granians (the
+    # port free for a moment) had already written its table over build/serve-routes.json and emptied
+    # the metrics folder, and the other's next granian served its rooms.
+    # (Not --dev: Flask's reloader runs this command again in a child, which would find it taken.)
+    claim = None if dev else _claim_port(port)
+    if isinstance(claim, str):
+        raise Failure(f"{claim}; choose another --port or stop what is listening there")
+    try:
+        _serve(paths, host, port, db, workers, blocking_threads, body_timeout, dev, allow_unsigned, log_format)
+    finally:
+        if claim is not None:
+            os.close(claim)  # the port is given back only when serving has ended (or was refused)
+
+
+def _serve(paths: tuple[str, ...], host: str, port: int, db: str, workers: int, blocking_threads: int,
+           body_timeout: float, dev: bool, allow_unsigned: bool, log_format: str) -> None:
     table = load_table(paths or ("rooms",))
     from roomc.runtime.app import MissingSecret, Settings, own_route_links
 
@@ -205,9 +221,6 @@ def serve(paths: tuple[str, ...], host: str, port: int, db: str, workers: int | 
 
         create_app(table, store=open_store(db)).run(host=host, port=port, debug=True, use_reloader=True)
         return
-    claim = _claim_port(port)  # last, so a serve refused for another reason holds nothing
-    if isinstance(claim, str):
-        raise Failure(f"{claim}; choose another --port or stop what is listening there")
     # RSGI, not WSGI: granian's WSGI body read blocks the request thread with no deadline, so one
     # stalled upload stopped the worker (runtime/rsgi.py reads bodies on the event loop instead).
     argv = [sys.executable, "-m", "granian", "--interface", "rsgi", "--host", host,
@@ -223,10 +236,7 @@ def serve(paths: tuple[str, ...], host: str, port: int, db: str, workers: int | 
             # Without this, one worker's death stops the whole server and every caller hears silence.
             "--respawn-failed-workers", "--respawn-interval", "0.5",
             *granian_logs, "roomc.runtime.wsgi:rsgi"]
-    try:
-        code = supervise(argv, log_format)
-    finally:
-        os.close(claim)  # the port is given back only when serving has ended
+    code = supervise(argv, log_format)
     if code:
         raise SystemExit(code)
 

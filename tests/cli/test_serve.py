@@ -140,7 +140,7 @@ def test_serve_refuses_a_table_with_no_public_url_unless_roomc_public_url_is_set
 
 def test_two_serves_started_together_on_one_port_cannot_both_start(invoke, granian_argv):
     port = free_port()
-    held = serve_module._claim_port(port)  # what the first serve's granian process holds for its life
+    held = serve_module._claim_port(port)  # what the first roomc serve holds for its life
     assert isinstance(held, int)
     try:
         second = invoke("serve", str(ROOMS), "--port", str(port))

@@ -612,3 +612,51 @@ def test_a_stop_asked_for_during_a_restart_is_a_clean_stop(table_file, tmp_path)
         assert _wait_gone(_session(sid), 20) == [], "processes outlived roomc serve"
     finally:
         _end_session(server, sid)
+
+
+def test_a_second_serve_refused_during_a_restart_changes_nothing_the_first_serves(tmp_path):
+    # The per-port lock was taken last: a second `roomc serve` on the port, started while the first
+    # was between two granians (the port free), passed the bind check, wrote its own table over
+    # build/serve-routes.json and emptied the metrics folder, and only then was refused; the first
+    # serve's next granian then served the second one's rooms.
+    first, second = tmp_path / "first", tmp_path / "second"
+    for folder, room in ((first, "meeting.yaml"), (second, "webinar.yaml")):
+        folder.mkdir()
+        (folder / room).write_text((ROOMS / room).read_text())
+    log = tmp_path / "first.log"
+    server = Server(first / "meeting.yaml", tmp_path / "roomc.db", workers=1, log_path=log)
+    server.args[server.args.index(str(first / "meeting.yaml"))] = str(first)
+    with open(log, "ab") as out:  # in tmp_path, so build/serve-routes.json is written there
+        server.process = subprocess.Popen(server.args, env=server.env, stdout=out, stderr=subprocess.STDOUT,
+                                          cwd=tmp_path, start_new_session=True)
+    sid = server.process.pid
+    try:
+        deadline, served = time.time() + 30, None
+        while time.time() < deadline and served is None:
+            try:
+                served = server.get("/healthz")[1]["digest"]
+            except OSError:
+                time.sleep(0.1)
+        assert served
+        # Hold the first serve between two granians: stopped, its granian and workers gone.
+        os.kill(sid, signal.SIGSTOP)
+        granian = _children(sid)
+        everything = granian + _children(granian[0])
+        for pid in everything:
+            os.kill(pid, signal.SIGKILL)
+        assert _wait_gone(everything, 10) == []
+        refused = subprocess.run([*server.args[:server.args.index("serve") + 1], str(second),
+                                  *server.args[server.args.index("serve") + 2:]], env=server.env, cwd=tmp_path,
+                                 capture_output=True, text=True, timeout=60)
+        assert refused.returncode != 0 and "another roomc serve" in refused.stderr
+        os.kill(sid, signal.SIGCONT)
+        deadline, answer = time.time() + 30, None
+        while time.time() < deadline and answer is None:
+            try:
+                answer = server.get("/healthz")[1]
+            except OSError:
+                time.sleep(0.2)
+        assert answer is not None and answer["digest"] == served, "the refused serve changed what the first serves"
+    finally:
+        os.kill(sid, signal.SIGCONT)
+        _end_session(server, sid)
