@@ -253,7 +253,8 @@ def supervise(argv: list[str], log_format: str = "text") -> int:
     """Run granian as this process's child until asked to stop; start it again if it stopped on its own.
 
     SIGINT and SIGTERM are passed on to granian, SIGHUP and SIGQUIT as SIGTERM (granian reads SIGHUP
-    as "respawn the workers" and does not handle SIGQUIT at all), and then nothing is restarted.
+    as "respawn the workers" and does not handle SIGQUIT at all), and then nothing is restarted;
+    one this process was started ignoring (nohup) stays ignored.
     Returns granian's exit status (a signal's number as 128 + n, as a shell reports it); a stop
     asked for is 0, as granian's own is.
     """
@@ -270,7 +271,10 @@ def supervise(argv: list[str], log_format: str = "text") -> int:
         if child is not None and child.poll() is None:
             child.send_signal(signum if signum in (signal.SIGINT, signal.SIGTERM) else signal.SIGTERM)
 
-    handled = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT)
+    # A signal this process was started ignoring stays ignored: `nohup roomc serve &` must outlive
+    # the terminal's hangup (so must a background job of a script, which ignores SIGINT).
+    handled = [signum for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT)
+               if signal.getsignal(signum) != signal.SIG_IGN]
     previous = {signum: signal.signal(signum, pass_on) for signum in handled}
     # granian's workers outlive a granian killed outright (kill -9, the OOM killer): reparented to
     # this process rather than to init, they are ended here before another granian starts.

@@ -660,3 +660,35 @@ def test_a_second_serve_refused_during_a_restart_changes_nothing_the_first_serve
     finally:
         os.kill(sid, signal.SIGCONT)
         _end_session(server, sid)
+
+
+def test_a_serve_started_under_nohup_outlives_a_hangup_and_still_restarts_granian(table_file, tmp_path):
+    # `nohup roomc serve &` ignores SIGHUP so the server outlives the terminal: roomc serve put its
+    # own handler over that and treated the hangup as a stop.
+    server = Server(table_file, tmp_path / "roomc.db", workers=1)
+    with open(server.log_path, "ab") as log:
+        server.process = subprocess.Popen(server.args, env=server.env, stdout=log, stderr=subprocess.STDOUT,
+                                          start_new_session=True,
+                                          preexec_fn=lambda: signal.signal(signal.SIGHUP, signal.SIG_IGN))
+    sid = server.process.pid
+    try:
+        deadline, first = time.time() + 30, None
+        while time.time() < deadline and first is None:
+            try:
+                first = server.get("/healthz")[1]
+            except OSError:
+                time.sleep(0.1)
+        assert first is not None
+        server.process.send_signal(signal.SIGHUP)
+        time.sleep(3)
+        assert server.process.poll() is None, "roomc serve stopped on a SIGHUP it was told to ignore"
+        os.kill(_children(sid)[0], signal.SIGKILL)
+        deadline, answer = time.time() + 30, None
+        while time.time() < deadline and answer is None:
+            try:
+                answer = server.get("/healthz")[1]
+            except OSError:
+                time.sleep(0.2)
+        assert answer is not None and server.process.poll() is None, "granian was not started again"
+    finally:
+        _end_session(server, sid)
