@@ -477,9 +477,8 @@ _RECORD = _Statement("roomc_record_1", (
     "ON CONFLICT (dedupe) DO NOTHING"))
 _NOTED = _Statement("roomc_noted_1", "SELECT value FROM call_notes WHERE key = $1 AND expires_at > $2::float8")
 _FORGET = _Statement("roomc_forget_1", "DELETE FROM call_notes WHERE key = $1 OR expires_at <= $2::float8")
-_CALL_ENDED = _Statement("roomc_call_ended_1", (
-    "SELECT MIN(at) FROM events WHERE call_id = $1 AND kind = 'callend' AND (room = '' OR room = $2)"))
-# After a stored join (runtime/calls.py after_join): _NOTED's and _CALL_ENDED's answers in one round trip.
+# After a stored join (runtime/calls.py after_join): whether a flow step still waits, and when the
+# call was said to have ended, in one round trip.
 _AFTER_JOIN = _Statement("roomc_after_join_1", (
     "SELECT EXISTS (SELECT 1 FROM call_notes WHERE key = $1 AND expires_at > $2::float8), "
     "(SELECT MIN(at) FROM events WHERE call_id = $3 AND kind = 'callend' AND (room = '' OR room = $4))"))
@@ -884,13 +883,6 @@ class PostgresStore:
         rows = self._run(None, lambda conn: conn.execute(
             'SELECT room FROM seats WHERE call_id = %s ORDER BY room COLLATE "C"', (_clean(call_id),)).fetchall())
         return [row[0] for row in rows]
-
-    def call_ended_at(self, call_id: str, room: str | None = None) -> float | None:
-        """When a call-completed/failed event said this call ended, if one did (one that spoke for
-        `room` alone counts only there)."""
-        values = [_text(call_id), _text(room or "")]
-        ended = self._run(None, lambda conn: _CALL_ENDED.first(conn, values))
-        return None if ended is None else float(ended)
 
     def after_join_facts(self, call_id: str, room: str, step_key: str, now: float | None = None) \
             -> tuple[bool, float | None]:

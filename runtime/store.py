@@ -463,8 +463,6 @@ class Store(Protocol):
     def release_reservation(self, room: str, call_id: str, *, now: float | None = None,
                             deadline: float | None = None) -> bool: ...
 
-    def call_ended_at(self, call_id: str, room: str | None = None) -> float | None: ...
-
     def after_join_facts(self, call_id: str, room: str, step_key: str, now: float | None = None) \
             -> tuple[bool, float | None]: ...
 
@@ -780,7 +778,7 @@ class SQLiteStore:
         session = db.execute("SELECT * FROM rooms WHERE room=?", (name,)).fetchone()
         seats = db.execute("SELECT * FROM seats WHERE room=? ORDER BY reserved_at IS NULL, reserved_at, joined_at, call_id",
                            (name,)).fetchall()
-        keys = db.execute(KEYS_QUERY.replace("%s", "?"), (name,)).fetchall() if seats else ()
+        keys = db.execute(_KEYS_QUERY_SQLITE, (name,)).fetchall() if seats else ()
         return room_view(name, session, seats, keys)
 
     def recent_events(self, room: str, limit: int = 10) -> list[dict]:
@@ -888,18 +886,11 @@ class SQLiteStore:
         return [row[0] for row in self._connection().execute(
             "SELECT room FROM seats WHERE call_id = ? ORDER BY room", (call_id,))]
 
-    def call_ended_at(self, call_id: str, room: str | None = None) -> float | None:
-        """When a call-completed/failed event said this call ended, if one did (one that spoke for
-        `room` alone, an unsigned event believed for its room's token, counts only there)."""
-        row = self._connection().execute(
-            "SELECT MIN(at) FROM events WHERE call_id = ? AND kind = 'callend' AND (room = '' OR room = ?)",
-            (call_id, room or "")).fetchone()
-        return None if row is None else row[0]
-
     def after_join_facts(self, call_id: str, room: str, step_key: str, now: float | None = None) \
             -> tuple[bool, float | None]:
         """What a stored join event must act on, in one read: whether a flow step still waits under
-        `step_key`, and when (if ever) the call was said to have ended (call_ended_at)."""
+        `step_key`, and when (if ever) a call-completed/failed event said the call ended (one that spoke for
+        `room` alone, an unsigned event believed for its room's token, counts only there)."""
         now = time.time() if now is None else now
         waiting, ended = self._connection().execute(
             "SELECT EXISTS (SELECT 1 FROM call_notes WHERE key = ? AND expires_at > ?), "
@@ -985,6 +976,7 @@ KEY_KINDS_SQL = "('" + "', '".join(KEY_EFFECTS) + "')"
 # readable (an unreadable event has no kind), so `readable` need not be read.
 KEYS_QUERY = ("SELECT call_id, kind, MAX(at) AS at FROM events WHERE room = %s "
               "AND kind IN " + KEY_KINDS_SQL[:-1] + ", 'leave', 'end') GROUP BY call_id, kind")
+_KEYS_QUERY_SQLITE = KEYS_QUERY.replace("%s", "?")
 
 
 def _present(seat: Mapping, now: float) -> bool:

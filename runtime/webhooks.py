@@ -177,14 +177,19 @@ class VoiceRoute(Webhook):
                 observer.store_time("reserve", time.perf_counter() - before)
                 return admission.admitted, ""  # the reason is only read by `roomc explain`
 
+            def bind_pending() -> bool:
+                """Bind the request's signature now, if no seat has bound it yet; False for a replay."""
+                if not pending:
+                    return True
+                binding = pending.pop()
+                return store.bind_signature(binding.signature, binding.request, expires_at=binding.expires_at,
+                                            deadline=deadline, grant=binding.grant)
+
             def tries(flow: str, digits: str) -> int:
                 if not call_id:  # a count no one can be held to: refused like a seat (issue 13)
                     raise NoCallId(f"flow {flow}")
-                if pending:  # bound before the count is written: a replay counts nothing against the caller
-                    binding = pending.pop()
-                    if not store.bind_signature(binding.signature, binding.request, expires_at=binding.expires_at,
-                                                deadline=deadline, grant=binding.grant):
-                        raise SignatureReused(binding.request)
+                if not bind_pending():  # bound before the count is written: a replay counts nothing against the caller
+                    raise SignatureReused(flow)
                 before = time.perf_counter()
                 entry = calls.count_try(store, call_id, flow, digits, deadline=deadline)
                 observer.store_time("count_try", time.perf_counter() - before)
@@ -208,11 +213,8 @@ class VoiceRoute(Webhook):
                                                tries=tries)
             except SignatureReused:
                 return refused(REPLAY)
-            if pending:
-                binding = pending.pop()
-                if not store.bind_signature(binding.signature, binding.request, expires_at=binding.expires_at,
-                                            deadline=deadline, grant=binding.grant):
-                    return refused(REPLAY)
+            if not bind_pending():
+                return refused(REPLAY)
             if reserved_before and answer.room != reserved_before and answer.joins and answer.joins[-1][1] == "admitted":
                 # The step's own answer reserved a seat (its fallback join); this answer seated the call
                 # elsewhere, so that seat goes back at once rather than when it expires.

@@ -976,4 +976,3 @@ def test_after_join_facts_read_the_waiting_step_and_the_calls_end_in_one_go(stor
     store.record(normalise.Event("callend", "", "CA1", None, NOW + 7, None, "end-all", {"CallId": "CA1"}))
     assert store.after_join_facts("CA1", "r", "step:CA1", now=NOW + 1) == (True, NOW + 7)
     assert store.after_join_facts("CA2", "r", "step:CA2", now=NOW + 1) == (False, None)
-    assert store.after_join_facts("CA1", "r", "step:CA1", now=NOW + 1)[1] == store.call_ended_at("CA1", "r")
