@@ -75,6 +75,16 @@ class Server:
     def get(self, path: str, headers: dict | None = None):
         return self.request("GET", path, headers=headers)
 
+    def healthz_within(self, seconds: float) -> dict | None:
+        """/healthz's answer once the server answers again (a worker or granian restarting), or None."""
+        deadline = time.time() + seconds
+        while time.time() < deadline:
+            try:
+                return self.get("/healthz")[1]
+            except OSError:
+                time.sleep(0.1)
+        return None
+
     def post_form(self, path: str, form: str):
         return self.request("POST", path, form.encode(), {"Content-Type": "application/x-www-form-urlencoded"})
 

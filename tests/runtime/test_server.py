@@ -109,14 +109,7 @@ def test_a_worker_that_dies_is_replaced_and_its_seats_kept(table_file, tmp_path)
         server.post_form("/conference/join?room=crash", "CallId=before")
         dead = server.get("/healthz")[1]["pid"]
         os.kill(dead, signal.SIGKILL)
-        deadline = time.time() + 15
-        answer = None
-        while time.time() < deadline:
-            try:
-                answer = server.get("/healthz")[1]
-                break
-            except OSError:
-                time.sleep(0.1)
+        answer = server.healthz_within(15)
         assert answer is not None and answer["pid"] != dead
         status, body = server.post_form("/conference/join?room=crash", "CallId=after")
         assert status == 200 and "conference" in body["actions"][-1]
@@ -476,12 +469,7 @@ def test_a_worker_killed_twice_in_a_row_is_replaced_both_times(table_file, tmp_p
         for _ in range(2):
             dead = server.get("/healthz")[1]["pid"]
             os.kill(dead, signal.SIGKILL)
-            killed_at, answer = time.time(), None
-            while time.time() < killed_at + 20 and answer is None:
-                try:
-                    answer = server.get("/healthz")[1]
-                except OSError:
-                    time.sleep(0.1)
+            answer = server.healthz_within(20)
             assert answer is not None and answer["pid"] != dead, "no worker answered after a worker died"
         # The second kill landed within granian's 5.5 s of the respawn (its crash-loop rule), unless the
         # respawn alone was that slow: then granian itself replaced the worker, and this proved less.
@@ -496,19 +484,17 @@ def test_serve_stopped_on_purpose_is_not_restarted_and_its_granian_follows_a_kil
     # rather than leaving a server nobody watches on the port.
     server = Server(table_file, tmp_path / "roomc.db", workers=1).start()
     serve_pid = server.process.pid
-    granian = [int(p) for p in subprocess.run(["pgrep", "-P", str(serve_pid)], capture_output=True, text=True)
-               .stdout.split()]
+    granian = _children(serve_pid)
     assert len(granian) == 1
     server.process.send_signal(signal.SIGTERM)
     assert server.process.wait(timeout=20) in (0, 143, -15)
     time.sleep(1)
     with pytest.raises(OSError):
         server.get("/healthz")
-    assert subprocess.run(["pgrep", "-P", str(serve_pid)], capture_output=True).returncode == 1
+    assert _children(serve_pid) == []
 
     server = Server(table_file, tmp_path / "roomc.db", workers=1).start()
-    granian = [int(p) for p in subprocess.run(["pgrep", "-P", str(server.process.pid)], capture_output=True,
-                                              text=True).stdout.split()]
+    granian = _children(server.process.pid)
     os.kill(server.process.pid, signal.SIGKILL)
     server.process.wait(timeout=5)
     deadline = time.time() + 20
@@ -563,12 +549,7 @@ def test_granian_killed_outright_leaves_no_worker_serving_behind_it(table_file, 
         assert workers
         os.kill(granian[0], signal.SIGKILL)
         assert _wait_gone(workers, 20) == [], "granian's workers outlived it"
-        deadline, answer = time.time() + 30, None
-        while time.time() < deadline and answer is None:
-            try:
-                answer = server.get("/healthz")[1]
-            except OSError:
-                time.sleep(0.2)
+        answer = server.healthz_within(30)
         assert answer is not None and answer["pid"] not in workers, "granian was not started again"
         server.stop()
         assert _wait_gone(_session(sid), 20) == [], "processes outlived roomc serve"
@@ -650,12 +631,7 @@ def test_a_second_serve_refused_during_a_restart_changes_nothing_the_first_serve
                                  capture_output=True, text=True, timeout=60)
         assert refused.returncode != 0 and "another roomc serve" in refused.stderr
         os.kill(sid, signal.SIGCONT)
-        deadline, answer = time.time() + 30, None
-        while time.time() < deadline and answer is None:
-            try:
-                answer = server.get("/healthz")[1]
-            except OSError:
-                time.sleep(0.2)
+        answer = server.healthz_within(30)
         assert answer is not None and answer["digest"] == served, "the refused serve changed what the first serves"
     finally:
         os.kill(sid, signal.SIGCONT)
@@ -683,12 +659,7 @@ def test_a_serve_started_under_nohup_outlives_a_hangup_and_still_restarts_grania
         time.sleep(3)
         assert server.process.poll() is None, "roomc serve stopped on a SIGHUP it was told to ignore"
         os.kill(_children(sid)[0], signal.SIGKILL)
-        deadline, answer = time.time() + 30, None
-        while time.time() < deadline and answer is None:
-            try:
-                answer = server.get("/healthz")[1]
-            except OSError:
-                time.sleep(0.2)
+        answer = server.healthz_within(30)
         assert answer is not None and server.process.poll() is None, "granian was not started again"
     finally:
         _end_session(server, sid)
