@@ -102,6 +102,7 @@ class _Walker:
         self.constructor = SafeConstructor()
         self.count = 0
         self.lines: list[str] | None = None  # split once, on the first block scalar
+        self.bad_tags: set[Span] = set()  # places already reported RC015 (an alias meets its anchor's again)
 
     def span_of(self, node: yaml.Node, inset: int = 0) -> Span:
         mark = node.start_mark
@@ -203,7 +204,8 @@ class _Walker:
 
         Once per place in the text: a bad value behind an anchor is met again at every alias."""
         span = self.span_of(node)
-        if not any(d.code == "RC015" and d.span == span for d in self.source.diagnostics):
+        if span not in self.bad_tags:
+            self.bad_tags.add(span)
             self.source.diagnostics.append(Diagnostic("RC015", Severity.ERROR, message, span, path))
         self.source.refused.add(path)
         return None
