@@ -24,7 +24,7 @@ import threading
 import time
 import weakref
 from contextlib import contextmanager
-from typing import Any, Callable, Iterator, Mapping, TypeVar, cast
+from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence, TypeVar, cast
 
 import psycopg
 from psycopg import pq
@@ -33,8 +33,8 @@ from psycopg_pool import ConnectionPool, PoolTimeout
 
 from .normalise import Event
 from .store import (ACTIVE, EXTRA_POOL, KEYS_QUERY, MAIN_POOL, SCHEMA_VERSION, TABLE_COLUMNS, Admission, Binding,
-                    ForeignTables, SchemaMismatch, SignatureReused, StoreTimeout, _iso, _raw_json, foreign_tables,
-                    held_json, live_room_views, pool_of, room_view)
+                    EventRequest, ForeignTables, SchemaMismatch, SeatRequest, SignatureReused, StoreTimeout, _iso,
+                    _raw_json, foreign_tables, held_json, live_room_views, only, pool_of, room_view)
 
 # The classid half of every roomc advisory lock (the other half is the room's hash), so roomc's
 # locks never collide with another application's in a shared database. 'room' as an int4.
@@ -413,12 +413,16 @@ class _Statement:
         self.name, self.sql = name.encode(), sql.encode()
         self._prepared: weakref.WeakKeyDictionary[Any, bool] = weakref.WeakKeyDictionary()
 
+    def prepare(self, conn: psycopg.Connection) -> None:
+        """Prepare the statement on this connection, once."""
+        if conn not in self._prepared:
+            self._check(conn.pgconn, conn.pgconn.prepare(self.name, self.sql))
+            self._prepared[conn] = True
+
     def result(self, conn: psycopg.Connection, params: list[bytes | None]) -> Any:
         """Run the statement: libpq's result, checked (psycopg's exception for an error)."""
         pgconn = conn.pgconn
-        if conn not in self._prepared:
-            self._check(pgconn, pgconn.prepare(self.name, self.sql))
-            self._prepared[conn] = True
+        self.prepare(conn)
         result = pgconn.exec_prepared(self.name, cast(Any, params))  # None is NULL (psycopg's stub omits it)
         if result.status == pq.ExecStatus.FATAL_ERROR \
                 and result.error_field(pq.DiagnosticField.SQLSTATE) == b"26000":
@@ -451,6 +455,55 @@ class _Statement:
         raise psycopg.errors.error_from_result(result)
 
 
+def _pipelined(conn: psycopg.Connection, statements: list[tuple[_Statement, list[bytes | None]]]) -> list[Any]:
+    """Run prepared statements in one round trip and one transaction: libpq's pipeline mode with a single
+    Sync, so the server runs them as one implicit transaction, committed once. Their results, in order;
+    the first error raises (psycopg's exception), and then the server has rolled all of them back."""
+    pgconn = conn.pgconn
+    for statement, _ in statements:
+        statement.prepare(conn)
+    pgconn.enter_pipeline_mode()
+    results: list[Any] = []
+    failed: Any = None
+    try:
+        for statement, params in statements:
+            pgconn.send_query_prepared(statement.name, cast(Any, params))
+        pgconn.pipeline_sync()
+        while pgconn.flush():  # a blocking connection sends everything; looped all the same
+            pass
+        ended = False  # libpq gives None once after each statement's results; twice in a row is a dead link
+        while True:
+            result = pgconn.get_result()
+            if result is None:
+                if ended or pgconn.status == pq.ConnStatus.BAD:
+                    raise psycopg.OperationalError(str(pgconn.get_error_message()).strip() or "connection lost")
+                ended = True
+                continue
+            ended = False
+            if result.status == pq.ExecStatus.PIPELINE_SYNC:
+                break
+            if result.status == pq.ExecStatus.PIPELINE_ABORTED:
+                continue  # skipped after an earlier error
+            if failed is None and result.status not in (pq.ExecStatus.TUPLES_OK, pq.ExecStatus.COMMAND_OK):
+                failed = result
+            results.append(result)
+    finally:
+        if pgconn.status == pq.ConnStatus.OK:
+            try:
+                pgconn.exit_pipeline_mode()
+            except psycopg.Error:
+                pgconn.finish()  # left mid-pipeline: closed, so the pool throws it away rather than reuse it
+    if failed is not None:
+        _Statement._check(pgconn, failed)
+    return results
+
+
+def _text_array(values: Iterable[str]) -> bytes:
+    """A text[] parameter in PostgreSQL's array syntax, every element quoted."""
+    quoted = ('"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"' for value in values)
+    return _text("{" + ",".join(quoted) + "}") or b"{}"
+
+
 def _text(value: str | None) -> bytes | None:
     """A text parameter as libpq takes it (NUL cannot go, as everywhere in this store)."""
     return None if value is None else value.replace("\x00", "\ufffd").encode()
@@ -467,6 +520,16 @@ _BIND_RESERVE_ROW = _Statement("roomc_bind_reserve_2", (
     f"SELECT b.ok, CASE WHEN b.ok THEN (SELECT ARRAY[r.admitted::int, r.again::int, r.taken] FROM {_RESERVE} AS r) END "
     "FROM roomc_bind_signature($12, $13, $14::float8, $15::float8, $16) AS b(ok)"))
 
+
+# A batch (reserve_many, record_many) first takes every lock its statements will take, each class in
+# ascending key order (signatures, then rooms: the order a single signed join takes them in too), so
+# two batches on two instances cannot each hold a lock the other waits for.
+_LOCK_SIGNATURES = _Statement("roomc_lock_signatures_1", (
+    f"SELECT count(pg_advisory_xact_lock({SIGNATURE_CLASS}, h)) "
+    "FROM (SELECT DISTINCT hashtext(v) AS h FROM unnest($1::text[]) AS v ORDER BY 1) AS keys"))
+_LOCK_ROOMS = _Statement("roomc_lock_rooms_1", (
+    f"SELECT count(pg_advisory_xact_lock({LOCK_CLASS}, h)) "
+    "FROM (SELECT DISTINCT hashtext(v) AS h FROM unnest($1::text[]) AS v ORDER BY 1) AS keys"))
 
 # The events route's statements (an event, and the two reads of a stored join: runtime/calls.py
 # after_join) through libpq too: through psycopg's execute each cost about 90 us more of the
@@ -676,21 +739,50 @@ class PostgresStore:
         from events that name only the caller). With `bind`, the signature is bound first, in the same
         statement (SignatureReused, and no seat, if it belongs to another request). `pool` and `held` as for
         the SQLite store."""
-        now = time.time() if now is None else now
-        pool = pool_of(counted, pool)
-        values = [_text(room), _text(call_id), _text(role), b"1" if pool == MAIN_POOL else b"0", b"1" if muted else b"0",
-                  repr(float(now)).encode(), repr(float(now + ttl)).encode(), b"%d" % limit, _text(caller or None),
-                  _text(pool), _text(held_json(held))]
+        return cast(Admission, only(self.reserve_many(
+            [SeatRequest(room, call_id, role, counted, limit, ttl, muted, now, caller, bind, pool, held)],
+            deadline=deadline)))
+
+    def reserve_many(self, seats: Sequence[SeatRequest], *,
+                     deadline: float | None = None) -> list[Admission | SignatureReused]:
+        """Each seat as `reserve` takes it, in one round trip and one transaction (a pipeline: see _pipelined);
+        a seat alone is one statement."""
+        statements = [self._seat_statement(seat) for seat in seats]
+        if len(statements) == 1:
+            statement, values = statements[0]
+            return [self._seat_outcome(seats[0], self._run(deadline, lambda conn: statement.row(conn, values)))]
+        signatures = sorted({seat.bind.signature for seat in seats if seat.bind is not None})
+        locks: list[tuple[_Statement, list[bytes | None]]] = [(_LOCK_SIGNATURES, [_text_array(signatures)])] \
+            if signatures else []
+        locks.append((_LOCK_ROOMS, [_text_array(sorted({seat.room for seat in seats}))]))
+        results = self._run(deadline, lambda conn: _pipelined(conn, locks + statements))[len(locks):]
+        return [self._seat_outcome(seat, [result.get_value(0, column) for column in range(result.nfields)])
+                for seat, result in zip(seats, results, strict=True)]
+
+    @staticmethod
+    def _seat_statement(seat: SeatRequest) -> tuple[_Statement, list[bytes | None]]:
+        now = time.time() if seat.now is None else seat.now
+        pool = pool_of(seat.counted, seat.pool)
+        values = [_text(seat.room), _text(seat.call_id), _text(seat.role), b"1" if pool == MAIN_POOL else b"0",
+                  b"1" if seat.muted else b"0", repr(float(now)).encode(), repr(float(now + seat.ttl)).encode(),
+                  b"%d" % seat.limit, _text(seat.caller or None), _text(pool), _text(held_json(seat.held))]
+        bind = seat.bind
         if bind is None:
-            admitted, again, taken = self._run(deadline, lambda conn: _RESERVE_ROW.row(conn, values))
-            return Admission(admitted == b"t", None if taken is None else int(taken), limit, again=again == b"t")
-        values += [_text(bind.signature), _text(bind.request), repr(float(bind.expires_at)).encode(),
-                   repr(float(now)).encode(), _text(bind.grant)]
-        bound, seat = self._run(deadline, lambda conn: _BIND_RESERVE_ROW.row(conn, values))
-        if bound != b"t" or seat is None:
-            raise SignatureReused(bind.request)
-        seated, kept, count = seat.decode().strip("{}").split(",")
-        return Admission(seated == "1", None if count == "NULL" else int(count), limit, again=kept == "1")
+            return _RESERVE_ROW, values
+        return _BIND_RESERVE_ROW, values + [_text(bind.signature), _text(bind.request),
+                                            repr(float(bind.expires_at)).encode(), repr(float(now)).encode(),
+                                            _text(bind.grant)]
+
+    @staticmethod
+    def _seat_outcome(seat: SeatRequest, row: list[bytes | None]) -> Admission | SignatureReused:
+        if seat.bind is None:
+            admitted, again, taken = row
+            return Admission(admitted == b"t", None if taken is None else int(taken), seat.limit, again=again == b"t")
+        bound, taken_seat = row
+        if bound != b"t" or taken_seat is None:
+            return SignatureReused(seat.bind.request)
+        seated, kept, count = taken_seat.decode().strip("{}").split(",")
+        return Admission(seated == "1", None if count == "NULL" else int(count), seat.limit, again=kept == "1")
 
     def record(self, event: Event, *, now: float | None = None, deadline: float | None = None) -> str:
         """Store one status event; `stored`, `duplicate` or `unreadable` (kept raw, never dropped).
@@ -698,19 +790,35 @@ class PostgresStore:
         One INSERT; the trigger re-derives the participant and room inside the same statement.
         An unreadable body is keyed by its bytes (and event id), so a replay is not stored again.
         """
-        now = time.time() if now is None else now
+        return cast(str, only(self.record_many([EventRequest(event, now)], deadline=deadline)))
+
+    def record_many(self, events: Sequence[EventRequest], *, deadline: float | None = None) -> list[str]:
+        """Each event as `record` stores it, in one round trip and one transaction: one commit, so one
+        wait for the WAL's flush, for them all."""
+        statements = [(_RECORD, self._event_values(item)) for item in events]
+        if len(statements) == 1:
+            values = statements[0][1]
+            counts = [self._run(deadline, lambda conn: _RECORD.count(conn, values))]
+        else:
+            rooms = sorted({item.event.room for item in events if item.event.readable and item.event.room is not None})
+            locks: list[tuple[_Statement, list[bytes | None]]] = [(_LOCK_ROOMS, [_text_array(rooms)])]
+            results = self._run(deadline, lambda conn: _pipelined(conn, locks + statements))[1:]
+            counts = [int(result.command_tuples or 0) for result in results]
+        return ["duplicate" if count == 0 else "stored" if item.event.readable else "unreadable"
+                for item, count in zip(events, counts, strict=True)]
+
+    @staticmethod
+    def _event_values(item: EventRequest) -> list[bytes | None]:
+        event = item.event
+        now = time.time() if item.now is None else item.now
         body = _raw_json(event.raw)
         if event.readable:
             dedupe = event.dedupe_key()
         else:
             dedupe = f"raw:{hashlib.sha256(body).hexdigest()}:{event.event_id or ''}"
-        values = [_text(dedupe), _text(event.room), _text(event.kind), _text(event.call), _float(event.at),
-                  _float(now), _text(event.recording), b"1" if event.readable else b"0", _text(body.decode()),
-                  b"1" if event.timed else b"0", _text(event.clock)]
-        rowcount = self._run(deadline, lambda conn: _RECORD.count(conn, values))
-        if rowcount == 0:
-            return "duplicate"
-        return "stored" if event.readable else "unreadable"
+        return [_text(dedupe), _text(event.room), _text(event.kind), _text(event.call), _float(event.at),
+                _float(now), _text(event.recording), b"1" if event.readable else b"0", _text(body.decode()),
+                b"1" if event.timed else b"0", _text(event.clock)]
 
     def bind_signature(self, signature: str, request: str, *, expires_at: float, now: float | None = None,
                        deadline: float | None = None, grant: str | None = None) -> bool:

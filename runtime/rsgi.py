@@ -26,6 +26,8 @@ from typing import Any, Awaitable, Callable, Iterable
 
 import orjson
 
+from .batch import BatchingStore
+
 log = logging.getLogger("roomc")
 WSGIApp = Callable[[dict, Callable], Iterable[bytes]]
 JSON_HEADERS = [("content-type", "application/json")]
@@ -155,8 +157,12 @@ class RSGIServer:
 
     def __init__(self, app: WSGIApp, *, max_body_bytes: int, body_timeout: float = 5.0, threads: int = 1,
                  loop_paths: tuple[str, ...] = ("/healthz",),
-                 streams: dict[str, Callable[[dict, Any], Awaitable[None]]] | None = None):
+                 streams: dict[str, Callable[[dict, Any], Awaitable[None]]] | None = None,
+                 batcher: BatchingStore | None = None):
         self.app = app
+        # With one request thread, requests run in greenlets whose seats and events are stored a loop turn
+        # at a time (runtime/batch.py); request threads call the store themselves.
+        self.batcher = batcher if threads <= 1 else None
         self.streams = streams or {}  # GET paths answered by an async handler on the loop (the live page's stream)
         self.max_body_bytes = max_body_bytes
         self.body_timeout = body_timeout
@@ -319,8 +325,10 @@ class RSGIServer:
             return
         environ = self.environ(scope, body)
         try:
-            if self.pool is None or scope.path in self.loop_paths:
+            if scope.path in self.loop_paths or (self.pool is None and self.batcher is None):
                 status, headers, data = run_wsgi(self.app, environ)
+            elif self.batcher is not None:
+                status, headers, data = await self.batcher.run(run_wsgi, self.app, environ)
             else:
                 loop = asyncio.get_running_loop()
                 status, headers, data = await loop.run_in_executor(self.pool, run_wsgi, self.app, environ)

@@ -18,11 +18,14 @@ import threading
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Callable, Iterable, Iterator, Mapping, Protocol
+from functools import partial
+from typing import Callable, Iterable, Iterator, Mapping, Protocol, Sequence, TypeVar, cast
 
 import orjson
 
 from .normalise import Event
+
+T = TypeVar("T")
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS seats (
@@ -412,6 +415,40 @@ class SignatureReused(Exception):
     """`reserve(bind=...)`: the signature is bound to another request (a replay); no seat was taken."""
 
 
+@dataclass(frozen=True, slots=True)
+class SeatRequest:
+    """One `reserve` call's arguments, so that several can reach the store as one batch (`reserve_many`)."""
+
+    room: str
+    call_id: str
+    role: str
+    counted: bool
+    limit: int
+    ttl: float
+    muted: bool
+    now: float | None = None
+    caller: str | None = None
+    bind: Binding | None = None
+    pool: str | None = None
+    held: Mapping[str, int] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class EventRequest:
+    """One `record` call's arguments, for `record_many`."""
+
+    event: Event
+    now: float | None = None
+
+
+def only(outcomes: list) -> object:
+    """The one outcome of a batch of one: raised if it is an exception (a `*_many` result), else returned."""
+    outcome = outcomes[0]
+    if isinstance(outcome, BaseException):
+        raise outcome
+    return outcome
+
+
 class Store(Protocol):
     """What the runtime needs from a store; SQLite now, a networked one later.
 
@@ -425,6 +462,13 @@ class Store(Protocol):
                 held: Mapping[str, int] | None = None) -> Admission: ...
 
     def record(self, event: Event, *, now: float | None = None, deadline: float | None = None) -> str: ...
+
+    # Several seats or events in one transaction (runtime/batch.py): each outcome is what the single
+    # call would return, or the exception it would raise for that item alone; a whole batch's failure raises.
+    def reserve_many(self, seats: Sequence[SeatRequest], *,
+                     deadline: float | None = None) -> list[Admission | SignatureReused]: ...
+
+    def record_many(self, events: Sequence[EventRequest], *, deadline: float | None = None) -> list[str]: ...
 
     def bind_signature(self, signature: str, request: str, *, expires_at: float, now: float | None = None,
                        deadline: float | None = None, grant: str | None = None) -> bool: ...
@@ -683,28 +727,54 @@ class SQLiteStore:
         from events that name only the caller). With `bind`, the signature is bound first (SignatureReused,
         and no seat, if it belongs to another request). `pool` names the pool (default: the room's own, or
         the uncounted roles' when not `counted`); `held` the seats kept back in it for roles that start the room."""
-        now = time.time() if now is None else now
-        if bind is not None and not self.bind_signature(bind.signature, bind.request, expires_at=bind.expires_at,
-                                                        now=now, deadline=deadline, grant=bind.grant):
-            raise SignatureReused(bind.request)
-        pool = pool_of(counted, pool)
-        # `counted` marks the room's own seats (what /rooms shows as seatsTaken).
-        values = {"room": room, "call": call_id, "role": role, "counted": int(pool == MAIN_POOL), "muted": int(muted),
-                  "now": now, "expires": now + ttl, "limit": limit, "caller": caller or None,
-                  "pool": pool, "held": held_json(held)}
+        return cast(Admission, only(self.reserve_many(
+            [SeatRequest(room, call_id, role, counted, limit, ttl, muted, now, caller, bind, pool, held)],
+            deadline=deadline)))
+
+    def reserve_many(self, seats: Sequence[SeatRequest], *,
+                     deadline: float | None = None) -> list[Admission | SignatureReused]:
+        """Each seat as `reserve` takes it, in order, under one writers' lock and in one transaction (one
+        commit for them all: half the cost of a seat on its own, measured)."""
         with self._write(deadline) as db:
-            # One statement: the seat is taken only if the pool has room and the call holds none under this role.
-            if db.execute(RESERVE, values).rowcount == 1:
-                return Admission(True, None, limit)
-            mine, count = db.execute(
-                f"SELECT (SELECT {ACTIVE} AND role IS :role FROM seats WHERE room=:room AND call_id=:call), "
-                f"(SELECT COUNT(*) FROM seats WHERE room=:room AND pool=:pool AND {ACTIVE})", values).fetchone()
-            if not mine:
-                # Refused under the new role: a reservation it held under another one (not yet in the
-                # room) is let go, or it would hold a seat for a caller who was just sent elsewhere.
-                db.execute("UPDATE seats SET expires_at = MIN(expires_at, :now) "
-                           "WHERE room=:room AND call_id=:call AND joined_at IS NULL", values)
-            return Admission(bool(mine), count, limit, again=bool(mine))
+            return self._in_one_transaction(db, [partial(self._take_seat, db, seat) for seat in seats])
+
+    def _take_seat(self, db: sqlite3.Connection, seat: SeatRequest) -> Admission | SignatureReused:
+        now = time.time() if seat.now is None else seat.now
+        bind = seat.bind
+        if bind is not None and not self._bind(db, bind.signature, bind.request, bind.expires_at, now, bind.grant):
+            return SignatureReused(bind.request)
+        pool = pool_of(seat.counted, seat.pool)
+        # `counted` marks the room's own seats (what /rooms shows as seatsTaken).
+        values = {"room": seat.room, "call": seat.call_id, "role": seat.role, "counted": int(pool == MAIN_POOL),
+                  "muted": int(seat.muted), "now": now, "expires": now + seat.ttl, "limit": seat.limit,
+                  "caller": seat.caller or None, "pool": pool, "held": held_json(seat.held)}
+        # One statement: the seat is taken only if the pool has room and the call holds none under this role.
+        if db.execute(RESERVE, values).rowcount == 1:
+            return Admission(True, None, seat.limit)
+        mine, count = db.execute(
+            f"SELECT (SELECT {ACTIVE} AND role IS :role FROM seats WHERE room=:room AND call_id=:call), "
+            f"(SELECT COUNT(*) FROM seats WHERE room=:room AND pool=:pool AND {ACTIVE})", values).fetchone()
+        if not mine:
+            # Refused under the new role: a reservation it held under another one (not yet in the
+            # room) is let go, or it would hold a seat for a caller who was just sent elsewhere.
+            db.execute("UPDATE seats SET expires_at = MIN(expires_at, :now) "
+                       "WHERE room=:room AND call_id=:call AND joined_at IS NULL", values)
+        return Admission(bool(mine), count, seat.limit, again=bool(mine))
+
+    @staticmethod
+    def _in_one_transaction(db: sqlite3.Connection, steps: list[Callable[[], T]]) -> list[T]:
+        """Run each step; more than one inside one explicit transaction, rolled back whole on any error."""
+        if len(steps) == 1:
+            return [steps[0]()]  # one statement (or two): autocommit makes each atomic by itself
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            outcomes = [step() for step in steps]
+            db.execute("COMMIT")
+        except BaseException:
+            if db.in_transaction:
+                db.execute("ROLLBACK")
+            raise
+        return outcomes
 
     def record(self, event: Event, *, now: float | None = None, deadline: float | None = None) -> str:
         """Store one status event; `stored`, `duplicate` or `unreadable` (kept raw, never dropped).
@@ -713,18 +783,27 @@ class SQLiteStore:
         inside the same statement, so a crash can never leave the two out of step. An
         unreadable body is keyed by its bytes (and event id), so a replay is not stored again.
         """
-        now = time.time() if now is None else now
+        return cast(str, only(self.record_many([EventRequest(event, now)], deadline=deadline)))
+
+    def record_many(self, events: Sequence[EventRequest], *, deadline: float | None = None) -> list[str]:
+        """Each event as `record` stores it, in order, in one transaction (one commit for them all)."""
+        with self._write(deadline) as db:
+            return self._in_one_transaction(db, [partial(self._store_event, db, item) for item in events])
+
+    @staticmethod
+    def _store_event(db: sqlite3.Connection, item: EventRequest) -> str:
+        event = item.event
+        now = time.time() if item.now is None else item.now
         body = _raw_json(event.raw)
         if event.readable:
             dedupe = event.dedupe_key()
         else:
             dedupe = f"raw:{hashlib.sha256(body).hexdigest()}:{event.event_id or ''}"
-        with self._write(deadline) as db:
-            cursor = db.execute(
-                "INSERT INTO events (dedupe, room, kind, call_id, at, received_at, recording, readable, body, timed, clock) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (dedupe) DO NOTHING",
-                (dedupe, event.room, event.kind, event.call, event.at, now, event.recording, int(event.readable), body,
-                 int(event.timed), event.clock))
+        cursor = db.execute(
+            "INSERT INTO events (dedupe, room, kind, call_id, at, received_at, recording, readable, body, timed, clock) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (dedupe) DO NOTHING",
+            (dedupe, event.room, event.kind, event.call, event.at, now, event.recording, int(event.readable), body,
+             int(event.timed), event.clock))
         if cursor.rowcount == 0:
             return "duplicate"
         return "stored" if event.readable else "unreadable"
@@ -736,15 +815,20 @@ class SQLiteStore:
         is a request that `grant` (see grant_redirect) was given for."""
         now = time.time() if now is None else now
         with self._write(deadline) as db:
-            # One statement: the first use binds, unless a live binding of this signature exists.
-            if db.execute(
-                    "INSERT INTO signature_uses (signature, request, expires_at) SELECT ?, ?, ? "
-                    "WHERE NOT EXISTS (SELECT 1 FROM signature_uses WHERE signature = ? AND expires_at >= ?) "
-                    "ON CONFLICT (signature, request) DO UPDATE SET expires_at = excluded.expires_at",
-                    (signature, request, expires_at, signature, now)).rowcount == 1:
-                return True
-            row = db.execute("SELECT 1 FROM signature_uses WHERE signature IN (?, ?) AND request = ? AND expires_at >= ?",
-                             (signature, grant or signature, request, now)).fetchone()
+            return self._bind(db, signature, request, expires_at, now, grant)
+
+    @staticmethod
+    def _bind(db: sqlite3.Connection, signature: str, request: str, expires_at: float, now: float,
+              grant: str | None) -> bool:
+        # One statement: the first use binds, unless a live binding of this signature exists.
+        if db.execute(
+                "INSERT INTO signature_uses (signature, request, expires_at) SELECT ?, ?, ? "
+                "WHERE NOT EXISTS (SELECT 1 FROM signature_uses WHERE signature = ? AND expires_at >= ?) "
+                "ON CONFLICT (signature, request) DO UPDATE SET expires_at = excluded.expires_at",
+                (signature, request, expires_at, signature, now)).rowcount == 1:
+            return True
+        row = db.execute("SELECT 1 FROM signature_uses WHERE signature IN (?, ?) AND request = ? AND expires_at >= ?",
+                         (signature, grant or signature, request, now)).fetchone()
         return row is not None
 
     def grant_redirect(self, grant: str, request: str, *, expires_at: float, deadline: float | None = None) -> None:

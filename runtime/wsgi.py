@@ -11,6 +11,7 @@ import os
 import orjson
 
 from .app import create_app
+from .batch import BatchingStore
 from .observe import configure_logging
 from .rsgi import RSGIServer
 from .storage import is_url, open_store
@@ -23,11 +24,15 @@ with open(os.environ["ROOMC_TABLE"], "rb") as handle:
 # A worker respawned while PostgreSQL is away must start anyway (or granian, seeing a crash loop,
 # stops the whole server): `roomc serve` checked the store before starting the workers.
 _db = os.environ.get("ROOMC_DB") or "roomc.db"
-app = create_app(_table, store=open_store(_db, **({"reachable": False} if is_url(_db) else {})))
+# Seats and events asked for in one event-loop turn are stored in one transaction (runtime/batch.py).
+# ROOMC_BATCH=0 stores each on its own, as before.
+_store = open_store(_db, **({"reachable": False} if is_url(_db) else {}))
+_batcher = BatchingStore(_store) if os.environ.get("ROOMC_BATCH", "1") != "0" else None
+app = create_app(_table, store=_batcher or _store)
 
 # `roomc serve` runs granian's RSGI interface with this (runtime/rsgi.py): bodies are read on the
 # event loop with a deadline before a request thread is taken.
 rsgi = RSGIServer(app, max_body_bytes=app.extensions["roomc"]["settings"].max_body_bytes,
                   body_timeout=float(os.environ.get("ROOMC_BODY_TIMEOUT") or 5),
                   threads=int(os.environ.get("ROOMC_REQUEST_THREADS") or 1),
-                  streams=app.extensions["roomc"].get("streams"))
+                  streams=app.extensions["roomc"].get("streams"), batcher=_batcher)

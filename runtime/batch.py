@@ -1,0 +1,147 @@
+"""Group commit on a worker's event loop: the seats and events asked for in one turn go to the store together.
+
+A worker runs its requests one after another on its event loop (runtime/rsgi.py), so each seat
+and each event used to be a transaction of its own: a commit each, and on PostgreSQL a round trip
+each, which cost more than the statement itself. Here every request runs in a greenlet. When the
+app asks the store for a seat (`reserve`) or to keep an event (`record`), the request's greenlet
+is parked and the loop goes on to the requests that are ready in the same turn; at the end of the
+turn one `reserve_many` / `record_many` call takes them all in one transaction, and each parked
+request resumes with its own outcome, as if it had called the store alone.
+
+Measured (bench/, this machine): a seat costs about half as much in a batch of four on SQLite
+(73 -> 35 us), and on PostgreSQL a batch of four costs 129 us a seat against 278 alone (client and
+server CPU). Nothing waits longer for it: a batch is flushed in the same loop turn it was started.
+
+What a batch keeps as the single calls had it: each request's outcome is its own (a replayed
+signature refuses that request only); a failure of the whole batch that is not the store being
+unreachable (StoreTimeout) is retried one item at a time, so one bad item cannot fail the others;
+the earliest deadline in a batch bounds it. Called outside a request greenlet (a tool, a test, a
+request thread), the wrapper calls the store directly.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any, Callable, Mapping, Sequence
+
+from greenlet import getcurrent, greenlet
+
+from .normalise import Event
+from .store import Admission, Binding, EventRequest, SeatRequest, Store, StoreTimeout, only
+
+log = logging.getLogger("roomc")
+_PARKED = object()  # what a request greenlet hands the loop when it waits for a batch
+
+
+class _Request(greenlet):  # type: ignore[misc]
+    """A greenlet running one request's app call; only these are parked."""
+
+
+class BatchingStore:
+    """A store whose `reserve` and `record` calls, made by requests on one event loop, are batched per loop turn.
+
+    Every other method is the wrapped store's own. `run` is how the server runs a request (see RSGIServer).
+    """
+
+    def __init__(self, store: Store):
+        self.store = store
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._seats: list[tuple[SeatRequest, float | None, greenlet]] = []
+        self._events: list[tuple[EventRequest, float | None, greenlet]] = []
+        self._flush_scheduled = False
+        self._waiting: dict[greenlet, asyncio.Future] = {}
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.store, name)
+
+    async def run(self, function: Callable[..., Any], *args: Any) -> Any:
+        """`function(*args)` in a request greenlet of this loop; returns what it returns (or raises)."""
+        if self._loop is None:
+            self._loop = asyncio.get_running_loop()
+        request = _Request(function)
+        outcome = request.switch(*args)
+        if outcome is not _PARKED:
+            return outcome
+        waiting = self._loop.create_future()
+        self._waiting[request] = waiting
+        return await waiting
+
+    def reserve(self, room: str, call_id: str, role: str, *, counted: bool, limit: int, ttl: float,
+                muted: bool, now: float | None = None, deadline: float | None = None,
+                caller: str | None = None, bind: Binding | None = None, pool: str | None = None,
+                held: Mapping[str, int] | None = None) -> Admission:
+        """The store's `reserve`, joined to this loop turn's batch when called by a request."""
+        seat = SeatRequest(room, call_id, role, counted, limit, ttl, muted, now, caller, bind, pool, held)
+        if not isinstance(getcurrent(), _Request):
+            return self.store.reserve(room, call_id, role, counted=counted, limit=limit, ttl=ttl, muted=muted, now=now,
+                                      deadline=deadline, caller=caller, bind=bind, pool=pool, held=held)
+        return self._park(self._seats, seat, deadline)
+
+    def record(self, event: Event, *, now: float | None = None, deadline: float | None = None) -> str:
+        """The store's `record`, joined to this loop turn's batch when called by a request."""
+        if not isinstance(getcurrent(), _Request):
+            return self.store.record(event, now=now, deadline=deadline)
+        return self._park(self._events, EventRequest(event, now), deadline)
+
+    def _park(self, queue: list, item: Any, deadline: float | None) -> Any:
+        me = getcurrent()
+        queue.append((item, deadline, me))
+        if not self._flush_scheduled:
+            assert self._loop is not None
+            self._loop.call_soon(self._flush)
+            self._flush_scheduled = True
+        outcome = me.parent.switch(_PARKED)  # back to the loop until _flush resumes this request
+        return only([outcome])
+
+    def _flush(self) -> None:
+        """Run this turn's batches and resume every parked request with its outcome."""
+        self._flush_scheduled = False
+        for queue, many in ((self._seats, self.store.reserve_many), (self._events, self.store.record_many)):
+            if not queue:
+                continue
+            batch = queue[:]
+            queue.clear()
+            try:
+                outcomes = _outcomes(many, [item for item, _, _ in batch],
+                                     min((d for _, d, _ in batch if d is not None), default=None))
+                if len(outcomes) != len(batch):
+                    raise RuntimeError(f"{len(outcomes)} outcomes for a batch of {len(batch)}")
+            except BaseException as error:  # a bug here must not leave callers parked for ever
+                log.exception("a store batch failed outside the store")
+                outcomes = [error] * len(batch)
+            for (_, _, request), outcome in zip(batch, outcomes, strict=True):
+                self._resume(request, outcome)
+
+    def _resume(self, request: greenlet, outcome: Any) -> None:
+        waiting = self._waiting.get(request)
+        try:
+            result = request.switch(outcome)
+        except BaseException as error:
+            self._waiting.pop(request, None)
+            if waiting is not None and not waiting.done():
+                waiting.set_exception(error)
+            return
+        if result is _PARKED:
+            return  # asked the store again: the next turn's batch resumes it
+        self._waiting.pop(request, None)
+        if waiting is not None and not waiting.done():
+            waiting.set_result(result)
+
+
+def _outcomes(many: Callable[..., list], items: Sequence[Any], deadline: float | None) -> list[Any]:
+    """Each item's outcome from one batch call; after a failure of the whole batch, from one call each."""
+    try:
+        return many(items, deadline=deadline)
+    except StoreTimeout as error:
+        return [StoreTimeout(str(error)) for _ in items]  # unreachable store: every item alike, at once
+    except Exception as error:
+        if len(items) == 1:
+            return [error]
+        log.warning("a batch of %d failed (%s: %s); storing each on its own", len(items), type(error).__name__, error)
+        outcomes: list[Any] = []
+        for item in items:
+            try:
+                outcomes.extend(many([item], deadline=deadline))
+            except Exception as one:
+                outcomes.append(one)
+        return outcomes
