@@ -19,6 +19,7 @@ import hashlib
 import itertools
 import logging
 import os
+import select
 import socket
 import threading
 import time
@@ -473,6 +474,12 @@ def _pipelined(conn: psycopg.Connection, statements: list[tuple[_Statement, list
             pass
         ended = False  # libpq gives None once after each statement's results; twice in a row is a dead link
         while True:
+            # Results are read only once they have arrived: psycopg's get_result keeps the GIL while it
+            # blocks, which would stop the watchdog thread that cuts a statement at its deadline.
+            pgconn.consume_input()
+            while pgconn.is_busy():
+                select.select([pgconn.socket], [], [], 1.0)  # lets go of the GIL; the watchdog ends a hang
+                pgconn.consume_input()
             result = pgconn.get_result()
             if result is None:
                 if ended or pgconn.status == pq.ConnStatus.BAD:

@@ -35,6 +35,28 @@ def test_a_statement_that_hangs_is_cut_at_its_deadline_and_the_store_recovers(pg
                              deadline=time.monotonic() + 2.0).admitted
 
 
+def test_a_batch_that_hangs_is_cut_at_its_deadline_and_the_store_recovers(pg_url):
+    """A batch waits for its results without holding the GIL (psycopg's get_result would), so the
+    watchdog thread can cut it; then the pool has a clean connection again."""
+    from roomc.runtime.store import SeatRequest
+
+    seats = [SeatRequest("r", call, "m", True, 5, 60, False) for call in ("a", "b", "c")]
+    with open_store(pg_url) as store:
+        holder = psycopg.connect(pg_url, autocommit=False)
+        try:
+            holder.execute("LOCK TABLE seats IN ACCESS EXCLUSIVE MODE")
+            started = time.monotonic()
+            with pytest.raises(StoreTimeout):
+                store.reserve_many(seats, deadline=time.monotonic() + 2.0)
+            took = time.monotonic() - started
+            assert took < STATEMENT_WAIT + 0.5, took
+        finally:
+            holder.rollback()
+            holder.close()
+        time.sleep(0.2)
+        assert [a.admitted for a in store.reserve_many(seats, deadline=time.monotonic() + 2.0)] == [True] * 3
+
+
 def test_passwords_never_reach_messages_in_any_form():
     from roomc.runtime.postgres import redact, scrub
 

@@ -7,6 +7,7 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
+import psycopg
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -976,3 +977,118 @@ def test_after_join_facts_read_the_waiting_step_and_the_calls_end_in_one_go(stor
     store.record(normalise.Event("callend", "", "CA1", None, NOW + 7, None, "end-all", {"CallId": "CA1"}))
     assert store.after_join_facts("CA1", "r", "step:CA1", now=NOW + 1) == (True, NOW + 7)
     assert store.after_join_facts("CA2", "r", "step:CA2", now=NOW + 1) == (False, None)
+
+
+# Batches (runtime/batch.py): reserve_many and record_many must give each item what the single
+# call would have, in the same order, and leave the same state behind.
+BATCH_SEATS = st.builds(
+    lambda room, call, role, limit, counted, signed: ("seat", room, call, role, limit, counted, signed),
+    st.sampled_from(["A", "B"]), st.sampled_from(["c1", "c2", "c3", "c4"]), st.sampled_from(["member", "host"]),
+    st.integers(1, 3), st.booleans(),
+    st.one_of(st.none(), st.tuples(st.sampled_from(["s1", "s2", "s3"]), st.sampled_from(["POST /j?a", "POST /j?b"]))))
+BATCH_EVENTS = st.builds(
+    lambda kind, room, call, at: ("event", kind, room, call, at),
+    st.sampled_from(["join", "leave", "end"]), st.sampled_from(["A", "B"]), st.sampled_from(["c1", "c2", "c3"]),
+    st.integers(0, 5))
+
+
+def _request(op, at):
+    from roomc.runtime.store import Binding, EventRequest, SeatRequest
+
+    if op[0] == "seat":
+        _, room, call, role, limit, counted, signed = op
+        bind = Binding(f"t=1,v1={signed[0]}", signed[1], NOW + 300) if signed else None
+        return SeatRequest(room, call, role, counted, limit, 60, False, NOW + at, None, bind)
+    _, kind, room, call, stamp = op
+    fields = {"ConferenceName": room, "StatusCallbackEvent": kind, "Timestamp": NOW + stamp}
+    if kind != "end":
+        fields["CallId"] = call
+    return EventRequest(event(fields, now=NOW + 10), NOW + at)
+
+
+def _outcome(outcome):
+    return (type(outcome).__name__, str(outcome)) if isinstance(outcome, Exception) else outcome
+
+
+@given(ops=st.lists(st.one_of(BATCH_SEATS, BATCH_EVENTS), min_size=1, max_size=24), data=st.data())
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+def test_a_batch_gives_each_item_what_it_would_get_alone(store, ops, data):
+    from roomc.runtime.store import SeatRequest, SignatureReused
+
+    # Cut into the turns a worker might see; within a turn, BatchingStore stores seats before events.
+    cuts = sorted(data.draw(st.sets(st.integers(1, max(1, len(ops) - 1)), max_size=6)))
+    turns = [ops[a:b] for a, b in zip([0, *cuts], [*cuts, len(ops)], strict=True) if ops[a:b]]
+    turns = [[op for op in turn if op[0] == "seat"] + [op for op in turn if op[0] == "event"] for turn in turns]
+    requests = [[_request(op, at) for at, op in enumerate(turn)] for turn in turns]
+    results = []
+    for batched in (False, True):
+        wipe(store)
+        outcomes = []
+        for turn in requests:
+            seats = [r for r in turn if isinstance(r, SeatRequest)]
+            events = [r for r in turn if not isinstance(r, SeatRequest)]
+            if batched:
+                outcomes += (store.reserve_many(seats) if seats else []) + (store.record_many(events) if events else [])
+                continue
+            for seat in seats:
+                try:
+                    outcomes.append(store.reserve(seat.room, seat.call_id, seat.role, counted=seat.counted,
+                                                  limit=seat.limit, ttl=seat.ttl, muted=seat.muted, now=seat.now,
+                                                  bind=seat.bind))
+                except SignatureReused as refused:
+                    outcomes.append(refused)
+            outcomes += [store.record(item.event, now=item.now) for item in events]
+        results.append(([_outcome(o) for o in outcomes], [store.room(r) for r in "AB"],
+                        store.live_rooms(now=NOW + 30), store.count_events()))
+    assert results[1] == results[0]
+
+
+def test_a_batch_that_fails_stores_none_of_it(store):
+    """One transaction: a statement failing part-way leaves nothing of the batch behind, so the
+    retry item by item (runtime/batch.py) cannot store anything twice."""
+    from roomc.runtime.store import EventRequest, SeatRequest
+
+    first = SeatRequest("A", "c1", "member", True, 5, 60, False, NOW)
+    out_of_range = SeatRequest("A", "c2", "member", True, 2 ** 70, 60, False, NOW)  # refused by the database
+    with pytest.raises((OverflowError, psycopg.DataError)):  # as the same seat alone raises
+        store.reserve_many([first, out_of_range])
+    assert store.room("A") is None
+    join = EventRequest(event({"ConferenceName": "A", "StatusCallbackEvent": "join", "CallId": "c1", "Timestamp": NOW}))
+    assert store.record_many([join, join]) == ["stored", "duplicate"]
+    first_again = store.reserve_many([first, first])
+    assert [(r.admitted, r.again) for r in first_again] == [(True, False), (True, True)]
+    assert [p["callId"] for p in store.room("A")["participants"]] == ["c1"]
+
+
+def test_two_instances_batches_over_the_same_rooms_in_opposite_orders_never_deadlock(pg_url):
+    """Each batch takes its locks in one global order first (runtime/postgres.py _LOCK_ROOMS), so two
+    instances storing the same rooms' seats and events, listed in opposite orders, both finish."""
+    from roomc.runtime.store import Binding, EventRequest, SeatRequest
+
+    rooms = [f"room-{i}" for i in range(12)]
+    errors: list[BaseException] = []
+
+    def instance(name, order):
+        with open_store(pg_url) as store:
+            for round_ in range(25):
+                try:
+                    store.reserve_many([SeatRequest(room, f"{name}-{round_}", "member", True, 1000, 60, False,
+                                                    bind=Binding(f"sig-{room}-{round_ % 3}", f"{name} {room}",
+                                                                 time.time() + 300))
+                                        for room in order])
+                    store.record_many([EventRequest(event({"ConferenceName": room, "StatusCallbackEvent": "join",
+                                                           "CallId": f"{name}-{round_}", "Timestamp": NOW + round_}))
+                                       for room in order])
+                except BaseException as error:  # noqa: BLE001 - a deadlock is what this test looks for
+                    errors.append(error)
+                    return
+
+    threads = [threading.Thread(target=instance, args=("one", rooms)),
+               threading.Thread(target=instance, args=("two", rooms[::-1]))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+    assert not errors, errors
+    with open_store(pg_url) as store:
+        assert store.count_events() == 2 * 25 * len(rooms)
