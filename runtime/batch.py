@@ -27,7 +27,7 @@ from typing import Any, Callable, Mapping, Sequence
 from greenlet import getcurrent, greenlet
 
 from .normalise import Event
-from .store import Admission, Binding, EventRequest, SeatRequest, Store, StoreTimeout, only
+from .store import Admission, Binding, EventRequest, JoinFactsRequest, SeatRequest, Store, StoreTimeout, only
 
 log = logging.getLogger("roomc")
 _PARKED = object()  # what a request greenlet hands the loop when it waits for a batch
@@ -48,6 +48,7 @@ class BatchingStore:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._seats: list[tuple[SeatRequest, float | None, greenlet]] = []
         self._events: list[tuple[EventRequest, float | None, greenlet]] = []
+        self._facts: list[tuple[JoinFactsRequest, float | None, greenlet]] = []
         self._flush_scheduled = False
         self._waiting: dict[greenlet, asyncio.Future] = {}
 
@@ -83,6 +84,13 @@ class BatchingStore:
             return self.store.record(event, now=now, deadline=deadline)
         return self._park(self._events, EventRequest(event, now), deadline)
 
+    def after_join_facts(self, call_id: str, room: str, step_key: str, now: float | None = None) \
+            -> tuple[bool, float | None]:
+        """The store's `after_join_facts` (a read after a stored join event), joined to this turn's batch."""
+        if not isinstance(getcurrent(), _Request):
+            return self.store.after_join_facts(call_id, room, step_key, now)
+        return self._park(self._facts, JoinFactsRequest(call_id, room, step_key, now), None)
+
     def _park(self, queue: list, item: Any, deadline: float | None) -> Any:
         me = getcurrent()
         queue.append((item, deadline, me))
@@ -96,7 +104,8 @@ class BatchingStore:
     def _flush(self) -> None:
         """Run this turn's batches and resume every parked request with its outcome."""
         self._flush_scheduled = False
-        for queue, many in ((self._seats, self.store.reserve_many), (self._events, self.store.record_many)):
+        for queue, many in ((self._seats, self.store.reserve_many), (self._events, self.store.record_many),
+                            (self._facts, self.store.after_join_facts_many)):
             if not queue:
                 continue
             batch = queue[:]

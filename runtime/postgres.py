@@ -34,7 +34,7 @@ from psycopg_pool import ConnectionPool, PoolTimeout
 
 from .normalise import Event
 from .store import (ACTIVE, EXTRA_POOL, KEYS_QUERY, MAIN_POOL, SCHEMA_VERSION, TABLE_COLUMNS, Admission, Binding,
-                    EventRequest, ForeignTables, SchemaMismatch, SeatRequest, SignatureReused, StoreTimeout, _iso,
+                    EventRequest, ForeignTables, JoinFactsRequest, SchemaMismatch, SeatRequest, SignatureReused, StoreTimeout, _iso,
                     _raw_json, foreign_tables, held_json, live_room_views, only, pool_of, room_view)
 
 # The classid half of every roomc advisory lock (the other half is the room's hash), so roomc's
@@ -1002,9 +1002,20 @@ class PostgresStore:
     def after_join_facts(self, call_id: str, room: str, step_key: str, now: float | None = None) \
             -> tuple[bool, float | None]:
         """Whether a flow step waits under `step_key`, and when the call was said to end: one round trip."""
-        values = [_text(step_key), _float(time.time() if now is None else now), _text(call_id), _text(room)]
-        waiting, ended = self._run(None, lambda conn: _AFTER_JOIN.row(conn, values))
-        return waiting == b"t", None if ended is None else float(ended)
+        return self.after_join_facts_many([JoinFactsRequest(call_id, room, step_key, now)])[0]
+
+    def after_join_facts_many(self, requests: Sequence[JoinFactsRequest], *,
+                              deadline: float | None = None) -> list[tuple[bool, float | None]]:
+        """`after_join_facts` for each request, in one round trip."""
+        statements: list[tuple[_Statement, list[bytes | None]]] = [
+            (_AFTER_JOIN, [_text(r.step_key), _float(time.time() if r.now is None else r.now), _text(r.call_id),
+                           _text(r.room)]) for r in requests]
+        if len(statements) == 1:
+            rows = [self._run(deadline, lambda conn: _AFTER_JOIN.row(conn, statements[0][1]))]
+        else:
+            rows = [[result.get_value(0, 0), result.get_value(0, 1)]
+                    for result in self._run(deadline, lambda conn: _pipelined(conn, statements))]
+        return [(waiting == b"t", None if ended is None else float(ended)) for waiting, ended in rows]
 
     def claim_calls_to_confirm(self, *, within: float, limit: int, hold: float, hold_joined: float,
                                now: float | None = None) -> list[dict]:

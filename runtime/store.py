@@ -441,6 +441,16 @@ class EventRequest:
     now: float | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class JoinFactsRequest:
+    """One `after_join_facts` call's arguments, for `after_join_facts_many`."""
+
+    call_id: str
+    room: str
+    step_key: str
+    now: float | None = None
+
+
 def only(outcomes: list) -> object:
     """The one outcome of a batch of one: raised if it is an exception (a `*_many` result), else returned."""
     outcome = outcomes[0]
@@ -509,6 +519,9 @@ class Store(Protocol):
 
     def after_join_facts(self, call_id: str, room: str, step_key: str, now: float | None = None) \
             -> tuple[bool, float | None]: ...
+
+    def after_join_facts_many(self, requests: Sequence[JoinFactsRequest], *,
+                              deadline: float | None = None) -> list[tuple[bool, float | None]]: ...
 
     def claim_calls_to_confirm(self, *, within: float, limit: int, hold: float, hold_joined: float,
                                now: float | None = None) -> list[dict]: ...
@@ -981,6 +994,11 @@ class SQLiteStore:
             "(SELECT MIN(at) FROM events WHERE call_id = ? AND kind = 'callend' AND (room = '' OR room = ?))",
             (step_key, now, call_id, room)).fetchone()
         return bool(waiting), ended
+
+    def after_join_facts_many(self, requests: Sequence[JoinFactsRequest], *,
+                              deadline: float | None = None) -> list[tuple[bool, float | None]]:
+        """`after_join_facts` for each request (reads from the file: nothing to gain from one statement)."""
+        return [self.after_join_facts(r.call_id, r.room, r.step_key, r.now) for r in requests]
 
     def claim_calls_to_confirm(self, *, within: float, limit: int, hold: float, hold_joined: float,
                                now: float | None = None) -> list[dict]:

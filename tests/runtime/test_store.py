@@ -2,6 +2,7 @@
 runs against the SQLite store and against a real PostgreSQL (tests/pg.py): exact seats, expiry,
 restarts, idempotent events and state that never depends on delivery order or concurrency.
 SQLite's own mechanics (its WAL, its checkpoint thread) are tested at the end."""
+import dataclasses
 import sqlite3
 import threading
 import time
@@ -1092,3 +1093,15 @@ def test_two_instances_batches_over_the_same_rooms_in_opposite_orders_never_dead
     assert not errors, errors
     with open_store(pg_url) as store:
         assert store.count_events() == 2 * 25 * len(rooms)
+
+
+def test_after_join_facts_in_a_batch_are_each_what_they_are_alone(store):
+    from roomc.runtime.store import JoinFactsRequest
+
+    store.note("step:a", "waiting", ttl=60, now=NOW)
+    ended = event({"room": "x", "event": "join", "callId": "b", "timestamp": NOW + 5})
+    store.record(dataclasses.replace(ended, kind="callend", room=""))  # as runtime/calls.py stores a call's end
+    requests = [JoinFactsRequest(call, "r", f"step:{call}", NOW + 1) for call in ("a", "b", "c", "a")]
+    alone = [store.after_join_facts(r.call_id, r.room, r.step_key, r.now) for r in requests]
+    assert store.after_join_facts_many(requests) == alone
+    assert alone == [(True, None), (False, NOW + 5), (False, None), (True, None)]
