@@ -3,9 +3,10 @@
 A worker runs its requests one after another on its event loop (runtime/rsgi.py), so each seat
 and each event used to be a transaction of its own: a commit each, and on PostgreSQL a round trip
 each, which cost more than the statement itself. Here every request runs in a greenlet. When the
-app asks the store for a seat (`reserve`) or to keep an event (`record`), the request's greenlet
-is parked and the loop goes on to the requests that are ready in the same turn; at the end of the
-turn one `reserve_many` / `record_many` call takes them all in one transaction, and each parked
+app asks the store for a seat (`reserve`), to keep an event (`record`) or for what a stored join
+must act on (`after_join_facts`, a read), the request's greenlet is parked and the loop goes on to
+the requests that are ready in the same turn; at the end of the turn one `reserve_many` /
+`record_many` / `after_join_facts_many` call takes them all in one transaction, and each parked
 request resumes with its own outcome, as if it had called the store alone.
 
 Measured (bench/, this machine): a seat costs about half as much in a batch of four on SQLite
@@ -38,7 +39,8 @@ class _Request(greenlet):  # type: ignore[misc]
 
 
 class BatchingStore:
-    """A store whose `reserve` and `record` calls, made by requests on one event loop, are batched per loop turn.
+    """A store whose `reserve`, `record` and `after_join_facts` calls, made by requests on one event loop, are
+    batched per loop turn.
 
     Every other method is the wrapped store's own. `run` is how the server runs a request (see RSGIServer).
     """
@@ -72,10 +74,10 @@ class BatchingStore:
                 caller: str | None = None, bind: Binding | None = None, pool: str | None = None,
                 held: Mapping[str, int] | None = None) -> Admission:
         """The store's `reserve`, joined to this loop turn's batch when called by a request."""
-        seat = SeatRequest(room, call_id, role, counted, limit, ttl, muted, now, caller, bind, pool, held)
         if not isinstance(getcurrent(), _Request):
             return self.store.reserve(room, call_id, role, counted=counted, limit=limit, ttl=ttl, muted=muted, now=now,
                                       deadline=deadline, caller=caller, bind=bind, pool=pool, held=held)
+        seat = SeatRequest(room, call_id, role, counted, limit, ttl, muted, now, caller, bind, pool, held)
         return self._park(self._seats, seat, deadline)
 
     def record(self, event: Event, *, now: float | None = None, deadline: float | None = None) -> str:
