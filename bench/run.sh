@@ -7,5 +7,6 @@ cd "$(dirname "$0")/.."
 command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk; }
 .venv/bin/python bench/serve_bench.py --seconds 10
 .venv/bin/python bench/stall_bench.py --seconds 10
+.venv/bin/python bench/batch_bench.py
 .venv/bin/python bench/fuzz.py --requests 100000
 .venv/bin/python bench/lint_bench.py --runs 3

@@ -9,9 +9,10 @@ the requests that are ready in the same turn; at the end of the turn one `reserv
 `record_many` / `after_join_facts_many` call takes them all in one transaction, and each parked
 request resumes with its own outcome, as if it had called the store alone.
 
-Measured (bench/, this machine): a seat costs about half as much in a batch of four on SQLite
-(73 -> 35 us), and on PostgreSQL a batch of four costs 129 us a seat against 278 alone (client and
-server CPU). Nothing waits longer for it: a batch is flushed in the same loop turn it was started.
+Measured by bench/batch_bench.py on this machine: a seat in a batch of four costs half the CPU of
+one alone on SQLite, and on PostgreSQL (worker and database together) about half as well; under
+load a worker's batches hold 10-15 seats. Nothing waits longer for it: a batch is flushed in the
+loop turn after the one it was started in, before anything that arrived later.
 
 What a batch keeps as the single calls had it: each request's outcome is its own (a replayed
 signature refuses that request only); a failure of the whole batch that is not the store being
