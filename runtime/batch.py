@@ -29,6 +29,7 @@ from typing import Any, Callable, Mapping, Sequence
 from greenlet import getcurrent, greenlet
 
 from .normalise import Event
+from .observe import Observer
 from .store import Admission, Binding, EventRequest, JoinFactsRequest, SeatRequest, Store, StoreTimeout, only
 
 log = logging.getLogger("roomc")
@@ -54,6 +55,7 @@ class BatchingStore:
         self._facts: list[tuple[JoinFactsRequest, float | None, greenlet]] = []
         self._flush_scheduled = False
         self._waiting: dict[greenlet, asyncio.Future] = {}
+        self.observer: Observer | None = None  # set by the server: batch sizes go to /metrics
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.store, name)
@@ -107,12 +109,15 @@ class BatchingStore:
     def _flush(self) -> None:
         """Run this turn's batches and resume every parked request with its outcome."""
         self._flush_scheduled = False
-        for queue, many in ((self._seats, self.store.reserve_many), (self._events, self.store.record_many),
-                            (self._facts, self.store.after_join_facts_many)):
+        for operation, queue, many in (("reserve", self._seats, self.store.reserve_many),
+                                       ("record", self._events, self.store.record_many),
+                                       ("after_join_facts", self._facts, self.store.after_join_facts_many)):
             if not queue:
                 continue
             batch = queue[:]
             queue.clear()
+            if self.observer is not None:
+                self.observer.batch(operation, len(batch))
             try:
                 outcomes = _outcomes(many, [item for item, _, _ in batch],
                                      min((d for _, d, _ in batch if d is not None), default=None))

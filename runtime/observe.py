@@ -24,6 +24,8 @@ requests_log = logging.getLogger("roomc.requests")
 
 # Store latency buckets: a seat or an event is one SQL statement (0.1-1 ms); a stall shows past 10 ms.
 STORE_BUCKETS = (0.0002, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0, float("inf"))
+# Items in one store batch (runtime/batch.py): 1 on an idle line, 10-15 a worker under load.
+BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, float("inf"))
 
 
 class _Metrics:
@@ -47,6 +49,8 @@ class _Metrics:
                                           ["route"])
         self.store_seconds = Histogram("roomc_store_seconds", "Time a store write took, by operation.",
                                        ["operation"], buckets=STORE_BUCKETS)
+        self.batch_items = Histogram("roomc_store_batch_items", "Seats, events or reads stored in one transaction "
+                                     "(group commit), by operation.", ["operation"], buckets=BATCH_BUCKETS)
 
 
 _metrics: _Metrics | None = None
@@ -71,6 +75,7 @@ class Observer:
         self._counts: Tally = Tally()
         # Per store operation: [count in each bucket..., sum of seconds], folded in at flush time.
         self._store_times: dict[str, list[float]] = {}
+        self._batch_sizes: dict[str, list[float]] = {}
         self._flusher_pid = -1
         self.metrics = metrics()
 
@@ -84,13 +89,20 @@ class Observer:
 
     def store_time(self, operation: str, seconds: float) -> None:
         """One store write's latency."""
-        index = bisect.bisect_left(STORE_BUCKETS, seconds)
+        self._observe(self._store_times, STORE_BUCKETS, operation, seconds)
+
+    def batch(self, operation: str, items: int) -> None:
+        """One store batch's size (runtime/batch.py)."""
+        self._observe(self._batch_sizes, BATCH_BUCKETS, operation, items)
+
+    def _observe(self, tallies: dict[str, list[float]], buckets: tuple[float, ...], key: str, value: float) -> None:
+        index = bisect.bisect_left(buckets, value)
         with self._lock:
-            tally = self._store_times.get(operation)
+            tally = tallies.get(key)
             if tally is None:
-                tally = self._store_times[operation] = [0.0] * (len(STORE_BUCKETS) + 1)
+                tally = tallies[key] = [0.0] * (len(buckets) + 1)
             tally[index] += 1
-            tally[-1] += seconds
+            tally[-1] += value
 
     def voice(self, request_id: str, route: str, call_id: str | None, room: str | None, outcome: str,
               started: float, joins: Iterable[tuple[str, str]] = ()) -> None:
@@ -149,6 +161,7 @@ class Observer:
         with self._lock:
             counts, self._counts = self._counts, Tally()
             times, self._store_times = self._store_times, {}
+            sizes, self._batch_sizes = self._batch_sizes, {}
         m = self.metrics
         for key, n in counts.items():
             kind = key[0]
@@ -166,14 +179,15 @@ class Observer:
                 m.when_full.labels(key[1]).inc(n)
             else:  # bad_name, no_role, closed (open hours)
                 m.refusals.labels(key[1], kind).inc(n)
-        for operation, tally in times.items():
-            child = m.store_seconds.labels(operation)
-            # Histogram.observe takes one value at a time; a second's worth of writes is folded in
-            # as one increment per bucket instead (same numbers, a few mmap writes rather than thousands).
-            child._sum.inc(tally[-1])
-            for index, hits in enumerate(tally[:-1]):
-                if hits:
-                    child._buckets[index].inc(hits)
+        for histogram, tallies in ((m.store_seconds, times), (m.batch_items, sizes)):
+            for operation, tally in tallies.items():
+                child = histogram.labels(operation)
+                # Histogram.observe takes one value at a time; a second's worth is folded in as one
+                # increment per bucket instead (same numbers, a few mmap writes rather than thousands).
+                child._sum.inc(tally[-1])
+                for index, hits in enumerate(tally[:-1]):
+                    if hits:
+                        child._buckets[index].inc(hits)
 
 
 def exposition() -> tuple[bytes, str]:

@@ -29,6 +29,8 @@ _db = os.environ.get("ROOMC_DB") or "roomc.db"
 _store = open_store(_db, **({"reachable": False} if is_url(_db) else {}))
 _batcher = BatchingStore(_store) if os.environ.get("ROOMC_BATCH", "1") != "0" else None
 app = create_app(_table, store=_batcher or _store)
+if _batcher is not None:
+    _batcher.observer = app.extensions["roomc"]["observer"]
 
 # `roomc serve` runs granian's RSGI interface with this (runtime/rsgi.py): bodies are read on the
 # event loop with a deadline before a request thread is taken.

@@ -364,6 +364,31 @@ def _wait_for(read, expected: float, seconds: float = 10) -> float:
     return seen
 
 
+def test_concurrent_callers_share_transactions_and_metrics_show_it(table_file, tmp_path):
+    """Group commit on a real server: callers that reach a worker together are seated in one
+    transaction (runtime/batch.py), every seat is counted once, and /metrics shows the batch sizes."""
+    server = Server(table_file, tmp_path / "roomc.db", env={"ROOMC_METRICS_TOKEN": "m3trics"}).start()
+    try:
+        sent = 0
+        with ThreadPoolExecutor(max_workers=48) as pool:
+            for round_ in range(5):
+                answers = list(pool.map(lambda i, r=round_: server.post_form(
+                    f"/conference/join?room=g{r}-{i % 16}", f"CallId=g{r}-{i}"), range(96)))  # 6 a room: all seated
+                assert all(status == 200 for status, _ in answers)
+                sent += 96
+                time.sleep(1.2)  # each worker flushes its counts once a second
+
+                def seats(kind: str) -> float:
+                    return _metric(server, f"roomc_store_batch_items_{kind}", token="m3trics", operation="reserve")
+                if seats("count") < seats("sum"):
+                    break
+        assert _wait_for(lambda: seats("sum"), sent) == sent, "every seat went through a batch, once"
+        assert seats("count") < sent, "some batches carried several seats"
+        assert _metric(server, "roomc_admissions_total", token="m3trics", room="meeting") == sent
+    finally:
+        server.stop()
+
+
 def test_metrics_add_up_across_workers_and_survive_a_dead_worker(table_file, tmp_path):
     db = tmp_path / "roomc.db"
     server = Server(table_file, db, env={"ROOMC_METRICS_TOKEN": "m3trics"}).start()
