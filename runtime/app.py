@@ -23,8 +23,8 @@ from .directory import MeetingDirectory
 from .observe import Observer, exposition
 from .render import Responder
 from .keys import KeysRoute
-from .store import Store
-from .webhooks import EventsRoute, VoiceRoute, WSGIApp
+from .store import REQUEST_DEADLINE, Store
+from .webhooks import EventsRoute, VoiceRoute, Webhook
 
 log = logging.getLogger("roomc")
 RESERVED_PATHS = ("/healthz", "/rooms", "/metrics", "/ui")
@@ -217,7 +217,7 @@ def create_app(route_table: dict, store: Store | None = None, settings: Settings
 
     observer = Observer()
     app.extensions["roomc"]["observer"] = observer
-    handlers: dict[str, WSGIApp] = {}
+    handlers: dict[str, Webhook] = {}
     for path, route in route_table["routes"].items():
         if path in RESERVED_PATHS or path.startswith(("/rooms/", "/ui/")):
             raise ValueError(f"route {path} collides with a built-in route")
@@ -240,7 +240,12 @@ def create_app(route_table: dict, store: Store | None = None, settings: Settings
         if handler is not None:
             method = environ.get("REQUEST_METHOD")
             if method in ("GET", "POST"):
-                return handler(environ, start_response)
+                # Every store write made for this request keeps to its deadline (runtime/store.py REQUEST_DEADLINE).
+                token = REQUEST_DEADLINE.set(time.monotonic() + handler.deadline_seconds)
+                try:
+                    return handler(environ, start_response)
+                finally:
+                    REQUEST_DEADLINE.reset(token)
             if method == "HEAD" and "HEAD" in allowed[path]:
                 # Not a caller: no seat, no event stored; the headers a GET would carry, no body.
                 start_response("200 OK", [("Content-Type", "application/json"), ("Content-Length", "0")])

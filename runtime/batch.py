@@ -30,7 +30,8 @@ from greenlet import getcurrent, greenlet
 
 from .normalise import Event
 from .observe import Observer
-from .store import Admission, Binding, EventRequest, JoinFactsRequest, SeatRequest, Store, StoreTimeout, only
+from .store import (REQUEST_DEADLINE, Admission, Binding, EventRequest, JoinFactsRequest, SeatRequest, Store,
+                    StoreTimeout, only)
 
 log = logging.getLogger("roomc")
 _PARKED = object()  # what a request greenlet hands the loop when it waits for a batch
@@ -98,7 +99,7 @@ class BatchingStore:
 
     def _park(self, queue: list, item: Any, deadline: float | None) -> Any:
         me = getcurrent()
-        queue.append((item, deadline, me))
+        queue.append((item, REQUEST_DEADLINE.get() if deadline is None else deadline, me))
         if not self._flush_scheduled:
             assert self._loop is not None
             self._loop.call_soon(self._flush)

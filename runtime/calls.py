@@ -207,9 +207,10 @@ def call_end_event(store: Store, fields: dict, headers: Mapping[str, str | None]
     if call is None:
         return store.record(dataclasses.replace(parsed, kind=None))  # kept raw: nothing to free
     stored = store.record(dataclasses.replace(parsed, kind="callend", room=only_room or "", call=call))
-    if stored != "duplicate":
-        for name in [call] + [other for other in other_ids(fields) if other != call]:
-            end_call(store, name, parsed.at, "call-ended", parsed.event_id, parsed.timed, only_room)
+    # Also for a duplicate: the first delivery may have been stored and then failed to free a seat (its
+    # leave's write timed out, so it was answered 503); each leave is keyed, so a repeat changes nothing.
+    for name in [call] + [other for other in other_ids(fields) if other != call]:
+        end_call(store, name, parsed.at, "call-ended", parsed.event_id, parsed.timed, only_room)
     return stored
 
 

@@ -15,7 +15,6 @@ operation is one statement, one round trip, on an autocommit connection from a p
 """
 from __future__ import annotations
 
-import hashlib
 import itertools
 import logging
 import os
@@ -33,9 +32,10 @@ from psycopg.rows import dict_row
 from psycopg_pool import ConnectionPool, PoolTimeout
 
 from .normalise import Event
-from .store import (ACTIVE, EXTRA_POOL, KEYS_QUERY, MAIN_POOL, SCHEMA_VERSION, TABLE_COLUMNS, Admission, Binding,
-                    EventRequest, ForeignTables, JoinFactsRequest, SchemaMismatch, SeatRequest, SignatureReused, StoreTimeout, _iso,
-                    _raw_json, foreign_tables, held_json, live_room_views, only, pool_of, room_view)
+from .store import (ACTIVE, EXTRA_POOL, KEYS_QUERY, MAIN_POOL, REQUEST_DEADLINE, SCHEMA_VERSION, TABLE_COLUMNS, Admission, Binding,
+                    EventRequest, ForeignTables, JoinFactsRequest, SchemaMismatch, SeatRequest, SignatureReused,
+                    StoreTimeout, Unstorable, _iso, _raw_json, event_dedupe, foreign_tables, held_json,
+                    live_room_views, only, pool_of, room_view)
 
 # The classid half of every roomc advisory lock (the other half is the room's hash), so roomc's
 # locks never collide with another application's in a shared database. 'room' as an int4.
@@ -654,6 +654,8 @@ class PostgresStore:
         that keeps its connections open but stops answering (frozen, paused, a black-holed
         network) never applies that, so the watchdog cuts the connection's socket at the deadline.
         """
+        if deadline is None:
+            deadline = REQUEST_DEADLINE.get()
         budget = self.timeout if deadline is None else min(deadline - time.monotonic(), STATEMENT_WAIT)
         if time.monotonic() < self._struggling_until:
             budget = min(budget, PROBE_SECONDS)
@@ -682,6 +684,11 @@ class PostgresStore:
                 self._last_ok = time.monotonic()
                 return result
             except (PoolTimeout, psycopg.OperationalError) as exc:
+                state = getattr(exc, "sqlstate", None) or ""
+                if state[:2] == "54":  # a program limit (an index row too large): this item's, for good
+                    raise Unstorable(f"the database cannot hold it: {str(exc).strip()}") from exc
+                if state[:2] == "40":  # a deadlock or serialization failure: this transaction's, not the database's
+                    raise
                 self._struggling_until = time.monotonic() + STRUGGLING_SECONDS
                 self._last_failed = time.monotonic()
                 self._last_trouble = time.time()
@@ -689,6 +696,8 @@ class PostgresStore:
                 if isinstance(exc, psycopg.errors.QueryCanceled):
                     raise StoreTimeout(f"statement cancelled after {self.statement_timeout_ms} ms: {exc}") from exc
                 raise StoreTimeout(f"database not answering: {str(exc).strip()}") from exc
+            except psycopg.DataError as exc:  # a value the database refuses (out of range, malformed)
+                raise Unstorable(f"the database refuses it: {str(exc).strip()}") from exc
         raise StoreTimeout("database connections kept breaking")
 
     @contextmanager
@@ -801,16 +810,23 @@ class PostgresStore:
 
     def record_many(self, events: Sequence[EventRequest], *, deadline: float | None = None) -> list[str]:
         """Each event as `record` stores it, in one round trip and one transaction: one commit, so one
-        wait for the WAL's flush, for them all."""
-        statements = [(_RECORD, self._event_values(item)) for item in events]
-        if len(statements) == 1:
-            values = statements[0][1]
-            counts = [self._run(deadline, lambda conn: _RECORD.count(conn, values))]
+        wait for the WAL's flush, for them all. A single readable event takes its room's lock before
+        its row too, as a batch does, so a batch and a single delivery of one event cannot deadlock."""
+        values = [self._event_values(item) for item in events]
+        # The rooms' locks first (the trigger takes them), then the rows in key order: a transaction
+        # that meets another's uncommitted row with its key waits for it, so two batches holding the
+        # same events in different orders would each wait for the other (an attack found it).
+        rooms = sorted({item.event.room for item in events if item.event.readable and item.event.room is not None})
+        order = sorted(range(len(events)), key=lambda index: values[index][0] or b"")
+        statements: list[tuple[_Statement, list[bytes | None]]] = [(_LOCK_ROOMS, [_text_array(rooms)])] if rooms else []
+        statements += [(_RECORD, values[index]) for index in order]
+        if len(statements) == 1:  # one event that takes no lock: one statement
+            counts = [self._run(deadline, lambda conn: _RECORD.count(conn, values[0]))]
         else:
-            rooms = sorted({item.event.room for item in events if item.event.readable and item.event.room is not None})
-            locks: list[tuple[_Statement, list[bytes | None]]] = [(_LOCK_ROOMS, [_text_array(rooms)])]
-            results = self._run(deadline, lambda conn: _pipelined(conn, locks + statements))[1:]
-            counts = [int(result.command_tuples or 0) for result in results]
+            results = self._run(deadline, lambda conn: _pipelined(conn, statements))[len(statements) - len(order):]
+            counts = [0] * len(events)
+            for index, result in zip(order, results, strict=True):
+                counts[index] = int(result.command_tuples or 0)
         return ["duplicate" if count == 0 else "stored" if item.event.readable else "unreadable"
                 for item, count in zip(events, counts, strict=True)]
 
@@ -819,10 +835,7 @@ class PostgresStore:
         event = item.event
         now = time.time() if item.now is None else item.now
         body = _raw_json(event.raw)
-        if event.readable:
-            dedupe = event.dedupe_key()
-        else:
-            dedupe = f"raw:{hashlib.sha256(body).hexdigest()}:{event.event_id or ''}"
+        dedupe = event_dedupe(event, body)
         return [_text(dedupe), _text(event.room), _text(event.kind), _text(event.call), _float(event.at),
                 _float(now), _text(event.recording), b"1" if event.readable else b"0", _text(body.decode()),
                 b"1" if event.timed else b"0", _text(event.clock)]

@@ -17,6 +17,7 @@ import sqlite3
 import threading
 import time
 from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from functools import partial
 from typing import Callable, Iterable, Iterator, Mapping, Protocol, Sequence, TypeVar, cast
@@ -400,6 +401,17 @@ class StoreTimeout(Exception):
     """The store could not be reached before the request's deadline (locked, slow or failing)."""
 
 
+# The deadline of the webhook request being served (runtime/app.py sets it around each route): a write
+# made for it without a deadline of its own (a call-end's leaves, a flow's notes) keeps to it, so no
+# write on a request's behalf waits out SQLite's busy timeout while the worker's loop waits with it.
+REQUEST_DEADLINE: ContextVar[float | None] = ContextVar("roomc_request_deadline", default=None)
+
+
+class Unstorable(ValueError):
+    """The store refuses this item for what it holds (a value out of range, a key past a size limit):
+    retrying cannot help, so the events route answers 422, not 503."""
+
+
 @dataclass(frozen=True)
 class Binding:
     """A verified signature to bind to the request it came with (see Store.bind_signature), passed
@@ -685,6 +697,8 @@ class SQLiteStore:
         drains quickly instead of each waiting in turn.
         """
         db = self._connection()
+        if deadline is None:
+            deadline = REQUEST_DEADLINE.get()
         if deadline is not None:
             now = time.monotonic()
             if now < self._struggling_until:
@@ -808,10 +822,7 @@ class SQLiteStore:
         event = item.event
         now = time.time() if item.now is None else item.now
         body = _raw_json(event.raw)
-        if event.readable:
-            dedupe = event.dedupe_key()
-        else:
-            dedupe = f"raw:{hashlib.sha256(body).hexdigest()}:{event.event_id or ''}"
+        dedupe = event_dedupe(event, body)
         cursor = db.execute(
             "INSERT INTO events (dedupe, room, kind, call_id, at, received_at, recording, readable, body, timed, clock) "
             "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (dedupe) DO NOTHING",
@@ -1142,6 +1153,24 @@ def room_view(name: str, session: Mapping | None, seats: Iterable[Mapping], keys
         "recordingUrl": session["recording_url"] if session else None,
         **key_flags(seats, keys),
     }
+
+
+# PostgreSQL's btree refuses an index entry past about 2,700 bytes, and an event's fields are each
+# capped at 256 characters of up to 4 bytes: a longer key is kept as its digest, in both stores alike,
+# so such an event is stored (and deduplicated) rather than refused on every retry.
+DEDUPE_MAX_BYTES = 1000
+
+
+def event_dedupe(event: Event, body: bytes) -> str:
+    """The events table's key for an event: its own (Event.dedupe_key) if readable, else its bytes' digest."""
+    if event.readable:
+        key = event.dedupe_key()
+    else:
+        key = f"raw:{hashlib.sha256(body).hexdigest()}:{event.event_id or ''}"
+    encoded = key.encode("utf-8", "surrogatepass")
+    if len(encoded) > DEDUPE_MAX_BYTES:
+        return f"sha256:{hashlib.sha256(encoded).hexdigest()}"
+    return key
 
 
 def _raw_json(raw: object) -> bytes:

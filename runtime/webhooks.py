@@ -77,6 +77,14 @@ class Webhook:
         self.settings = settings
         self.observer = observer or Observer()  # metrics and the per-request log line
 
+    @property
+    def deadline_seconds(self) -> float:
+        """How long a request on this route may take: the voice deadline (events routes: their own)."""
+        return float(self.settings.voice_deadline)
+
+    def __call__(self, environ: dict, start_response: Callable) -> list[bytes]:
+        raise NotImplementedError  # each kind of route answers in its own way
+
     def signature_check(self, raw: bytes, environ: dict) -> signatures.Check | None:
         """The HMAC check of the raw bytes (None when serving unsigned): cheap, so it runs before any
         parsing, and a stranger's body costs nothing but a hash."""
@@ -258,6 +266,11 @@ class VoiceRoute(Webhook):
 
 class EventsRoute(Webhook):
     """The status-events sink: stores every delivery once, answers 2xx at once, 503 if it cannot store."""
+
+    @property
+    def deadline_seconds(self) -> float:
+        """Events get the events deadline."""
+        return float(self.settings.events_deadline)
 
     def checks_signature(self, environ: dict) -> bool:
         """Whether this delivery's signature is checked, by `events_signature` (docs/runtime.md,
