@@ -48,8 +48,11 @@ class BatchingStore:
     Every other method is the wrapped store's own. `run` is how the server runs a request (see RSGIServer).
     """
 
-    def __init__(self, store: Store):
+    def __init__(self, store: Store, *, max_batch: int = 0):
         self.store = store
+        # A batch this large is stored at once, mid-turn, so a big turn's first callers do not wait for
+        # its last ones (0: a batch holds the whole turn).
+        self.max_batch = max_batch
         self._loop: asyncio.AbstractEventLoop | None = None
         self._seats: list[tuple[SeatRequest, float | None, greenlet]] = []
         self._events: list[tuple[EventRequest, float | None, greenlet]] = []
@@ -71,6 +74,8 @@ class BatchingStore:
             return outcome
         waiting = self._loop.create_future()
         self._waiting[request] = waiting
+        if self.max_batch and max(len(self._seats), len(self._events), len(self._facts)) >= self.max_batch:
+            self._flush()
         return await waiting
 
     def reserve(self, room: str, call_id: str, role: str, *, counted: bool, limit: int, ttl: float,

@@ -150,7 +150,10 @@ def caller_of(fields: Mapping[str, Any]) -> str | None:
     for alias in normalise.EVENT_ALIASES["caller"]:
         value = folded.get(alias)
         if isinstance(value, (str, int)) and str(value).strip():
-            return str(value).strip()
+            # Past the field cap it is no number a caller has: ignored, as an over-long call id is
+            # (an uncapped value went into indexed columns PostgreSQL refuses past ~2.7 KB).
+            text = str(value).strip()
+            return text if len(text) <= normalise.MAX_FIELD_CHARS else None
     return None
 
 
@@ -203,7 +206,7 @@ def call_end_event(store: Store, fields: dict, headers: Mapping[str, str | None]
     if call is None:
         folded = _folded(fields)
         value = folded.get("callid") or folded.get("sessionid") or folded.get("id")
-        call = None if value is None else str(value)
+        call = None if value is None or len(str(value)) > normalise.MAX_FIELD_CHARS else str(value)
     if call is None:
         return store.record(dataclasses.replace(parsed, kind=None))  # kept raw: nothing to free
     stored = store.record(dataclasses.replace(parsed, kind="callend", room=only_room or "", call=call))

@@ -34,8 +34,8 @@ from psycopg_pool import ConnectionPool, PoolTimeout
 from .normalise import Event
 from .store import (ACTIVE, EXTRA_POOL, KEYS_QUERY, MAIN_POOL, REQUEST_DEADLINE, SCHEMA_VERSION, TABLE_COLUMNS, Admission, Binding,
                     EventRequest, ForeignTables, JoinFactsRequest, SchemaMismatch, SeatRequest, SignatureReused,
-                    StoreTimeout, Unstorable, _iso, _raw_json, event_dedupe, foreign_tables, held_json,
-                    live_room_views, only, pool_of, room_view)
+                    StoreTimeout, Unstorable, _iso, _raw_json, event_dedupe, foreign_tables, full_dedupe, held_json,
+                    live_room_views, only, pool_of, room_view, short_dedupe)
 
 # The classid half of every roomc advisory lock (the other half is the room's hash), so roomc's
 # locks never collide with another application's in a shared database. 'room' as an int4.
@@ -684,9 +684,9 @@ class PostgresStore:
                 self._last_ok = time.monotonic()
                 return result
             except (PoolTimeout, psycopg.OperationalError) as exc:
+                # Class 54 (a program limit) stays a 503: PostgreSQL also raises it database-wide (its
+                # wraparound stop) until an operator acts; event keys are kept short enough to avoid it.
                 state = getattr(exc, "sqlstate", None) or ""
-                if state[:2] == "54":  # a program limit (an index row too large): this item's, for good
-                    raise Unstorable(f"the database cannot hold it: {str(exc).strip()}") from exc
                 if state[:2] == "40":  # a deadlock or serialization failure: this transaction's, not the database's
                     raise
                 self._struggling_until = time.monotonic() + STRUGGLING_SECONDS
@@ -813,22 +813,36 @@ class PostgresStore:
         wait for the WAL's flush, for them all. A single readable event takes its room's lock before
         its row too, as a batch does, so a batch and a single delivery of one event cannot deadlock."""
         values = [self._event_values(item) for item in events]
+        known = self._stored_under_full_keys(events, deadline)
         # The rooms' locks first (the trigger takes them), then the rows in key order: a transaction
         # that meets another's uncommitted row with its key waits for it, so two batches holding the
         # same events in different orders would each wait for the other (an attack found it).
         rooms = sorted({item.event.room for item in events if item.event.readable and item.event.room is not None})
-        order = sorted(range(len(events)), key=lambda index: values[index][0] or b"")
+        order = sorted((index for index in range(len(events)) if index not in known),
+                       key=lambda index: values[index][0] or b"")
         statements: list[tuple[_Statement, list[bytes | None]]] = [(_LOCK_ROOMS, [_text_array(rooms)])] if rooms else []
         statements += [(_RECORD, values[index]) for index in order]
-        if len(statements) == 1:  # one event that takes no lock: one statement
-            counts = [self._run(deadline, lambda conn: _RECORD.count(conn, values[0]))]
-        else:
+        counts = [0] * len(events)
+        if len(statements) == 1 and order:  # one event that takes no lock: one statement
+            counts[order[0]] = self._run(deadline, lambda conn: _RECORD.count(conn, statements[0][1]))
+        elif order:
             results = self._run(deadline, lambda conn: _pipelined(conn, statements))[len(statements) - len(order):]
-            counts = [0] * len(events)
             for index, result in zip(order, results, strict=True):
                 counts[index] = int(result.command_tuples or 0)
-        return ["duplicate" if count == 0 else "stored" if item.event.readable else "unreadable"
-                for item, count in zip(events, counts, strict=True)]
+        return ["duplicate" if count == 0 or index in known else "stored" if item.event.readable else "unreadable"
+                for index, (item, count) in enumerate(zip(events, counts, strict=True))]
+
+    def _stored_under_full_keys(self, events: Sequence[EventRequest], deadline: float | None) -> set[int]:
+        """Which events (by index) a roomc from before keys were shortened stored under their full key: a
+        redelivery of one is a duplicate. One read, and only for the rare event whose key was shortened."""
+        full = {index: full_dedupe(item.event, _raw_json(item.event.raw)) for index, item in enumerate(events)}
+        long = {index: key for index, key in full.items() if short_dedupe(key) != key}
+        if not long:
+            return set()
+        stored_as = {index: key.replace("\x00", "\ufffd") for index, key in long.items()}  # as _text stores it
+        found = {row[0] for row in self._run(deadline, lambda conn: conn.execute(
+            "SELECT dedupe FROM events WHERE dedupe = ANY(%s)", (list(stored_as.values()),)).fetchall())}
+        return {index for index, key in stored_as.items() if key in found}
 
     @staticmethod
     def _event_values(item: EventRequest) -> list[bytes | None]:

@@ -11,7 +11,7 @@ from contextlib import contextmanager
 from typing import Any, Iterable, Iterator
 
 from .postgres import PostgresStore, is_url, redact
-from .store import SCHEMA_VERSION, ForeignTables, SchemaMismatch, SQLiteStore, sqlite_schema_version
+from .store import SCHEMA_VERSION, ForeignTables, SchemaMismatch, SQLiteStore, short_dedupe, sqlite_schema_version
 
 # Copied in this order: events first, since inserting them re-derives seats and rooms, which
 # are then overwritten with the source's rows (reservations live only in seats). Each with its key.
@@ -181,6 +181,8 @@ def _for_postgres(location: str, table: str, columns: list[str], kinds: list[str
             problem = f"column {column} holds {_shown(value)} where a number belongs"
         if problem is not None:
             raise CopyRefused(f"{_where(location, table, columns, row, number)}: {problem}; nothing was copied")
+        if table == "events" and column == "dedupe" and isinstance(value, str):
+            value = short_dedupe(value)  # as the store keys it now: a redelivery stays a duplicate
         out.append(value)
     return tuple(out)
 
@@ -300,11 +302,14 @@ def _insert_sqlite(db: sqlite3.Connection, table: str, columns: list[str], rows:
     statement = (f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({', '.join('?' for _ in columns)}) "
                  f"ON CONFLICT ({', '.join(keys)}) {conflict}")
     body = columns.index("body") if "body" in columns else -1
+    dedupe = columns.index("dedupe") if table == "events" and "dedupe" in columns else -1
     count = 0
     batch: list[tuple] = []
     for row in rows:
         if body >= 0 and isinstance(row[body], str):
             row = (*row[:body], row[body].encode(), *row[body + 1:])  # events.body is a BLOB in SQLite
+        if dedupe >= 0 and isinstance(row[dedupe], str):
+            row = (*row[:dedupe], short_dedupe(row[dedupe]), *row[dedupe + 1:])  # as the store keys it now
         batch.append(row)
         if len(batch) == 5000:
             db.executemany(statement, batch)

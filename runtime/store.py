@@ -822,7 +822,10 @@ class SQLiteStore:
         event = item.event
         now = time.time() if item.now is None else item.now
         body = _raw_json(event.raw)
-        dedupe = event_dedupe(event, body)
+        full = full_dedupe(event, body)
+        dedupe = short_dedupe(full)
+        if dedupe != full and db.execute("SELECT 1 FROM events WHERE dedupe = ?", (full,)).fetchone():
+            return "duplicate"  # stored before keys this long were shortened (a redelivery after an upgrade)
         cursor = db.execute(
             "INSERT INTO events (dedupe, room, kind, call_id, at, received_at, recording, readable, body, timed, clock) "
             "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (dedupe) DO NOTHING",
@@ -1157,20 +1160,29 @@ def room_view(name: str, session: Mapping | None, seats: Iterable[Mapping], keys
 
 # PostgreSQL's btree refuses an index entry past about 2,700 bytes, and an event's fields are each
 # capped at 256 characters of up to 4 bytes: a longer key is kept as its digest, in both stores alike,
-# so such an event is stored (and deduplicated) rather than refused on every retry.
-DEDUPE_MAX_BYTES = 1000
+# so such an event is stored (and deduplicated) rather than refused on every retry. ASCII ids reach
+# about 800 bytes; roomc's own room names are ASCII and at most 64 characters.
+DEDUPE_MAX_BYTES = 2000
 
 
-def event_dedupe(event: Event, body: bytes) -> str:
-    """The events table's key for an event: its own (Event.dedupe_key) if readable, else its bytes' digest."""
-    if event.readable:
-        key = event.dedupe_key()
-    else:
-        key = f"raw:{hashlib.sha256(body).hexdigest()}:{event.event_id or ''}"
+def short_dedupe(key: str) -> str:
+    """An events key as stored: itself, or its digest past DEDUPE_MAX_BYTES (`roomc db copy` applies it too)."""
     encoded = key.encode("utf-8", "surrogatepass")
     if len(encoded) > DEDUPE_MAX_BYTES:
         return f"sha256:{hashlib.sha256(encoded).hexdigest()}"
     return key
+
+
+def full_dedupe(event: Event, body: bytes) -> str:
+    """An event's key before shortening: its own (Event.dedupe_key) if readable, else its bytes' digest."""
+    if event.readable:
+        return event.dedupe_key()
+    return f"raw:{hashlib.sha256(body).hexdigest()}:{event.event_id or ''}"
+
+
+def event_dedupe(event: Event, body: bytes) -> str:
+    """The events table's key for an event (full_dedupe, shortened past DEDUPE_MAX_BYTES)."""
+    return short_dedupe(full_dedupe(event, body))
 
 
 def _raw_json(raw: object) -> bytes:

@@ -27,7 +27,8 @@ _db = os.environ.get("ROOMC_DB") or "roomc.db"
 # Seats and events asked for in one event-loop turn are stored in one transaction (runtime/batch.py).
 # ROOMC_BATCH=0 stores each on its own, as before.
 _store = open_store(_db, **({"reachable": False} if is_url(_db) else {}))
-_batcher = BatchingStore(_store) if os.environ.get("ROOMC_BATCH", "1") != "0" else None
+_batcher = BatchingStore(_store, max_batch=int(os.environ.get("ROOMC_BATCH_MAX") or 0)) \
+    if os.environ.get("ROOMC_BATCH", "1") != "0" else None
 app = create_app(_table, store=_batcher or _store)
 if _batcher is not None:
     _batcher.observer = app.extensions["roomc"]["observer"]

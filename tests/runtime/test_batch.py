@@ -137,3 +137,10 @@ def test_requests_that_never_touch_the_store_are_answered_without_waiting(counte
     batcher = BatchingStore(counted)
     assert serve_together(batcher, [lambda: "fine", lambda: seat(batcher, "a").admitted]) == ["fine", True]
     assert counted.batches == [("seats", 1)]
+
+
+def test_a_full_batch_is_stored_at_once_and_the_rest_of_the_turn_after(counted):
+    batcher = BatchingStore(counted, max_batch=8)
+    outcomes = serve_together(batcher, [lambda i=i: seat(batcher, f"c{i}", limit=100) for i in range(20)])
+    assert all(o.admitted for o in outcomes)
+    assert counted.batches == [("seats", 8), ("seats", 8), ("seats", 4)]
