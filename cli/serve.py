@@ -253,6 +253,8 @@ def _serve(paths: tuple[str, ...], host: str, port: int, db: str, workers: int, 
 # caller in silence. A granian that stops without being asked to is started again, at most
 # RESTARTS_PER_MINUTE times a minute (a server that cannot stay up is reported, not spun); one
 # that refused its own arguments (status 2) is not.
+# granian gets --workers-kill-timeout 5 to stop its workers; past this, a stopping granian is killed.
+STOP_GRACE_SECONDS = 12.0
 RESTARTS_PER_MINUTE = 5
 
 
@@ -270,11 +272,14 @@ def supervise(argv: list[str], log_format: str = "text") -> int:
     import time
 
     stopping = False
+    stop_asked_at = 0.0
     child: subprocess.Popen | None = None
 
     def pass_on(signum: int, _frame: object) -> None:
-        nonlocal stopping
-        stopping = True
+        nonlocal stopping, stop_asked_at
+        if stopping:
+            return  # once: signals in a row can deadlock granian's own handler (it sets a threading.Event)
+        stopping, stop_asked_at = True, time.monotonic()
         if child is not None and child.poll() is None:
             child.send_signal(signum if signum in (signal.SIGINT, signal.SIGTERM) else signal.SIGTERM)
 
@@ -297,11 +302,23 @@ def supervise(argv: list[str], log_format: str = "text") -> int:
             child = subprocess.Popen(argv, preexec_fn=stop_with_parent)
             if stopping:  # asked to stop while it was being started: it missed the signal
                 child.terminate()
-            code = child.wait()
+            killed = False
+            while True:
+                try:
+                    code = child.wait(timeout=0.5)
+                    break
+                except subprocess.TimeoutExpired:
+                    # A granian that has not stopped well past its own workers' kill timeout never will
+                    # (a deadlocked signal handler was seen): killed, and its workers with it, below.
+                    if stopping and not killed and time.monotonic() - stop_asked_at > STOP_GRACE_SECONDS:
+                        _say(log_format, "ERROR", f"roomc: granian did not stop within {STOP_GRACE_SECONDS:.0f} s "
+                                                  "of being asked to; killed")
+                        child.kill()
+                        killed = True
             code = 128 - code if code < 0 else code
             _end_leftovers()
             if stopping:  # (a SIGTERM that reached granian before its own handler did is that stop too)
-                return 0 if code == 128 + signal.SIGTERM else code
+                return 0 if code == 128 + signal.SIGTERM or killed else code
             now = time.monotonic()
             restarts = [at for at in restarts if now - at < 60]
             if code == 2 or len(restarts) >= RESTARTS_PER_MINUTE:

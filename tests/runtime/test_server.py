@@ -602,6 +602,30 @@ def test_sighup_and_sigquit_stop_roomc_serve_and_everything_it_started(table_fil
         _end_session(server, sid)
 
 
+def test_a_granian_that_will_not_stop_is_killed_and_nothing_outlives_roomc_serve(table_file, tmp_path):
+    # Seen at the end of a benchmark: several stop signals in a row (a group-wide Ctrl-C or pkill
+    # reaches granian directly and again through roomc serve) deadlocked granian's own signal handler,
+    # which sets a threading.Event from inside the handler; roomc serve then waited for it for ever.
+    # A stopped (SIGSTOP) granian stands in for the hang here.
+    server = Server(table_file, tmp_path / "roomc.db", workers=1).start()
+    sid = server.process.pid
+    try:
+        granian = _children(sid)[0]
+        os.kill(granian, signal.SIGSTOP)
+        started = time.monotonic()
+        for _ in range(3):  # repeated stops reach granian once
+            server.process.send_signal(signal.SIGTERM)
+            time.sleep(0.1)
+        try:
+            server.process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            pytest.fail("roomc serve still waiting for a granian that will not stop, 30 s after SIGTERM")
+        assert time.monotonic() - started < 25
+        assert _wait_gone(_session(sid), 20) == [], "processes outlived roomc serve"
+    finally:
+        _end_session(server, sid)
+
+
 def test_a_stop_asked_for_during_a_restart_is_a_clean_stop(table_file, tmp_path):
     # SIGTERM in the half second before granian is started again: roomc serve started a granian
     # only to kill it, and exited 143 as if it had failed (a service manager's "failed" state).
