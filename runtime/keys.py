@@ -64,7 +64,7 @@ class KeysRoute(EventsRoute):
 
     def handle(self, environ: dict, start_response: Callable) -> list[bytes]:
         """Read, check, map and store one post (see the class and docs/runtime.md, "In-room keys")."""
-        deadline = time.monotonic() + self.settings.events_deadline
+        deadline = self.request_deadline()
         request_id = f"{os.getpid():x}-{next(_request_numbers):x}"
         started, observer = time.perf_counter(), self.observer
         raw, checked, refusal = self.verified_body(environ, start_response, request_id, started, "keys")

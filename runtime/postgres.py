@@ -34,7 +34,7 @@ from psycopg_pool import ConnectionPool, PoolTimeout
 from .normalise import Event
 from .store import (ACTIVE, EXTRA_POOL, KEYS_QUERY, MAIN_POOL, REQUEST_DEADLINE, SCHEMA_VERSION, TABLE_COLUMNS, Admission, Binding,
                     EventRequest, ForeignTables, JoinFactsRequest, SchemaMismatch, SeatRequest, SignatureReused,
-                    StoreTimeout, Unstorable, _iso, _raw_json, event_dedupe, foreign_tables, full_dedupe, held_json,
+                    StoreTimeout, Unstorable, _iso, _raw_json, foreign_tables, full_dedupe, held_json,
                     live_room_views, only, pool_of, room_view, short_dedupe)
 
 # The classid half of every roomc advisory lock (the other half is the room's hash), so roomc's
@@ -812,8 +812,12 @@ class PostgresStore:
         """Each event as `record` stores it, in one round trip and one transaction: one commit, so one
         wait for the WAL's flush, for them all. A single readable event takes its room's lock before
         its row too, as a batch does, so a batch and a single delivery of one event cannot deadlock."""
-        values = [self._event_values(item) for item in events]
-        known = self._stored_under_full_keys(events, deadline)
+        bodies = [_raw_json(item.event.raw) for item in events]
+        keys = [full_dedupe(item.event, body) for item, body in zip(events, bodies, strict=True)]
+        shorts = [short_dedupe(key) for key in keys]
+        values = [self._event_values(item, body, short) for item, body, short in zip(events, bodies, shorts,
+                                                                                     strict=True)]
+        known = self._stored_under_full_keys(keys, shorts, deadline)
         # The rooms' locks first (the trigger takes them), then the rows in key order: a transaction
         # that meets another's uncommitted row with its key waits for it, so two batches holding the
         # same events in different orders would each wait for the other (an attack found it).
@@ -832,24 +836,21 @@ class PostgresStore:
         return ["duplicate" if count == 0 or index in known else "stored" if item.event.readable else "unreadable"
                 for index, (item, count) in enumerate(zip(events, counts, strict=True))]
 
-    def _stored_under_full_keys(self, events: Sequence[EventRequest], deadline: float | None) -> set[int]:
+    def _stored_under_full_keys(self, keys: list[str], shorts: list[str], deadline: float | None) -> set[int]:
         """Which events (by index) a roomc from before keys were shortened stored under their full key: a
         redelivery of one is a duplicate. One read, and only for the rare event whose key was shortened."""
-        full = {index: full_dedupe(item.event, _raw_json(item.event.raw)) for index, item in enumerate(events)}
-        long = {index: key for index, key in full.items() if short_dedupe(key) != key}
-        if not long:
+        stored_as = {index: key.replace("\x00", "\ufffd")  # as _text stores it
+                     for index, (key, short) in enumerate(zip(keys, shorts, strict=True)) if short != key}
+        if not stored_as:
             return set()
-        stored_as = {index: key.replace("\x00", "\ufffd") for index, key in long.items()}  # as _text stores it
         found = {row[0] for row in self._run(deadline, lambda conn: conn.execute(
             "SELECT dedupe FROM events WHERE dedupe = ANY(%s)", (list(stored_as.values()),)).fetchall())}
         return {index for index, key in stored_as.items() if key in found}
 
     @staticmethod
-    def _event_values(item: EventRequest) -> list[bytes | None]:
+    def _event_values(item: EventRequest, body: bytes, dedupe: str) -> list[bytes | None]:
         event = item.event
         now = time.time() if item.now is None else item.now
-        body = _raw_json(event.raw)
-        dedupe = event_dedupe(event, body)
         return [_text(dedupe), _text(event.room), _text(event.kind), _text(event.call), _float(event.at),
                 _float(now), _text(event.recording), b"1" if event.readable else b"0", _text(body.decode()),
                 b"1" if event.timed else b"0", _text(event.clock)]

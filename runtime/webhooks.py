@@ -21,7 +21,7 @@ import orjson
 from . import calls, normalise, signatures
 from .observe import Observer
 from .render import CompiledRole, Responder
-from .store import Binding, SignatureReused, Store, StoreTimeout
+from .store import REQUEST_DEADLINE, Binding, SignatureReused, Store, StoreTimeout
 
 log = logging.getLogger("roomc")
 WSGIApp = Callable[[dict, Callable], Iterable[bytes]]
@@ -82,6 +82,10 @@ class Webhook:
         """How long a request on this route may take: the voice deadline (events routes: their own)."""
         return float(self.settings.voice_deadline)
 
+    def request_deadline(self) -> float:
+        """This request's deadline (time.monotonic()): the one runtime/app.py set for it, else from now."""
+        return REQUEST_DEADLINE.get() or time.monotonic() + self.deadline_seconds
+
     def __call__(self, environ: dict, start_response: Callable) -> list[bytes]:
         raise NotImplementedError  # each kind of route answers in its own way
 
@@ -138,7 +142,7 @@ class VoiceRoute(Webhook):
 
     def __call__(self, environ: dict, start_response: Callable) -> list[bytes]:
         request_id = f"{os.getpid():x}-{next(_request_numbers):x}"  # names this request in the log
-        deadline = time.monotonic() + self.settings.voice_deadline
+        deadline = self.request_deadline()
         started, observer, call_id = time.perf_counter(), self.observer, None
         try:
             raw = read_body(environ, self.settings.max_body_bytes)
@@ -315,7 +319,7 @@ class EventsRoute(Webhook):
         return raw, checked, None
 
     def __call__(self, environ: dict, start_response: Callable) -> list[bytes]:
-        deadline = time.monotonic() + self.settings.events_deadline
+        deadline = self.request_deadline()
         request_id = f"{os.getpid():x}-{next(_request_numbers):x}"
         started, observer = time.perf_counter(), self.observer
         raw, checked, refusal = self.verified_body(environ, start_response, request_id, started, "event")
