@@ -176,7 +176,7 @@ def test_one_event_the_store_cannot_hold_is_refused_alone(tmp_path, pg_url, batc
                                  "EventId": wide(256)}, ensure_ascii=False).encode()
             requests.insert(15, (server, "/events", poison, {"Content-Type": "application/json"}))
             answers = volley(requests)
-            # The wide event itself: stored under its key's digest (runtime/store.py event_dedupe), or at
+            # The wide event itself: stored under its key's digest (runtime/store.py short_dedupe), or at
             # worst refused for good (422); never a 503 that the sender would retry for ever.
             assert answers[15][0] in (200, 422), answers[15]
             good_refused += [(round_, a) for i, a in enumerate(answers) if i != 15 and a[0] != 200]
@@ -238,6 +238,35 @@ def _timed_get(server: Server, path: str) -> float:
     return time.monotonic() - began
 
 
+def keep_joining(server: Server, seconds: float, tag: str, callers: int = 8) -> tuple[list[threading.Thread], list]:
+    """`callers` threads joining signed calls in a loop for `seconds`, each answer's (seconds it took,
+    status) appended to the list returned; the threads are started, the caller joins them."""
+    answers: list[tuple[float, int | None]] = []
+    lock = threading.Lock()
+    stop_at = time.monotonic() + seconds
+
+    def caller(n: int) -> None:
+        i = 0
+        while time.monotonic() < stop_at:
+            i += 1
+            body = f"CallId={tag}-{n}-{i}".encode()
+            began = time.monotonic()
+            try:
+                status, _ = server.request("POST", f"/join?room={tag}{i % 5}", body, {
+                    "Content-Type": "application/x-www-form-urlencoded",
+                    "X-Sautikit-Signature": sign(SECRET.encode(), body)})
+            except OSError:
+                status = None
+            with lock:
+                answers.append((time.monotonic() - began, status))
+            time.sleep(0.005)
+
+    threads = [threading.Thread(target=caller, args=(n,)) for n in range(callers)]
+    for thread in threads:
+        thread.start()
+    return threads, answers
+
+
 @BATCHING
 def test_a_frozen_database_holds_no_caller_past_the_deadline(tmp_path, batch):
     # PostgreSQL that keeps its connections open but stops answering (here SIGSTOP: the kernel still
@@ -258,29 +287,7 @@ def test_a_frozen_database_holds_no_caller_past_the_deadline(tmp_path, batch):
     try:
         url = cluster.create_database("frozen")
         server = serve(table(tmp_path), url, tmp_path, "s", batch)
-        answers: list[tuple[float, int | None, dict]] = []
-        lock = threading.Lock()
-        stop_at = time.monotonic() + 12
-
-        def caller(n: int) -> None:
-            i = 0
-            while time.monotonic() < stop_at:
-                i += 1
-                body = f"CallId=f-{n}-{i}".encode()
-                began = time.monotonic()
-                try:
-                    status, answer = server.request("POST", f"/join?room=f{i % 5}", body, {
-                        "Content-Type": "application/x-www-form-urlencoded",
-                        "X-Sautikit-Signature": sign(SECRET.encode(), body)})
-                except OSError:
-                    status, answer = None, {}
-                with lock:
-                    answers.append((time.monotonic() - began, status, answer))
-                time.sleep(0.005)
-
-        callers = [threading.Thread(target=caller, args=(n,)) for n in range(8)]
-        for thread in callers:
-            thread.start()
+        callers, answers = keep_joining(server, 12, "f")
         time.sleep(2)
         postmaster = int((cluster.data / "postmaster.pid").read_text().split()[0])
         children = subprocess.run(["pgrep", "-P", str(postmaster)], capture_output=True, text=True).stdout.split()
@@ -299,8 +306,8 @@ def test_a_frozen_database_holds_no_caller_past_the_deadline(tmp_path, batch):
         if server is not None:
             server.stop()
         cluster.stop()
-    assert all(status == 200 for _, status, _ in answers), {status for _, status, _ in answers}
-    slowest = max(seconds for seconds, _, _ in answers)
+    assert all(status == 200 for _, status in answers), {status for _, status in answers}
+    slowest = max(seconds for seconds, _ in answers)
     assert slowest < 4.0, f"a caller waited {slowest:.1f} s (voice deadline 2 s; the database was frozen for 8 s)"
 
 
@@ -311,30 +318,8 @@ def test_a_seats_table_locked_from_outside_holds_no_caller_past_the_deadline(tmp
     # its budget and callers hear the fallback in time. A batch's pipeline waits in get_result with the
     # GIL held, so nothing cuts it; and the server's statement_timeout did not end it either.
     server = serve(table(tmp_path), pg_url, tmp_path, "s", batch)
-    answers: list[tuple[float, int | None]] = []
-    lock = threading.Lock()
-    stop_at = time.monotonic() + 13
-
-    def caller(n: int) -> None:
-        i = 0
-        while time.monotonic() < stop_at:
-            i += 1
-            body = f"CallId=l-{n}-{i}".encode()
-            began = time.monotonic()
-            try:
-                status, _ = server.request("POST", f"/join?room=l{i % 5}", body, {
-                    "Content-Type": "application/x-www-form-urlencoded",
-                    "X-Sautikit-Signature": sign(SECRET.encode(), body)})
-            except OSError:
-                status = None
-            with lock:
-                answers.append((time.monotonic() - began, status))
-            time.sleep(0.005)
-
     try:
-        callers = [threading.Thread(target=caller, args=(n,)) for n in range(8)]
-        for thread in callers:
-            thread.start()
+        callers, answers = keep_joining(server, 13, "l")
         time.sleep(2)
         with psycopg.connect(pg_url) as operator:
             operator.execute("LOCK TABLE seats IN ACCESS EXCLUSIVE MODE")

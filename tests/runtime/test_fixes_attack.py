@@ -1,12 +1,17 @@
 """Hostile cases for the fixes of a8e9ea0 (digest keys, Unstorable, REQUEST_DEADLINE, call-end repeats):
 each test states a promise the change was meant to keep and shows where it does not. Real SQLite
 files, a real PostgreSQL (the session's cluster), the real `roomc db copy` code path."""
+import json
+import secrets
+
 import pytest
 
 import roomc.runtime.store as store_module
 from roomc.runtime import normalise
 from roomc.runtime.storage import copy, open_store
 from roomc.runtime.store import SQLiteStore
+
+from .test_batch_attack import serve, table
 
 NOW = 1_800_000_000.0
 # A room named in CJK (3 bytes a character) with long CJK ids: a key of about 2,300 UTF-8 bytes, which
@@ -53,32 +58,18 @@ def test_db_copy_of_an_older_sqlite_store_keeps_its_long_keys_deduplicating(tmp_
 
 # -- a call-end whose call id is past the field limit ----------------------------------------------
 
-def _events_table(tmp_path):
-    from roomc.compiler.emit import emit
-
-    from ..conftest import compile_text
-    policy = """
-roomc: 1
-server:
-  publicUrl: https://r.example.com
-  eventsSignature: "off"
-rooms:
-  small:
-    name: "small-{{ query.room | default('x') }}"
-    maxParticipants: 3
-    statusEvents: [start, end, join, leave]
-    roles:
-      member:
-        say: "Joining."
-routes:
-  /join: {join: small}
-  /events: events
-"""
-    compilation = compile_text(tmp_path, policy)
-    assert compilation.table is not None, [d.message for d in compilation.diagnostics]
-    path = tmp_path / "routes.json"
-    path.write_text(emit(compilation.table))
-    return path
+def _posted_to_both_stores(tmp_path, pg_url, body: bytes) -> dict:
+    """(status, answer) of the same event posted to a real server on SQLite and one on PostgreSQL
+    (`eventsSignature: off`: anyone may post)."""
+    routes = table(tmp_path, events='"off"')
+    results = {}
+    for name, db in (("sqlite", tmp_path / "roomc.db"), ("postgresql", pg_url)):
+        server = serve(routes, db, tmp_path, name, "1")
+        try:
+            results[name] = server.request("POST", "/events", body, {"Content-Type": "application/json"})
+        finally:
+            server.stop()
+    return results
 
 
 @pytest.mark.server
@@ -88,21 +79,9 @@ def test_a_call_end_with_an_overlong_call_id_is_kept_not_refused_on_postgresql(t
     takes the raw CallId as its call anyway (runtime/calls.py: `folded.get("callid")`, uncapped) and
     stores it in events.call_id, whose btree index (events_by_room, events_call_ends) PostgreSQL cannot
     hold past ~2,700 bytes: 54000 -> Unstorable -> 422, and the platform drops the event for good."""
-    import json
-    import secrets
-
-    from .server import Server
-
     call_id = secrets.token_urlsafe(2400)  # 3,200 varied characters: PostgreSQL cannot compress them away
     body = json.dumps({"EventType": "call.completed", "CallId": call_id, "EventId": "end-long"}).encode()
-    results = {}
-    for name, db in (("sqlite", tmp_path / "roomc.db"), ("postgresql", pg_url)):
-        server = Server(_events_table(tmp_path), db, workers=1, env={"ROOMC_LOG_LEVEL": "WARNING"},
-                        log_path=tmp_path / f"{name}.log").start()
-        try:
-            results[name] = server.request("POST", "/events", body, {"Content-Type": "application/json"})
-        finally:
-            server.stop()
+    results = _posted_to_both_stores(tmp_path, pg_url, body)
     assert results["sqlite"][0] == 200, results
     assert results["postgresql"][0] == 200, results
 
@@ -112,22 +91,10 @@ def test_a_join_named_only_by_an_overlong_caller_number_is_kept_not_refused_on_p
     """The same limit by another door: a join with no call id is given the stand-in call
     `caller:<number>` (runtime/calls.py identify; caller_of does not cap the number), which lands in
     events.call_id and the events_by_room index. SQLite stores it; PostgreSQL answers 422 (dropped)."""
-    import json
-    import secrets
-
-    from .server import Server
-
     number = secrets.token_urlsafe(2400)
     body = json.dumps({"ConferenceName": "small-x", "StatusCallbackEvent": "join", "From": number,
                        "EventId": "join-long"}).encode()
-    results = {}
-    for name, db in (("sqlite", tmp_path / "roomc.db"), ("postgresql", pg_url)):
-        server = Server(_events_table(tmp_path), db, workers=1, env={"ROOMC_LOG_LEVEL": "WARNING"},
-                        log_path=tmp_path / f"{name}.log").start()
-        try:
-            results[name] = server.request("POST", "/events", body, {"Content-Type": "application/json"})
-        finally:
-            server.stop()
+    results = _posted_to_both_stores(tmp_path, pg_url, body)
     assert results["sqlite"][0] == 200, results
     assert results["postgresql"][0] == 200, results
 
@@ -162,13 +129,11 @@ def test_an_event_while_postgresql_refuses_writes_for_wraparound_gets_503_not_42
 
     Reached for real: a cluster of its own whose next transaction id pg_resetwal sets past the stop
     limit (between xidStopLimit and xidWrapLimit), with the commit-log segment it needs."""
-    import json
     import os
 
     import psycopg
 
     from ..pg import Cluster
-    from .server import Server
 
     cluster = Cluster.start()
     try:
@@ -190,8 +155,7 @@ def test_an_event_while_postgresql_refuses_writes_for_wraparound_gets_503_not_42
             conn.execute("CREATE TABLE probe (x int)")
         assert refused.value.sqlstate == "54000", refused.value  # the condition under test, for real
 
-        server = Server(_events_table(tmp_path), url, workers=1, env={"ROOMC_LOG_LEVEL": "WARNING"},
-                        log_path=tmp_path / "wrap.log").start()
+        server = serve(table(tmp_path, events='"off"'), url, tmp_path, "wrap", "1")
         try:
             body = json.dumps({"ConferenceName": "small-x", "StatusCallbackEvent": "join", "CallId": "c1",
                                "EventId": "during-wraparound-stop"}).encode()

@@ -1108,7 +1108,7 @@ def test_after_join_facts_in_a_batch_are_each_what_they_are_alone(store):
 
 def test_an_event_with_the_widest_fields_is_stored_and_deduplicated(store):
     """256 four-byte characters in room, call and event id made a key past PostgreSQL's btree limit:
-    such a key is kept as its digest (runtime/store.py event_dedupe), alike in both stores."""
+    such a key is kept as its digest (runtime/store.py short_dedupe), alike in both stores."""
     wide = "".join(chr(0x20000 + i * 7919 % 0xA6D0) for i in range(255))  # varied: PostgreSQL would compress repeats
     delivered = event({"ConferenceName": wide + "r", "StatusCallbackEvent": "join", "CallId": wide + "c",
                        "EventId": wide + "e", "Timestamp": NOW})
