@@ -148,3 +148,22 @@ def test_roomc_io_threads_batch_0_leaves_every_thread_alone(table_file, tmp_path
         assert set(_policies(pid).values()) == {os.SCHED_OTHER}
     finally:
         server.stop()
+
+
+def test_a_worker_freezes_its_startup_heap_so_full_collections_do_not_walk_it(tmp_path) -> None:
+    # A full collection walking an unfrozen worker heap held every request of the worker for
+    # 30-40 ms (docs/runtime.md, "Garbage collection"); the entry point granian loads freezes it.
+    import subprocess
+    import sys
+
+    table = tmp_path / "routes.json"
+    table.write_text(emit(pipeline.run([str(ROOMS / "meeting.yaml")]).table))
+    probe = ("import gc, roomc.runtime.wsgi as w; "
+             "print(gc.get_freeze_count(), sum(gc.get_count()), w.rsgi is not None)")
+    env = {**os.environ, "ROOMC_TABLE": str(table), "ROOMC_DB": str(tmp_path / "roomc.db"), "ROOMC_ALLOW_UNSIGNED": "1"}
+    done = subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    frozen, young, built = done.stdout.split()
+    assert built == "True"
+    assert int(frozen) > 20_000, f"only {frozen} objects frozen: the app's heap is walked by every full collection"
+    assert int(young) < 1_000  # frozen last, after the app was built
