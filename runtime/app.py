@@ -208,8 +208,6 @@ def create_app(route_table: dict, store: Store | None = None, settings: Settings
         else:
             log.warning("no signing secret configured (server.signatureSecretEnv): requests are NOT verified; "
                         "anyone who knows a URL can choose their role")
-        log.warning("no signing secret configured (server.signatureSecretEnv): requests are NOT verified; "
-                    "anyone who knows a URL can choose their role")
     _announce_platform_readings(route_table, store, settings)
     for name in route_table.get("secrets", []):
         if name not in settings.secrets:
