@@ -19,14 +19,22 @@ signature refuses that request only); a failure of the whole batch that is not t
 unreachable (StoreTimeout) is retried one item at a time, so one bad item cannot fail the others;
 the earliest deadline in a batch bounds it. Called outside a request greenlet (a tool, a test, a
 request thread), the wrapper calls the store directly.
+
+A store whose batches wait on the network (PostgreSQL: `waits_on_network`) is given its batches in a
+flusher greenlet. While the flusher waits for the database's answer (`wait_readable`), the loop goes on
+reading, answering and parking other requests; they form the next batch, stored as soon as the one
+in flight is done (one batch in flight per worker: group commit as databases do it). Measured on
+this machine: 10 % more joins a second with 2 workers than the blocking wait had with 3, at lower
+CPU a join and a shorter tail (docs/runtime.md, "Group commit").
 """
 from __future__ import annotations
 
 import asyncio
 import logging
+import select
 from typing import Any, Callable, Mapping, Sequence
 
-from greenlet import getcurrent, greenlet
+from greenlet import GreenletExit, getcurrent, greenlet
 
 from .normalise import Event
 from .observe import Observer
@@ -39,6 +47,41 @@ _PARKED = object()  # what a request greenlet hands the loop when it waits for a
 
 class _Request(greenlet):  # type: ignore[misc]
     """A greenlet running one request's app call; only these are parked."""
+
+
+class _Flusher(greenlet):  # type: ignore[misc]
+    """The greenlet that stores a loop's batches; it hands the loop back while the store waits on a socket."""
+
+    def __init__(self, run: Callable[[], None], loop: asyncio.AbstractEventLoop):
+        super().__init__(run)
+        self.loop = loop
+
+    def wait_readable(self, fd: int, timeout: float) -> None:
+        loop = self.loop
+
+        def wake() -> None:
+            # Whichever comes first; the other's handle is cancelled before it can run.
+            loop.remove_reader(fd)
+            timer.cancel()
+            self.switch()
+        loop.add_reader(fd, wake)
+        timer = loop.call_later(timeout, wake)
+        self.parent.switch()  # the loop runs on; `wake` resumes the flusher here
+
+
+def wait_readable(fd: int, timeout: float) -> None:
+    """Wait until `fd` is readable or `timeout` seconds pass (without the GIL). In a batch's flusher the
+    event loop runs meanwhile; anywhere else this thread sleeps in select."""
+    current = getcurrent()
+    if isinstance(current, _Flusher):
+        current.wait_readable(fd, timeout)
+    else:
+        select.select([fd], [], [], timeout)
+
+
+def in_flusher() -> bool:
+    """Whether the caller is a batch's flusher, whose waits on a socket let the event loop run."""
+    return isinstance(getcurrent(), _Flusher)
 
 
 class BatchingStore:
@@ -58,6 +101,8 @@ class BatchingStore:
         self._events: list[tuple[EventRequest, float | None, greenlet]] = []
         self._facts: list[tuple[JoinFactsRequest, float | None, greenlet]] = []
         self._flush_scheduled = False
+        self._cooperative = bool(getattr(store, "waits_on_network", False))
+        self._in_flight = False  # a flusher is storing a batch (stores that wait on the network)
         self._waiting: dict[greenlet, asyncio.Future] = {}
         self.observer: Observer | None = None  # set by the server: batch sizes go to /metrics
 
@@ -115,6 +160,31 @@ class BatchingStore:
     def _flush(self) -> None:
         """Run this turn's batches and resume every parked request with its outcome."""
         self._flush_scheduled = False
+        if not self._cooperative:
+            self._store_queues(self._resume_all)
+        elif not self._in_flight:  # else the batch in flight takes these as soon as it is done
+            assert self._loop is not None
+            self._in_flight = True
+            _Flusher(self._drain, self._loop).switch()
+
+    def _drain(self) -> None:
+        """The flusher's work: batch after batch while requests are parked, each resumed from the loop."""
+        # Resumed from the loop, not from here: a request that ends or parks again switches to its
+        # parent, the loop, which would leave this greenlet suspended mid-batch for ever.
+        loop = self._loop
+        assert loop is not None
+        try:
+            while self._seats or self._events or self._facts:
+                self._store_queues(lambda batch, outcomes: loop.call_soon(self._resume_all, batch, outcomes))
+        finally:
+            self._in_flight = False
+
+    def _resume_all(self, batch: list, outcomes: list) -> None:
+        for (_, _, request), outcome in zip(batch, outcomes, strict=True):
+            self._resume(request, outcome)
+
+    def _store_queues(self, resume: Callable[[list, list], Any]) -> None:
+        """Store each queue's items as one batch, and hand each batch's outcomes to `resume`."""
         for operation, queue, many in (("reserve", self._seats, self.store.reserve_many),
                                        ("record", self._events, self.store.record_many),
                                        ("after_join_facts", self._facts, self.store.after_join_facts_many)):
@@ -129,11 +199,12 @@ class BatchingStore:
                                      min((d for _, d, _ in batch if d is not None), default=None))
                 if len(outcomes) != len(batch):
                     raise RuntimeError(f"{len(outcomes)} outcomes for a batch of {len(batch)}")
+            except GreenletExit:
+                raise  # a flusher collected while it waited (its loop closed): nobody is left to answer
             except BaseException as error:  # a bug here must not leave callers parked for ever
                 log.exception("a store batch failed outside the store")
                 outcomes = [error] * len(batch)
-            for (_, _, request), outcome in zip(batch, outcomes, strict=True):
-                self._resume(request, outcome)
+            resume(batch, outcomes)
 
     def _resume(self, request: greenlet, outcome: Any) -> None:
         waiting = self._waiting.get(request)

@@ -18,7 +18,6 @@ from __future__ import annotations
 import itertools
 import logging
 import os
-import select
 import socket
 import threading
 import time
@@ -31,6 +30,7 @@ from psycopg import pq
 from psycopg.rows import dict_row
 from psycopg_pool import ConnectionPool, PoolTimeout
 
+from .batch import in_flusher, wait_readable
 from .normalise import Event
 from .store import (ACTIVE, EXTRA_POOL, KEYS_QUERY, MAIN_POOL, REQUEST_DEADLINE, SCHEMA_VERSION, TABLE_COLUMNS, Admission, Binding,
                     EventRequest, ForeignTables, JoinFactsRequest, SchemaMismatch, SeatRequest, SignatureReused,
@@ -422,6 +422,8 @@ class _Statement:
 
     def result(self, conn: psycopg.Connection, params: list[bytes | None]) -> Any:
         """Run the statement: libpq's result, checked (psycopg's exception for an error)."""
+        if in_flusher():  # a batch of one: its wait lets the event loop run (runtime/batch.py)
+            return _pipelined(conn, [(self, params)])[0]
         pgconn = conn.pgconn
         self.prepare(conn)
         result = pgconn.exec_prepared(self.name, cast(Any, params))  # None is NULL (psycopg's stub omits it)
@@ -478,7 +480,7 @@ def _pipelined(conn: psycopg.Connection, statements: list[tuple[_Statement, list
             # blocks, which would stop the watchdog thread that cuts a statement at its deadline.
             pgconn.consume_input()
             while pgconn.is_busy():
-                select.select([pgconn.socket], [], [], 1.0)  # lets go of the GIL; the watchdog ends a hang
+                wait_readable(pgconn.socket, 1.0)  # lets go of the GIL (or the loop); the watchdog ends a hang
                 pgconn.consume_input()
             result = pgconn.get_result()
             if result is None:
@@ -571,6 +573,10 @@ class PostgresStore:
     refused (SchemaMismatch), unless `upgrade=True`. With `reachable=False` (a server's worker
     processes), a database out of reach at start is tolerated instead of raised.
     """
+
+    # Its batches wait for the database's answer: runtime/batch.py runs them in a flusher greenlet,
+    # so the worker's event loop serves other requests meanwhile.
+    waits_on_network = True
 
     def __init__(self, conninfo: str, *, pool_size: int = 4, timeout: float = 2.0, statement_timeout_ms: int = 2000,
                  upgrade: bool = False, reachable: bool = True):

@@ -144,3 +144,77 @@ def test_a_full_batch_is_stored_at_once_and_the_rest_of_the_turn_after(counted):
     outcomes = serve_together(batcher, [lambda i=i: seat(batcher, f"c{i}", limit=100) for i in range(20)])
     assert all(o.admitted for o in outcomes)
     assert counted.batches == [("seats", 8), ("seats", 8), ("seats", 4)]
+
+
+# PostgreSQL: while a worker's batch waits for the database, its loop serves other requests.
+
+def _hold_room(url: str, room: str):
+    """Another session holding the room's lock, as a long transaction of another instance would."""
+    import psycopg
+
+    from roomc.runtime.postgres import LOCK_CLASS
+
+    holder = psycopg.connect(url, autocommit=True)
+    holder.execute("SELECT pg_advisory_lock(%s, hashtext(%s))", (LOCK_CLASS, room))
+    return holder
+
+
+def test_a_postgresql_batch_waiting_on_the_database_leaves_the_loop_serving(pg_url):
+    from roomc.runtime.postgres import PostgresStore
+
+    with PostgresStore(pg_url) as store:
+        batcher = BatchingStore(store)
+        holder = _hold_room(pg_url, "held")
+        served: list[float] = []
+
+        async def main():
+            loop = asyncio.get_running_loop()
+            started = loop.time()
+            waiting = asyncio.ensure_future(batcher.run(lambda: seat(batcher, "c-held", room="held")))
+            await asyncio.sleep(0.05)  # its batch is with the database, blocked on the held lock
+            # A request that needs no store, and a timer: both run while the batch waits.
+            assert await batcher.run(lambda: "answered") == "answered"
+            await asyncio.sleep(0.05)
+            served.append(loop.time() - started)
+            # A seat asked for now waits for the batch in flight, then goes in the next one.
+            later = asyncio.ensure_future(batcher.run(lambda: seat(batcher, "c-later", room="free")))
+            await asyncio.sleep(0.1)
+            assert not waiting.done() and not later.done()
+            holder.execute("SELECT pg_advisory_unlock_all()")
+            return await waiting, await later, loop.time() - started
+
+        try:
+            first, second, total = asyncio.run(main())
+        finally:
+            holder.close()
+        assert first.admitted and second.admitted
+        assert served[0] < 0.5, f"the loop stood still for {served[0]:.2f} s behind the database"
+        assert total < 2
+        assert {p["callId"] for p in store.room("held")["participants"]} == {"c-held"}
+        assert {p["callId"] for p in store.room("free")["participants"]} == {"c-later"}
+
+
+def test_a_postgresql_batch_past_its_deadline_is_cut_and_the_next_batch_is_stored(pg_url):
+    from roomc.runtime.postgres import PostgresStore
+
+    with PostgresStore(pg_url) as store:
+        batcher = BatchingStore(store)
+        holder = _hold_room(pg_url, "held")
+
+        async def main():
+            stuck = asyncio.ensure_future(batcher.run(
+                lambda: seat(batcher, "c-held", room="held", deadline=time.monotonic() + 0.3)))
+            await asyncio.sleep(0.05)
+            queued = [asyncio.ensure_future(batcher.run(lambda i=i: seat(batcher, f"c{i}", room="free")))
+                      for i in range(5)]
+            outcomes = await asyncio.gather(stuck, *queued, return_exceptions=True)
+            holder.execute("SELECT pg_advisory_unlock_all()")
+            return outcomes
+
+        try:
+            outcomes = asyncio.run(main())
+        finally:
+            holder.close()
+        assert isinstance(outcomes[0], StoreTimeout)  # cut at its deadline, as when the loop blocked
+        assert [o.admitted for o in outcomes[1:]] == [True] * 5
+        assert len(store.room("free")["participants"]) == 5
