@@ -127,7 +127,7 @@ def main() -> None:
 
     threads = str(args.blocking_threads or DEFAULT_BLOCKING_THREADS)
     workers = str(args.workers or default_workers())
-    pg_workers = str(args.pg_workers or args.workers or default_workers(args.db))
+    pg_workers = str(args.pg_workers or args.workers or default_workers())
     procs = {
         "roomc": subprocess.Popen([sys.executable, "-c", "from roomc.cli import run; run()", "serve", str(table),
                                    "--port", str(ports["roomc"]), "--db", str(work / "roomc.db"),

@@ -93,29 +93,23 @@ def _loopback(host: str) -> bool:
         return False
 
 
-def default_workers(db: str | None = None) -> int:
-    """One worker process per core, at least one; on PostgreSQL one more.
+def default_workers() -> int:
+    """One worker process per core, at least one, whichever the store.
 
     Under granian's RSGI interface a saturated worker keeps about one core busy: its event-loop
     thread runs every request, and its I/O threads wait for the GIL that thread holds, so one
     worker on 2 cores left the second core partly idle. Measured on this project's 2-core machine,
     quiet, wrk beside it (README, "Speed"): SQLite joins 3,354 a second with two workers against
     2,811 with one (median of 3 interleaved rounds; p99 31-46 ms against 32-61). On PostgreSQL a
-    worker's only request thread also waits out each statement's round trip: two workers spent
-    570-710 us of CPU a join (both sides, /proc) against 620-820 us for one, and answered up to 2x
-    as many; a second request thread instead cost more CPU than it won (760-990 us, GIL hand-offs).
-    With group commit (runtime/batch.py) a PostgreSQL worker's loop waits out each batch's round
-    trip, and two workers left 13 % of the 2 cores idle: a third filled it (5 %) and answered 3,557
-    joins a second against 3,353 (medians of 4 interleaved rounds, quiet). SQLite's batches wait on
-    nothing, so one more worker there only adds GIL and cache contention.
+    worker's loop goes on serving while its batch waits for the database (runtime/batch.py), so it
+    needs no extra worker to fill that wait: two such workers answered 5-15 % more joins than three
+    that waited out each round trip, at 9-15 % less CPU a join (4 interleaved rounds, /proc).
     """
-    from roomc.runtime.storage import is_url
-
     try:
         cores = max(1, len(os.sched_getaffinity(0)))  # the cores this process may use (containers, taskset)
     except AttributeError:  # not on Linux
         cores = max(1, os.cpu_count() or 1)
-    return cores + 1 if db is not None and is_url(db) else cores
+    return cores
 
 
 def _say(log_format: str, level: str, message: str) -> None:
@@ -145,7 +139,7 @@ def _say(log_format: str, level: str, message: str) -> None:
 def serve(paths: tuple[str, ...], host: str, port: int, db: str, workers: int | None, blocking_threads: int,
           body_timeout: float, dev: bool, allow_unsigned: bool, log_format: str) -> None:
     """Serve a route table (build/routes.json) or room policies (compiled first) as Sautikit webhooks."""
-    workers = workers or default_workers(db)
+    workers = workers or default_workers()
     if host == "localhost":
         host = "127.0.0.1"  # granian wants an address; roomc's loopback check already knows the name
     problem = port_problem(host, port)

@@ -70,20 +70,13 @@ def test_a_taken_port_is_refused_before_granian_starts(invoke, granian_argv):
     assert granian_argv == []
 
 
-@pytest.mark.parametrize("cores, workers", [(1, 2), (2, 3), (3, 4), (16, 17)])
-def test_one_worker_more_than_the_cores_on_postgresql(monkeypatch, cores, workers):
-    # A worker's loop waits out each batch's round trip to the database (cli/serve.py default_workers).
-    monkeypatch.setattr(serve_module.os, "sched_getaffinity", lambda _pid: set(range(cores)), raising=False)
-    assert serve_module.default_workers("postgresql://roomc@db.example:5432/roomc") == workers
-    assert serve_module.default_workers("roomc.db") == cores
-
-
-def test_a_postgresql_store_gets_a_worker_per_core_and_one_more(invoke, granian_argv, monkeypatch, pg_url):
+def test_a_postgresql_store_gets_a_worker_per_core_too(invoke, granian_argv, monkeypatch, pg_url):
+    # A worker's loop serves on while its batch waits for the database (runtime/batch.py): no extra worker.
     monkeypatch.setattr(serve_module.os, "sched_getaffinity", lambda _pid: {0, 1}, raising=False)
     result = invoke("serve", str(ROOMS), "--port", str(free_port()), "--db", pg_url)
     assert result.exit_code == 0, result.output
     argv = granian_argv[0]
-    assert argv[argv.index("--workers") + 1] == "3"
+    assert argv[argv.index("--workers") + 1] == "2"
     assert os.environ["ROOMC_REQUEST_THREADS"] == "1"
     assert invoke("serve", str(ROOMS), "--port", str(free_port()), "--db", pg_url, "--workers", "0").exit_code == 2
 
