@@ -178,6 +178,10 @@ class BatchingStore:
                 self._store_queues(lambda batch, outcomes: loop.call_soon(self._resume_all, batch, outcomes))
         finally:
             self._in_flight = False
+            # Left early (an error outside the store): requests parked behind this batch still get a flusher.
+            if (self._seats or self._events or self._facts) and not self._flush_scheduled and not loop.is_closed():
+                loop.call_soon(self._flush)
+                self._flush_scheduled = True
 
     def _resume_all(self, batch: list, outcomes: list) -> None:
         for (_, _, request), outcome in zip(batch, outcomes, strict=True):
@@ -193,7 +197,10 @@ class BatchingStore:
             batch = queue[:]
             queue.clear()
             if self.observer is not None:
-                self.observer.batch(operation, len(batch))
+                try:
+                    self.observer.batch(operation, len(batch))
+                except Exception:  # a metric must never leave the batch's callers parked
+                    log.exception("the batch-size metric failed")
             try:
                 outcomes = _outcomes(many, [item for item, _, _ in batch],
                                      min((d for _, d, _ in batch if d is not None), default=None))

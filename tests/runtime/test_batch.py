@@ -50,7 +50,9 @@ def serve_together(batcher, calls):
     """Run each `call()` as a request on one loop, all started in the same turn; their outcomes
     (or the exception each raised), in order."""
     async def main():
-        return await asyncio.gather(*(batcher.run(call) for call in calls), return_exceptions=True)
+        # Bounded: a caller left parked for ever fails the test instead of hanging it.
+        return await asyncio.wait_for(asyncio.gather(*(batcher.run(call) for call in calls), return_exceptions=True),
+                                      30)
     return asyncio.run(main())
 
 
@@ -218,3 +220,27 @@ def test_a_postgresql_batch_past_its_deadline_is_cut_and_the_next_batch_is_store
         assert isinstance(outcomes[0], StoreTimeout)  # cut at its deadline, as when the loop blocked
         assert [o.admitted for o in outcomes[1:]] == [True] * 5
         assert len(store.room("free")["participants"]) == 5
+
+
+class BrokenObserver:
+    """An observer whose batch metric fails, as a full metrics disk or a bug would make it."""
+
+    def batch(self, operation, size):
+        raise OSError("no space left on device")
+
+
+def test_a_failing_batch_metric_leaves_no_caller_parked(counted):
+    batcher = BatchingStore(counted)
+    batcher.observer = BrokenObserver()
+    outcomes = serve_together(batcher, [lambda i=i: seat(batcher, f"c{i}") for i in range(3)])
+    assert [o.admitted for o in outcomes] == [True] * 3
+
+
+def test_a_failing_batch_metric_leaves_no_caller_parked_on_postgresql(pg_url):
+    from roomc.runtime.postgres import PostgresStore
+
+    with PostgresStore(pg_url) as store:
+        batcher = BatchingStore(store)
+        batcher.observer = BrokenObserver()
+        outcomes = serve_together(batcher, [lambda i=i: seat(batcher, f"c{i}") for i in range(3)])
+        assert [o.admitted for o in outcomes] == [True] * 3
