@@ -38,8 +38,8 @@ from greenlet import GreenletExit, getcurrent, greenlet
 
 from .normalise import Event
 from .observe import Observer
-from .store import (REQUEST_DEADLINE, Admission, Binding, EventRequest, JoinFactsRequest, SeatRequest, Store,
-                    StoreTimeout, only)
+from .store import (REQUEST_DEADLINE, Admission, Binding, EventRequest, JoinFactsRequest, RoomBusy, SeatRequest,
+                    Store, StoreTimeout, only)
 
 log = logging.getLogger("roomc")
 _PARKED = object()  # what a request greenlet hands the loop when it waits for a batch
@@ -233,16 +233,42 @@ def _outcomes(many: Callable[..., list], items: Sequence[Any], deadline: float |
     """Each item's outcome from one batch call; after a failure of the whole batch, from one call each."""
     try:
         return many(items, deadline=deadline)
+    except RoomBusy as error:  # one room's lock, not the store: the other rooms' items are stored alone
+        if len(items) == 1:
+            return [error]
+        log.warning("a batch of %d met a locked room (%s); storing each on its own", len(items), error)
+        return _one_by_one(many, items, deadline)
     except StoreTimeout as error:
         return [StoreTimeout(str(error)) for _ in items]  # unreachable store: every item alike, at once
     except Exception as error:
         if len(items) == 1:
             return [error]
         log.warning("a batch of %d failed (%s: %s); storing each on its own", len(items), type(error).__name__, error)
-        outcomes: list[Any] = []
-        for item in items:
-            try:
-                outcomes.extend(many([item], deadline=deadline))
-            except Exception as one:
-                outcomes.append(one)
-        return outcomes
+        return _one_by_one(many, items, deadline)
+
+
+def _one_by_one(many: Callable[..., list], items: Sequence[Any], deadline: float | None) -> list[Any]:
+    """Each item's outcome from a call of its own (an item that fails has its error as its outcome). A room
+    found locked is not waited for again by the items after it: each wait costs the lock's whole wait; two
+    rooms found locked is a lock wider than a room (a table's), and no later item waits for it either."""
+    outcomes: list[Any] = []
+    busy: dict[str | None, RoomBusy] = {}
+    for item in items:
+        room = _room_of(item)
+        if room in busy or len(busy) >= 2:
+            outcomes.append(busy.get(room) or next(iter(busy.values())))
+            continue
+        try:
+            outcomes.extend(many([item], deadline=deadline))
+        except RoomBusy as one:
+            outcomes.append(one)
+            busy[room] = one
+        except Exception as one:
+            outcomes.append(one)
+    return outcomes
+
+
+def _room_of(item: Any) -> str | None:
+    """The room a batch item writes to (a seat's, an event's), if any."""
+    event = getattr(item, "event", None)
+    return getattr(event if event is not None else item, "room", None)

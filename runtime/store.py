@@ -401,6 +401,11 @@ class StoreTimeout(Exception):
     """The store could not be reached before the request's deadline (locked, slow or failing)."""
 
 
+class RoomBusy(StoreTimeout):
+    """One room's lock stayed taken past the wait allowed for it (another session holds it): that room's
+    writes fail, not the database's. A batch that meets it is stored again item by item (runtime/batch.py)."""
+
+
 # The deadline of the webhook request being served (runtime/app.py sets it around each route): a write
 # made for it without a deadline of its own (a call-end's leaves, a flow's notes) keeps to it, so no
 # write on a request's behalf waits out SQLite's busy timeout while the worker's loop waits with it.

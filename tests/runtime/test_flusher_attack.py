@@ -1,0 +1,221 @@
+"""Hostile cases for the PostgreSQL flusher (runtime/batch.py `_Flusher`): a worker's batch waits for the
+database in a greenlet while the event loop serves and parks other requests. Real `roomc serve` processes
+and a real PostgreSQL; the traffic helpers are test_batch_attack's.
+
+What must hold whatever the database does: every voice request answers within its deadline (the fallback
+when it cannot be seated), an event is acknowledged only once stored (else 503), and the worker stores
+again after each fault without a restart (a flusher left suspended would stop it storing for good).
+"""
+import json
+import os
+import signal
+import socket
+import threading
+import time
+
+import psycopg
+import pytest
+
+from roomc.runtime.postgres import LOCK_CLASS
+from roomc.runtime.signatures import sign
+
+from ..pg import Cluster
+from .test_batch_attack import SECRET, serve, signed_json, table, timed_volley
+
+pytestmark = pytest.mark.server
+FORM = "application/x-www-form-urlencoded"
+
+
+def join(server, room: str, call: str) -> tuple:
+    body = f"CallId={call}".encode()
+    return server, f"/join?room={room}", body, {"Content-Type": FORM, "X-Sautikit-Signature": sign(SECRET.encode(), body)}
+
+
+def event(server, room: str, call: str, kind: str = "join") -> tuple:
+    body = json.dumps({"ConferenceName": f"small-{room}", "StatusCallbackEvent": kind, "CallId": call,
+                       "EventId": f"{kind}-{call}"}).encode()
+    return server, "/events", body, signed_json(body)
+
+
+def seated(answer: dict) -> bool:
+    return "conference" in json.dumps(answer.get("actions", [])[-1:])
+
+
+def stored_calls(url: str, prefix: str) -> set[str]:
+    with psycopg.connect(url, autocommit=True) as db:
+        return {row[0] for row in db.execute("SELECT call_id FROM events WHERE call_id LIKE %s", (prefix + "%",))}
+
+
+def recovers(server, url: str, tag: str, seconds: float = 20) -> bool:
+    """Whether, within `seconds`, a volley of joins is seated and a volley of events stored (and acknowledged)."""
+    give_up = time.monotonic() + seconds
+    n = 0
+    while time.monotonic() < give_up:
+        n += 1
+        requests = [join(server, f"{tag}{n}-{i % 3}", f"{tag}-j{n}-{i}") for i in range(6)] + \
+                   [event(server, f"{tag}{n}", f"{tag}-e{n}-{i}") for i in range(6)]
+        answers = timed_volley(requests, timeout=20)
+        joins, events = answers[:6], answers[6:]
+        if all(status == 200 and seated(body) for status, body, _ in joins) and \
+                all(status == 200 for status, _, _ in events):
+            return stored_calls(url, f"{tag}-e{n}-") == {f"{tag}-e{n}-{i}" for i in range(6)}
+        time.sleep(0.3)
+    return False
+
+
+def acknowledged_are_stored(url: str, sent: list[tuple], answers: list) -> list[str]:
+    """The call ids of events answered 2xx that the database does not hold (must be none)."""
+    calls = [json.loads(body)["CallId"] for _, path, body, _ in sent if path == "/events"]
+    event_answers = [answer for request, answer in zip(sent, answers, strict=True) if request[1] == "/events"]
+    acked = [call for call, (status, _, _) in zip(calls, event_answers, strict=True)
+             if status is not None and 200 <= status < 300]
+    if not acked:
+        return []
+    with psycopg.connect(url, autocommit=True) as db:
+        held = {row[0] for row in db.execute("SELECT call_id FROM events WHERE call_id = ANY(%s)", (acked,))}
+    return [call for call in acked if call not in held]
+
+
+def test_a_room_locked_from_outside_while_batches_queue_behind_it(tmp_path, pg_url):
+    # Another session (an instance mid-transaction, an operator) holds one room's lock. The flusher's batch
+    # waits on it; requests arriving meanwhile park behind that batch, several of them disconnect while
+    # parked, and a stored join event parks a second time (after_join_facts) behind the next batch.
+    server = serve(table(tmp_path), pg_url, tmp_path, "lock", "1")
+    holder = psycopg.connect(pg_url, autocommit=True)
+    try:
+        holder.execute("SELECT pg_advisory_lock(%s, hashtext(%s))", (LOCK_CLASS, "small-held"))
+        for round_ in range(2):
+            requests = []
+            for i in range(8):
+                requests.append(join(server, "held", f"lh{round_}-{i}"))
+                requests.append(join(server, f"free{round_}-{i % 3}", f"lf{round_}-{i}"))
+                requests.append(event(server, "held", f"le-held{round_}-{i}"))
+                requests.append(event(server, f"free{i % 3}", f"le-free{round_}-{i}"))
+            # Callers that hang up while parked: their sockets are closed right after the request is sent.
+            quitters = []
+            for i in range(4):
+                _, path, body, headers = join(server, "held", f"lq{round_}-{i}")
+                sock = socket.create_connection(("127.0.0.1", server.port))
+                head = {"Host": "127.0.0.1", "Content-Length": str(len(body)), **headers}
+                sock.sendall((f"POST {path} HTTP/1.1\r\n" + "".join(f"{k}: {v}\r\n" for k, v in head.items())
+                              + "\r\n").encode() + body)
+                quitters.append(sock)
+            for sock in quitters:
+                sock.close()
+            answers = timed_volley(requests, timeout=30)
+            voice = [(status, took) for (_, path, _, _), (status, _, took) in zip(requests, answers, strict=True)
+                     if path.startswith("/join")]
+            assert all(status == 200 for status, _ in voice), voice
+            slowest = max(took for _, took in voice)
+            assert slowest < 4.0, f"a caller waited {slowest:.1f} s behind a held room (voice deadline 2 s)"
+            events = [status for (_, path, _, _), (status, _, _) in zip(requests, answers, strict=True)
+                      if path == "/events"]
+            assert set(events) <= {200, 503}, events
+            assert acknowledged_are_stored(pg_url, requests, answers) == []
+            # One room's lock is that room's trouble: callers and events of the other rooms, batched with
+            # the held room's, are seated and stored (they were not: the whole batch waited to its cut).
+            others = [(path, status, body) for (_, path, body_sent, _), (status, body, _) in
+                      zip(requests, answers, strict=True) if b"held" not in body_sent and "held" not in path]
+            assert all(seated(body) for path, _, body in others if path.startswith("/join")), others
+            assert all(status == 200 for path, status, _ in others if path == "/events"), others
+        holder.execute("SELECT pg_advisory_unlock_all()")
+        assert recovers(server, pg_url, "lr"), "the worker did not store again once the room was free"
+    finally:
+        holder.close()
+        server.stop()
+
+
+class Traffic:
+    """Volleys of joins and events (stored join events park twice) sent back to back from a thread until
+    stopped; every request and its answer (status, body, seconds) kept."""
+
+    def __init__(self, server, tag: str):
+        self.server, self.tag = server, tag
+        self.sent: list[tuple] = []
+        self.answers: list = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run)
+
+    def _run(self) -> None:
+        n = 0
+        while not self._stop.is_set():
+            n += 1
+            requests = [join(self.server, f"{self.tag}{n}-{i // 3}", f"{self.tag}-j{n}-{i}") for i in range(6)] + \
+                       [event(self.server, f"{self.tag}{n % 4}", f"{self.tag}-e{n}-{i}") for i in range(6)]
+            answers = timed_volley(requests, timeout=30)
+            self.sent += requests
+            self.answers += answers
+            time.sleep(0.02)
+
+    def __enter__(self) -> "Traffic":
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def check(self, url: str, voice_seconds: float = 4.0) -> None:
+        voice = [(status, took) for (_, path, _, _), (status, _, took) in zip(self.sent, self.answers, strict=True)
+                 if path.startswith("/join")]
+        assert voice and all(status == 200 for status, _ in voice), sorted({s for s, _ in voice}, key=str)
+        slowest = max(took for _, took in voice)
+        assert slowest < voice_seconds, f"a caller waited {slowest:.1f} s (voice deadline 2 s)"
+        events = [status for (_, path, _, _), (status, _, _) in zip(self.sent, self.answers, strict=True)
+                  if path == "/events"]
+        assert set(events) <= {200, 503}, sorted(set(events), key=str)
+        assert acknowledged_are_stored(url, self.sent, self.answers) == []
+
+
+def _backends(url: str) -> list[int]:
+    with psycopg.connect(url, autocommit=True) as db:
+        return [row[0] for row in db.execute(
+            "SELECT pid FROM pg_stat_activity WHERE application_name = 'roomc' AND pid <> pg_backend_pid()")]
+
+
+def test_roomc_backends_frozen_mid_batch_are_cut_and_the_worker_reconnects(tmp_path, pg_url):
+    # SIGSTOP on the worker's own backends (the postmaster answers on): the watchdog shuts down the socket
+    # the flusher waits on with add_reader; the pool replaces the connection; later batches are stored on
+    # new backends while the old ones stay frozen (a backend that hung, not a database that did).
+    server = serve(table(tmp_path), pg_url, tmp_path, "freeze", "1")
+    frozen: list[int] = []
+    try:
+        with Traffic(server, "fz") as traffic:
+            time.sleep(1.5)
+            for _ in range(3):
+                for pid in _backends(pg_url):
+                    os.kill(pid, signal.SIGSTOP)
+                    frozen.append(pid)
+                time.sleep(2.5)
+        traffic.check(pg_url)
+        assert frozen, "no backend found to freeze"
+        assert recovers(server, pg_url, "fr"), "the worker did not store again with its old backends frozen"
+    finally:
+        for pid in frozen:
+            try:
+                os.kill(pid, signal.SIGCONT)
+            except ProcessLookupError:
+                pass
+        server.stop()
+
+
+def test_postgresql_killed_mid_batch_then_back(tmp_path):
+    # pg_ctl stop -m immediate while batches are in flight and requests are parked behind them: every
+    # connection drops at once, mid-pipeline; then nothing listens. Then it is started again.
+    cluster = Cluster.start()
+    server = None
+    try:
+        url = cluster.create_database("killed")
+        server = serve(table(tmp_path), url, tmp_path, "killed", "1")
+        with Traffic(server, "k") as traffic:
+            time.sleep(1.5)
+            cluster._run("pg_ctl", "-D", str(cluster.data), "-m", "immediate", "-w", "stop")
+            time.sleep(3)
+            cluster.start_server()
+            time.sleep(1)
+        traffic.check(url)
+        assert recovers(server, url, "kr"), "the worker did not store again once PostgreSQL was back"
+    finally:
+        if server is not None:
+            server.stop()
+        cluster.stop()
