@@ -427,6 +427,10 @@ class _Statement:
             self._check(conn.pgconn, conn.pgconn.prepare(self.name, self.sql))
             self._prepared[conn] = True
 
+    def forget(self, conn: psycopg.Connection) -> None:
+        """Have the statement prepared again on this connection at its next use (the server dropped it)."""
+        self._prepared.pop(conn, None)
+
     def result(self, conn: psycopg.Connection, params: list[bytes | None]) -> Any:
         """Run the statement: libpq's result, checked (psycopg's exception for an error)."""
         if in_flusher():  # a batch of one: its wait lets the event loop run (runtime/batch.py)
@@ -469,6 +473,20 @@ def _pipelined(conn: psycopg.Connection, statements: list[tuple[_Statement, list
     """Run prepared statements in one round trip and one transaction: libpq's pipeline mode with a single
     Sync, so the server runs them as one implicit transaction, committed once. Their results, in order;
     the first error raises (psycopg's exception), and then the server has rolled all of them back."""
+    try:
+        return _pipeline_once(conn, statements)
+    except psycopg.errors.InvalidSqlStatementName:
+        # The server no longer has what was prepared on this connection (a pooler's DISCARD ALL, say); the
+        # whole pipeline was rolled back, so it runs again, prepared again. Left marked as prepared, every
+        # batch on this connection failed until the pool retired it (an hour), and a flusher's batch of
+        # one too: in a flusher every statement goes through here (an attack found it).
+        for statement, _ in statements:
+            statement.forget(conn)
+        return _pipeline_once(conn, statements)
+
+
+def _pipeline_once(conn: psycopg.Connection, statements: list[tuple[_Statement, list[bytes | None]]]) -> list[Any]:
+    """`_pipelined`'s one try."""
     pgconn = conn.pgconn
     for statement, _ in statements:
         statement.prepare(conn)

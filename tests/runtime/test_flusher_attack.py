@@ -219,3 +219,28 @@ def test_postgresql_killed_mid_batch_then_back(tmp_path):
         if server is not None:
             server.stop()
         cluster.stop()
+
+
+@pytest.mark.parametrize("callers", [1, 3], ids=["alone", "batch"])
+def test_prepared_statements_dropped_under_the_store_are_prepared_again_in_a_batch(pg_url, callers):
+    # A pooler that resets server connections (pgbouncer's DISCARD ALL) drops the statements roomc prepared
+    # on them. A single statement on the loop prepared again (postgres.py _Statement.result, SQLSTATE 26000);
+    # in the flusher every statement, a batch of one included, goes through a pipeline, which did not: the
+    # callers got InvalidSqlStatementName (a 500) until the connection was replaced.
+    from roomc.runtime.batch import BatchingStore
+    from roomc.runtime.postgres import PostgresStore
+
+    from .test_batch import serve_together
+
+    def take(batcher, call: str):
+        return batcher.reserve("dealloc", call, "member", counted=True, limit=10, ttl=60, muted=False)
+
+    with PostgresStore(pg_url, pool_size=1) as store:
+        batcher = BatchingStore(store)  # one a loop (asyncio.run makes a new one)
+        assert all(a.admitted for a in serve_together(batcher, [lambda i=i: take(batcher, f"w{i}")
+                                                                 for i in range(callers)]))
+        with store._conn() as conn:  # the pool's only connection: what a pooler's reset does to it
+            conn.execute("DEALLOCATE ALL")
+        batcher = BatchingStore(store)
+        outcomes = serve_together(batcher, [lambda i=i: take(batcher, f"c{i}") for i in range(callers)])
+        assert [getattr(o, "admitted", o) for o in outcomes] == [True] * callers
