@@ -203,7 +203,8 @@ class BatchingStore:
                     log.exception("the batch-size metric failed")
             try:
                 outcomes = _outcomes(many, [item for item, _, _ in batch],
-                                     min((d for _, d, _ in batch if d is not None), default=None))
+                                     min((d for _, d, _ in batch if d is not None), default=None),
+                                     getattr(self.store, "busy_rooms", None))
                 if len(outcomes) != len(batch):
                     raise RuntimeError(f"{len(outcomes)} outcomes for a batch of {len(batch)}")
             except GreenletExit:
@@ -229,15 +230,31 @@ class BatchingStore:
             waiting.set_result(result)
 
 
-def _outcomes(many: Callable[..., list], items: Sequence[Any], deadline: float | None) -> list[Any]:
-    """Each item's outcome from one batch call; after a failure of the whole batch, from one call each."""
+def _outcomes(many: Callable[..., list], items: Sequence[Any], deadline: float | None,
+              busy_rooms: Callable[..., set[str]] | None = None) -> list[Any]:
+    """Each item's outcome from one batch call; after a failure of the whole batch, from one call each (or,
+    for a batch that met a locked room, when the store can say which rooms are locked: one call for the rest)."""
     try:
         return many(items, deadline=deadline)
-    except RoomBusy as error:  # one room's lock, not the store: the other rooms' items are stored alone
+    except RoomBusy as error:  # one room's lock, not the store: the other rooms' items are stored without it
         if len(items) == 1:
             return [error]
-        log.warning("a batch of %d met a locked room (%s); storing each on its own", len(items), error)
-        return _one_by_one(many, items, deadline)
+        log.warning("a batch of %d met a locked room (%s); storing the other rooms' items", len(items), error)
+        busy: set[str] = set()
+        if busy_rooms is not None:
+            try:
+                busy = busy_rooms([room for room in map(_room_of, items) if room is not None], deadline=deadline)
+            except Exception:
+                busy = set()
+        if not busy:  # gone already, or the store cannot tell: each item on its own
+            return _one_by_one(many, items, deadline)
+        # Each locked room's wait cost its whole lock_timeout: found at once, they are not waited for again.
+        outcomes: list[Any] = [error] * len(items)
+        rest = [index for index, item in enumerate(items) if _room_of(item) not in busy]
+        for index, outcome in zip(rest, _outcomes(many, [items[index] for index in rest], deadline) if rest else [],
+                                  strict=True):
+            outcomes[index] = outcome
+        return outcomes
     except StoreTimeout as error:
         return [StoreTimeout(str(error)) for _ in items]  # unreachable store: every item alike, at once
     except Exception as error:

@@ -564,6 +564,10 @@ _LOCK_SIGNATURES = _Statement("roomc_lock_signatures_1", (
 _LOCK_ROOMS = _Statement("roomc_lock_rooms_1", (
     f"SELECT count(pg_advisory_xact_lock({LOCK_CLASS}, h)) "
     "FROM (SELECT DISTINCT hashtext(v) AS h FROM unnest($1::text[]) AS v ORDER BY 1) AS keys"))
+# After a batch met a locked room (RoomBusy): which of its rooms another session holds, without waiting for
+# any (a lock taken here is let go at the statement's end).
+_BUSY_ROOMS = _Statement("roomc_busy_rooms_1", (
+    f"SELECT v FROM unnest($1::text[]) AS v WHERE NOT pg_try_advisory_xact_lock({LOCK_CLASS}, hashtext(v))"))
 
 # The events route's statements (an event, and the two reads of a stored join: runtime/calls.py
 # after_join) through libpq too: through psycopg's execute each cost about 90 us more of the
@@ -689,7 +693,10 @@ class PostgresStore:
             deadline = REQUEST_DEADLINE.get()
         budget = self.timeout if deadline is None else min(deadline - time.monotonic(), STATEMENT_WAIT)
         if time.monotonic() < self._struggling_until:
-            budget = min(budget, PROBE_SECONDS)
+            # A flusher's batch holds only its own callers (the loop serves on while it waits): it is given
+            # long enough for a lock's own wait to end, so a room another session holds fails that room's
+            # items alone (RoomBusy) rather than, cut first, every room of the batch.
+            budget = min(budget, LOCK_WAIT_MS / 1000 + 0.05 if in_flusher() else PROBE_SECONDS)
         give_up = time.monotonic() + max(0.001, budget)
         pool = self._connections()
         for attempt in range(self.pool_size + 1):
@@ -811,6 +818,14 @@ class PostgresStore:
         results = self._run(deadline, lambda conn: _pipelined(conn, locks + statements))[len(locks):]
         return [self._seat_outcome(seat, [result.get_value(0, column) for column in range(result.nfields)])
                 for seat, result in zip(seats, results, strict=True)]
+
+    def busy_rooms(self, rooms: Sequence[str], *, deadline: float | None = None) -> set[str]:
+        """Which of these rooms' locks another session holds at this moment (one statement that waits for none)."""
+        named = {(_text(room) or b"").decode(): room for room in rooms}  # as the locks are keyed: NUL replaced
+        if not named:
+            return set()
+        result = self._run(deadline, lambda conn: _BUSY_ROOMS.result(conn, [_text_array(sorted(named))]))
+        return {named[(result.get_value(row, 0) or b"").decode()] for row in range(result.ntuples)}
 
     @staticmethod
     def _seat_statement(seat: SeatRequest) -> tuple[_Statement, list[bytes | None]]:

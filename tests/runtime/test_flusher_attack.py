@@ -18,6 +18,7 @@ import pytest
 
 from roomc.runtime.postgres import LOCK_CLASS
 from roomc.runtime.signatures import sign
+from roomc.runtime.store import StoreTimeout
 
 from ..pg import Cluster
 from .test_batch_attack import SECRET, serve, signed_json, table, timed_volley
@@ -167,35 +168,44 @@ class Traffic:
         assert acknowledged_are_stored(url, self.sent, self.answers) == []
 
 
-def _backends(url: str) -> list[int]:
-    with psycopg.connect(url, autocommit=True) as db:
-        return [row[0] for row in db.execute(
-            "SELECT pid FROM pg_stat_activity WHERE application_name = 'roomc' AND pid <> pg_backend_pid()")]
-
-
-def test_roomc_backends_frozen_mid_batch_are_cut_and_the_worker_reconnects(tmp_path, pg_url):
-    # SIGSTOP on the worker's own backends (the postmaster answers on): the watchdog shuts down the socket
-    # the flusher waits on with add_reader; the pool replaces the connection; later batches are stored on
-    # new backends while the old ones stay frozen (a backend that hung, not a database that did).
+def test_a_backend_frozen_mid_batch_is_cut_and_the_worker_stores_on(tmp_path, pg_url):
+    # The flusher's batch is waiting on a room's lock (so its backend holds no lock of PostgreSQL's own
+    # internals, which would stop the whole database) when its backend is frozen (SIGSTOP): a backend that
+    # hung, not a database that did. The watchdog shuts down the socket the flusher watches with add_reader;
+    # the pool replaces the connection; later batches are stored on new backends while that one stays frozen.
     server = serve(table(tmp_path), pg_url, tmp_path, "freeze", "1")
+    holder = psycopg.connect(pg_url, autocommit=True)
     frozen: list[int] = []
     try:
-        with Traffic(server, "fz") as traffic:
-            time.sleep(1.5)
-            for _ in range(3):
-                for pid in _backends(pg_url):
-                    os.kill(pid, signal.SIGSTOP)
-                    frozen.append(pid)
-                time.sleep(2.5)
-        traffic.check(pg_url)
-        assert frozen, "no backend found to freeze"
-        assert recovers(server, pg_url, "fr"), "the worker did not store again with its old backends frozen"
+        holder.execute("SELECT pg_advisory_lock(%s, hashtext(%s))", (LOCK_CLASS, "small-fzheld"))
+        requests = [join(server, "fzheld", f"fzh-{i}") for i in range(3)] + \
+                   [join(server, f"fzfree-{i // 3}", f"fzf-{i}") for i in range(6)] + \
+                   [event(server, f"fzfree-{i}", f"fze-{i}") for i in range(4)]
+        answers: list = []
+        sender = threading.Thread(target=lambda: answers.extend(timed_volley(requests, timeout=30)))
+        sender.start()
+        give_up = time.monotonic() + 0.35  # before the lock's own wait (400 ms) ends it
+        while not frozen and time.monotonic() < give_up:
+            with psycopg.connect(pg_url, autocommit=True) as db:
+                frozen = [row[0] for row in db.execute(
+                    "SELECT pid FROM pg_stat_activity WHERE application_name = 'roomc' AND wait_event_type = 'Lock'")]
+            for pid in frozen:
+                os.kill(pid, signal.SIGSTOP)
+        holder.execute("SELECT pg_advisory_unlock_all()")
+        sender.join()
+        assert frozen, "no batch was seen waiting on the held room"
+        voice = [(status, took) for (_, path, _, _), (status, _, took) in zip(requests, answers, strict=True)
+                 if path.startswith("/join")]
+        assert all(status == 200 for status, _ in voice) and max(took for _, took in voice) < 4.0, voice
+        assert acknowledged_are_stored(pg_url, requests, answers) == []
+        assert recovers(server, pg_url, "fr"), "the worker did not store again with a backend frozen"
     finally:
         for pid in frozen:
             try:
                 os.kill(pid, signal.SIGCONT)
             except ProcessLookupError:
                 pass
+        holder.close()
         server.stop()
 
 
@@ -244,3 +254,40 @@ def test_prepared_statements_dropped_under_the_store_are_prepared_again_in_a_bat
         batcher = BatchingStore(store)
         outcomes = serve_together(batcher, [lambda i=i: take(batcher, f"c{i}") for i in range(callers)])
         assert [getattr(o, "admitted", o) for o in outcomes] == [True] * callers
+
+
+def test_a_locked_room_fails_only_its_own_seats_after_the_database_was_cut_once(pg_url):
+    # After a statement is cut at its deadline the store gives later ones a short try (STRUGGLING_SECONDS of
+    # PROBE_SECONDS) so callers behind a dead database hear the fallback at once. A batch with a seat in a
+    # room another session holds was then cut before the lock's own wait ended (which is what says "only
+    # this room"), and every other room of the batch heard the fallback again, for seconds.
+    from roomc.runtime.batch import BatchingStore
+    from roomc.runtime.postgres import PostgresStore
+
+    from .test_batch import serve_together
+
+    def take(batcher, room: str, call: str):
+        return batcher.reserve(room, call, "member", counted=True, limit=10, ttl=60, muted=False,
+                               deadline=time.monotonic() + 2.0)
+
+    with PostgresStore(pg_url, pool_size=1) as store:
+        with store._conn() as conn:
+            backend = conn.execute("SELECT pg_backend_pid()").fetchone()[0]
+        os.kill(backend, signal.SIGSTOP)  # a database gone silent: the watchdog cuts the statement
+        try:
+            with pytest.raises(StoreTimeout):
+                store.reserve("cut", "c0", "member", counted=True, limit=10, ttl=60, muted=False,
+                              deadline=time.monotonic() + 2.0)
+        finally:
+            os.kill(backend, signal.SIGCONT)
+        assert store.health()["store"] == "degraded"
+        holder = psycopg.connect(pg_url, autocommit=True)
+        try:
+            holder.execute("SELECT pg_advisory_lock(%s, hashtext(%s))", (LOCK_CLASS, "held-after-cut"))
+            batcher = BatchingStore(store)
+            outcomes = serve_together(batcher, [lambda: take(batcher, "held-after-cut", "h0")] +
+                                      [lambda i=i: take(batcher, f"free-after-cut-{i}", f"f{i}") for i in range(4)])
+        finally:
+            holder.close()
+        assert isinstance(outcomes[0], Exception)
+        assert [getattr(o, "admitted", o) for o in outcomes[1:]] == [True] * 4
