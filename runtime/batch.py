@@ -249,7 +249,7 @@ def _outcomes(many: Callable[..., list], items: Sequence[Any], deadline: float |
         if not busy:  # gone already, or the store cannot tell: each item on its own
             return _one_by_one(many, items, deadline)
         # Each locked room's wait cost its whole lock_timeout: found at once, they are not waited for again.
-        outcomes: list[Any] = [error] * len(items)
+        outcomes: list[Any] = [RoomBusy(str(error)) for _ in items]  # one each: each is raised in its own request
         rest = [index for index, item in enumerate(items) if _room_of(item) not in busy]
         for index, outcome in zip(rest, _outcomes(many, [items[index] for index in rest], deadline) if rest else [],
                                   strict=True):
@@ -273,7 +273,7 @@ def _one_by_one(many: Callable[..., list], items: Sequence[Any], deadline: float
     for item in items:
         room = _room_of(item)
         if room in busy or len(busy) >= 2:
-            outcomes.append(busy.get(room) or next(iter(busy.values())))
+            outcomes.append(RoomBusy(str(busy.get(room) or next(iter(busy.values())))))
             continue
         try:
             outcomes.extend(many([item], deadline=deadline))

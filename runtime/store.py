@@ -403,7 +403,7 @@ class StoreTimeout(Exception):
 
 class RoomBusy(StoreTimeout):
     """One room's lock stayed taken past the wait allowed for it (another session holds it): that room's
-    writes fail, not the database's. A batch that meets it is stored again item by item (runtime/batch.py)."""
+    writes fail, not the database's. A batch that meets it is stored again without that room (runtime/batch.py)."""
 
 
 # The deadline of the webhook request being served (runtime/app.py sets it around each route): a write
