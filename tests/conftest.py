@@ -2,6 +2,7 @@
 real PostgreSQL cluster for the session (tests/pg.py)."""
 from __future__ import annotations
 
+import gc
 import itertools
 import json
 import os
@@ -18,6 +19,18 @@ from roomc.runtime import Settings, create_app
 from roomc.runtime.store import SQLiteStore
 
 from .pg import Cluster
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """Freeze what collection built (every module, every test item) before the first test runs.
+
+    A store write waits at most 250 ms for its lock (runtime/store.py STORE_WAIT). In this process a
+    full collection walks the whole suite's heap, and a stall of that kind is the likely reason a
+    Flask-client join once heard the fallback in CI (its write gave up waiting). Served workers
+    freeze their heap the same way (runtime/wsgi.py)."""
+    gc.collect()
+    gc.freeze()
+
 
 ROOT = Path(__file__).resolve().parent.parent
 ROOMS = ROOT / "rooms"
