@@ -44,8 +44,8 @@ rsgi = RSGIServer(app, max_body_bytes=app.extensions["roomc"]["settings"].max_bo
 
 # Everything built so far (modules, the table, compiled templates) lives as long as the worker:
 # frozen, the collector's full passes no longer walk it. Unfrozen, each full pass walked the whole
-# heap on the event loop, stopping every request of the worker for 30-40 ms, several times a minute
+# heap on the event loop, stopping every request of the worker for about 30 ms, several times a minute
 # under load (the transient objects of parked requests promote into the oldest generation quickly):
-# p99 at 64 connections 32-43 ms, against 22-28 ms frozen (docs/runtime.md, "Garbage collection").
+# p99 at 64 connections 30-43 ms, against 22-28 ms frozen (docs/runtime.md, "Garbage collection").
 gc.collect()
 gc.freeze()
