@@ -150,12 +150,16 @@ class BatchingStore:
     def _park(self, queue: list, item: Any, deadline: float | None) -> Any:
         me = getcurrent()
         queue.append((item, REQUEST_DEADLINE.get() if deadline is None else deadline, me))
+        self._schedule_flush()
+        outcome = me.parent.switch(_PARKED)  # back to the loop until _flush resumes this request
+        return only([outcome])
+
+    def _schedule_flush(self) -> None:
+        """Have `_flush` run at the end of this loop turn, once however many requests park in it."""
         if not self._flush_scheduled:
             assert self._loop is not None
             self._loop.call_soon(self._flush)
             self._flush_scheduled = True
-        outcome = me.parent.switch(_PARKED)  # back to the loop until _flush resumes this request
-        return only([outcome])
 
     def _flush(self) -> None:
         """Run this turn's batches and resume every parked request with its outcome."""
@@ -179,9 +183,8 @@ class BatchingStore:
         finally:
             self._in_flight = False
             # Left early (an error outside the store): requests parked behind this batch still get a flusher.
-            if (self._seats or self._events or self._facts) and not self._flush_scheduled and not loop.is_closed():
-                loop.call_soon(self._flush)
-                self._flush_scheduled = True
+            if (self._seats or self._events or self._facts) and not loop.is_closed():
+                self._schedule_flush()
 
     def _resume_all(self, batch: list, outcomes: list) -> None:
         for (_, _, request), outcome in zip(batch, outcomes, strict=True):
